@@ -1,0 +1,271 @@
+//! `dockhand bench`: measurements a technician can run on the gateway itself (an SD card behaves
+//! nothing like a laptop SSD), and that `docs/PERFORMANCE.md` quotes.
+//!
+//! - `append`: durable appends per second for a range of group-commit sizes (the curve).
+//! - `drain`: fills a store with a backlog, then runs the real daemon against a file sink and
+//!   measures start-up, drain rate, peak memory, and how fast `status` answers.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use serde_json::json;
+
+use crate::event::{Event, Kind, Payload, Source, Transport, new_event_id};
+use crate::exit;
+use crate::store::{Store, StoreOptions, StoreReader};
+use crate::timestamp::Timestamp;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Durable append throughput against group-commit size.
+    Append {
+        /// Folder for the scratch stores (use the gateway's real disk, not a tmpfs).
+        #[arg(long, default_value = "dockhand-bench")]
+        dir: PathBuf,
+        /// Group-commit sizes to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000,4096")]
+        groups: Vec<usize>,
+        #[arg(long, default_value_t = 200)]
+        payload_bytes: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
+    /// Drain a backlog through the real daemon to a file sink.
+    Drain {
+        #[arg(long, default_value = "dockhand-bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 200)]
+        payload_bytes: usize,
+        /// Events per delivery.
+        #[arg(long, default_value_t = 2000)]
+        batch: usize,
+    },
+}
+
+pub fn run(command: BenchCommand) -> i32 {
+    let result = match command {
+        BenchCommand::Append { dir, groups, payload_bytes, seconds } => append(&dir, &groups, payload_bytes, seconds),
+        BenchCommand::Drain { dir, events, payload_bytes, batch } => drain(&dir, events, payload_bytes, batch),
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILURE
+        }
+    }
+}
+
+/// A scan event whose payload is about `payload_bytes` of JSON.
+pub fn sample_event(device: &str, payload_bytes: usize) -> Event {
+    let filler = payload_bytes.saturating_sub(60).max(1);
+    let raw = format!("]C10109501101530003172712311021{}", "7".repeat(filler.saturating_sub(30)));
+    let payload = Payload::from_json(Kind::Scan, json!({"raw": raw, "aim": "]C1", "symbology": "gs1-128"}))
+        .unwrap_or_else(|e| unreachable!("the sample payload is valid: {e}"));
+    let now = Timestamp::now();
+    Event {
+        id: new_event_id(),
+        gateway: "bench-gw".into(),
+        site: "BENCH".into(),
+        source: Source { transport: Transport::Internal, device: device.into(), station: None },
+        partition: device.into(),
+        occurred_at: now,
+        received_at: now,
+        correlation_id: None,
+        payload,
+    }
+}
+
+fn fresh(dir: &Path, name: &str) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(name);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    Ok(path)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())
+}
+
+fn append(dir: &Path, groups: &[usize], payload_bytes: usize, seconds: f64) -> Result<(), String> {
+    let rt = runtime()?;
+    println!("durable appends (WAL, synchronous=FULL), {payload_bytes}-byte payloads, {seconds}s per point, store in {}", dir.display());
+    println!("{:>12}  {:>12}  {:>14}  {:>12}", "group size", "appenders", "events/s", "commits/s");
+    for &group in groups {
+        let path = fresh(dir, "append.db")?;
+        let options = StoreOptions { max_group_events: group, max_bytes: u64::MAX / 2, ..StoreOptions::new(&path) };
+        let (store, _) = Store::open(options).map_err(|e| e.to_string())?;
+        // Enough concurrent appenders to fill every group (each waits for its own commit).
+        let appenders = (group * 2).clamp(8, 8192);
+        let template = sample_event("bench-1", payload_bytes);
+        let done = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        rt.block_on(async {
+            let mut tasks = tokio::task::JoinSet::new();
+            for _ in 0..appenders {
+                let (store, done, stop, template) = (store.clone(), done.clone(), stop.clone(), template.clone());
+                tasks.spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let mut e = template.clone();
+                        e.id = new_event_id();
+                        if store.append_one(e).await.is_err() {
+                            break;
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+            tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+            stop.store(true, Ordering::Relaxed);
+            while tasks.join_next().await.is_some() {}
+        });
+        let elapsed = started.elapsed().as_secs_f64();
+        store.close();
+        let n = done.load(Ordering::Relaxed) as f64;
+        println!("{group:>12}  {appenders:>12}  {:>14.0}  {:>12.0}", n / elapsed, n / elapsed / group as f64);
+    }
+    let _ = fresh(dir, "append.db");
+    Ok(())
+}
+
+fn drain(dir: &Path, events: u64, payload_bytes: usize, batch: usize) -> Result<(), String> {
+    let store_path = fresh(dir, "drain.db")?;
+    let out = dir.join("drain.ndjson");
+    let _ = std::fs::remove_file(&out);
+    let config = dir.join("drain.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nid = \"bench-gw\"\nsite = \"BENCH\"\n\n[store]\npath = \"drain.db\"\nmax_bytes = \"64GiB\"\n\n[log]\nlevel = \"info\"\n\n[[sink]]\nname = \"file\"\ntype = \"file\"\npath = \"drain.ndjson\"\nbatch = {{ max_events = {batch}, max_bytes = \"8MiB\", linger = \"0ms\" }}\n"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+
+    // 1. The backlog, written in large groups (this part is not what is measured).
+    let rt = runtime()?;
+    let fill_started = Instant::now();
+    let options = StoreOptions { max_group_events: 10_000, max_bytes: u64::MAX / 2, ..StoreOptions::new(&store_path) };
+    let (store, _) = Store::open(options).map_err(|e| e.to_string())?;
+    let template = sample_event("bench-1", payload_bytes);
+    rt.block_on(async {
+        let mut written = 0;
+        while written < events {
+            let n = (events - written).min(5000);
+            let chunk = (0..n)
+                .map(|i| {
+                    let mut e = template.clone();
+                    e.id = new_event_id();
+                    e.partition = format!("dev-{}", i % 8);
+                    e
+                })
+                .collect();
+            store.append(chunk).await.map_err(|e| e.to_string())?;
+            written += n;
+            if written % 100_000 == 0 {
+                eprint!("\rfilling backlog: {written}/{events}");
+            }
+        }
+        Ok::<_, String>(())
+    })?;
+    store.close();
+    let file_mb = std::fs::metadata(&store_path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    eprintln!("\rbacklog: {events} events, {file_mb:.0} MB store file, filled in {:.1}s", fill_started.elapsed().as_secs_f64());
+
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    // 2. `status` on the full backlog, with the daemon down.
+    let status_ms = time_status(&exe, &config, 5)?;
+
+    // 3. The daemon: ready time, drain time, memory.
+    let started = Instant::now();
+    let mut child = std::process::Command::new(&exe)
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the daemon: {e}"))?;
+    let pid = child.id();
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("dockhand is ready.") {
+                let _ = ready_tx.send(Instant::now());
+            }
+        }
+    });
+    let ready_at = ready_rx.recv_timeout(Duration::from_secs(30)).map_err(|_| "the daemon did not become ready in 30s")?;
+    let ready_ms = (ready_at - started).as_secs_f64() * 1000.0;
+    let reader = StoreReader::open(&store_path).map_err(|e| e.to_string())?;
+    let mut peak_rss_kb = 0;
+    let drained_at = loop {
+        peak_rss_kb = peak_rss_kb.max(rss_kb(pid).unwrap_or(0));
+        let cursor = reader.sink_state("file").map_err(|e| e.to_string())?.map_or(0, |s| s.cursor);
+        if cursor >= events {
+            break Instant::now();
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            return Err("the drain did not finish in 30 minutes".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let hwm_kb = hwm_kb(pid).unwrap_or(0);
+    // SIGTERM: a clean stop.
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = child.wait();
+    let drain_s = (drained_at - ready_at).as_secs_f64();
+    let lines = std::fs::File::open(&out).map(|f| std::io::BufReader::new(f).lines().count() as u64).unwrap_or(0);
+    println!("backlog                      {events} events of {payload_bytes}-byte payloads, {batch} per delivery");
+    println!("daemon ready after           {ready_ms:.0} ms (process start to `dockhand is ready.`)");
+    println!("drain rate                   {:.0} events/s ({drain_s:.2} s)", events as f64 / drain_s);
+    println!("peak RSS while draining      {:.1} MB (sampled every 20 ms); VmHWM {:.1} MB", peak_rss_kb as f64 / 1024.0, hwm_kb as f64 / 1024.0);
+    println!("`dockhand status`            {status_ms:.0} ms (median of 5, backlog full, daemon down)");
+    println!("lines in the output file     {lines}");
+    if lines < events {
+        return Err(format!("the file sink holds {lines} lines, fewer than the {events} events"));
+    }
+    Ok(())
+}
+
+fn time_status(exe: &Path, config: &Path, runs: usize) -> Result<f64, String> {
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        let out = std::process::Command::new(exe)
+            .arg("--config")
+            .arg(config)
+            .arg("status")
+            .output()
+            .map_err(|e| e.to_string())?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        if !out.status.success() {
+            return Err(format!("status failed: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[runs / 2])
+}
+
+fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    proc_status_kb(pid, "VmRSS:")
+}
+
+fn hwm_kb(pid: u32) -> Option<u64> {
+    proc_status_kb(pid, "VmHWM:")
+}

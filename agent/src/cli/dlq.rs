@@ -1,0 +1,118 @@
+//! `dockhand dlq`: list, inspect, retry and purge dead letters.
+
+use clap::Subcommand;
+
+use crate::config::Config;
+use crate::exit;
+use crate::store::{Admin, StoreError};
+use crate::timestamp::Timestamp;
+use crate::units::{HumanDuration, describe_age};
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Dead letters not yet retried, newest first.
+    List {
+        /// Include the ones already retried.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One dead letter with its reason and the full event (or the raw input).
+    Show { id: i64 },
+    /// Queue dead letters for delivery to their sink again.
+    Retry {
+        ids: Vec<i64>,
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
+    /// Delete dead letters older than a duration (e.g. 30d).
+    Purge {
+        #[arg(long)]
+        older_than: String,
+    },
+}
+
+pub fn run(config: &Config, command: DlqCommand) -> Result<i32, StoreError> {
+    let mut admin = Admin::open(&config.store.path)?;
+    let now = Timestamp::now();
+    match command {
+        DlqCommand::List { all, limit, json } => {
+            let rows = admin.dead_letters(all, limit)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+                return Ok(exit::OK);
+            }
+            if rows.is_empty() {
+                println!("No dead letters.");
+            }
+            for r in rows {
+                let retried = r.retried_at.map_or(String::new(), |t| format!(" [retried {} ago]", describe_age(t.millis_until(now))));
+                println!(
+                    "#{:<6} {:>8} ago  {:<20} {}{retried}\n         {}",
+                    r.id,
+                    describe_age(r.created_at.millis_until(now)),
+                    r.sink.as_deref().map_or("(ingest)".to_string(), |s| format!("sink {s}")),
+                    r.event_id.map_or(r.origin.clone(), |id| format!("event {id}")),
+                    r.reason
+                );
+            }
+        }
+        DlqCommand::Show { id } => {
+            let Some(r) = admin.dead_letter(id)? else {
+                eprintln!("error: no dead letter #{id}");
+                return Ok(exit::FAILURE);
+            };
+            println!("dead letter #{}", r.id);
+            println!("recorded  {}", r.created_at);
+            println!("sink      {}", r.sink.as_deref().unwrap_or("(refused at ingest)"));
+            println!("origin    {}", r.origin);
+            if let Some(id) = r.event_id {
+                println!("event     {id} (seq {})", r.event_seq.map_or("?".into(), |s| s.to_string()));
+            }
+            println!("reason    {}", r.reason);
+            if let Some(t) = r.retried_at {
+                println!("retried   {t}");
+            }
+            match std::str::from_utf8(&r.body) {
+                Ok(text) => println!("body ({} bytes):\n{text}", r.body_bytes),
+                Err(_) => println!("body ({} bytes, not UTF-8, hex):\n{}", r.body_bytes, hex(&r.body)),
+            }
+        }
+        DlqCommand::Retry { ids, all } => {
+            if ids.is_empty() && !all {
+                eprintln!("error: name dead letter ids or pass --all");
+                return Ok(exit::USAGE);
+            }
+            let report = admin.retry_dead_letters(if all { None } else { Some(&ids) })?;
+            println!("{} dead letter(s) queued for delivery again.", report.queued);
+            for id in &report.not_retryable {
+                println!("#{id} was refused at ingest (never a valid event): fix the sender; it cannot be retried.");
+            }
+            for id in &report.missing {
+                println!("#{id} does not exist.");
+            }
+            if !report.missing.is_empty() {
+                return Ok(exit::FAILURE);
+            }
+        }
+        DlqCommand::Purge { older_than } => {
+            let age = match HumanDuration::parse(&older_than) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(exit::USAGE);
+                }
+            };
+            let n = admin.purge_dead_letters(now.saturating_sub_millis(age.as_millis()))?;
+            println!("{n} dead letter(s) older than {age} deleted.");
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+}

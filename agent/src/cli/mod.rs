@@ -1,0 +1,232 @@
+//! The command line (contracts.md §5): argument parsing and one function per command. Commands
+//! print for people by default and JSON with `--json`; errors go to stderr with an exit code from
+//! [`crate::exit`].
+
+mod dlq;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+use crate::exit;
+use crate::store::{StoreError, StoreReader};
+use crate::timestamp::Timestamp;
+use crate::units::HumanDuration;
+
+#[derive(Debug, Parser)]
+#[command(name = "dockhand", version, about = "Warehouse gateway agent: devices in, durable queue, delivery to the cloud and Odoo.")]
+pub struct Cli {
+    /// The config file.
+    #[arg(long, short = 'c', global = true, default_value = config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Run,
+    /// Validate the config file (line and column on errors; exit 78 if invalid).
+    CheckConfig {
+        /// Also try every sink and the store folder.
+        #[arg(long)]
+        connect: bool,
+    },
+    /// Queue depth, oldest pending event, dead letters, errors and alarms per sink. Works while the daemon is down.
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// Mark the alarms shown as seen.
+        #[arg(long)]
+        clear_alarms: bool,
+    },
+    /// Dead letters: events a sink refused for good, and input refused at ingest.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
+    },
+    /// Deliver already-delivered events to a sink again (ids unchanged).
+    Replay {
+        #[arg(long)]
+        sink: String,
+        /// RFC 3339 time (2026-11-23T08:00:00Z) or an age (2h, 3d).
+        #[arg(long)]
+        since: String,
+    },
+    /// Measure this gateway: durable append throughput and drain speed.
+    Bench {
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
+    },
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    ExitCode::from(run(cli) as u8)
+}
+
+fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Run => run_daemon(&cli.config),
+        Command::CheckConfig { connect } => check_config(&cli.config, connect),
+        Command::Status { json, clear_alarms } => with_config(&cli.config, |c| status(c, json, clear_alarms)),
+        Command::Dlq { command } => with_config(&cli.config, |c| dlq::run(c, command)),
+        Command::Replay { sink, since } => with_config(&cli.config, |c| replay(c, &sink, &since)),
+        Command::Bench { command } => crate::bench::run(command),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, i32> {
+    Config::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        exit::CONFIG
+    })
+}
+
+fn with_config(path: &std::path::Path, f: impl FnOnce(&Config) -> Result<i32, StoreError>) -> i32 {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    f(&config).unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        if e.is_damage() {
+            eprintln!("hint: start the daemon (systemctl start dockhand): it moves a damaged store aside and starts a fresh one.");
+        }
+        exit::STORE_IO
+    })
+}
+
+fn run_daemon(path: &std::path::Path) -> i32 {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    crate::telemetry::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::supervisor::run(config)) {
+        Ok(()) => exit::OK,
+        Err(crate::supervisor::RunError::Store(e)) => {
+            tracing::error!(error = %e, "dockhand stopped on a store error.");
+            exit::STORE_IO
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "dockhand stopped.");
+            exit::FAILURE
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path, connect: bool) -> i32 {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("✗ config {}", path.display());
+            eprintln!("error: {e}");
+            return exit::CONFIG;
+        }
+    };
+    println!(
+        "✓ config {}: gateway {} at site {}, {} sink(s)",
+        path.display(),
+        config.gateway.id,
+        config.gateway.site,
+        config.sinks.len()
+    );
+    if !connect {
+        return exit::OK;
+    }
+    let mut failed = 0;
+    let mut check = |ok: Result<String, String>, what: String| match ok {
+        Ok(detail) => println!("✓ {what}: {detail}"),
+        Err(reason) => {
+            failed += 1;
+            println!("✗ {what}: {reason}");
+        }
+    };
+    check(check_store_folder(&config), format!("store {}", config.store.path.display()));
+    for sink in &config.sinks {
+        match sink {
+            crate::sinks::SinkConfig::File(c) => check(
+                crate::sinks::file::FileSink::new(c.clone()).probe().map(|()| format!("can append to {}", c.path.display())),
+                format!("sink {} (file)", c.name),
+            ),
+        }
+    }
+    if failed > 0 {
+        println!("{failed} check(s) failed");
+        exit::FAILURE
+    } else {
+        exit::OK
+    }
+}
+
+fn check_store_folder(config: &Config) -> Result<String, String> {
+    let path = &config.store.path;
+    if path.exists() {
+        let reader = StoreReader::open(path).map_err(|e| e.to_string())?;
+        let s = reader.summary().map_err(|e| e.to_string())?;
+        return Ok(format!("readable, {} events kept, last seq {}", s.events, s.last_seq));
+    }
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let probe = dir.join(".dockhand-write-test");
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b"x"))
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map(|()| format!("not created yet; {} is writable", dir.display()))
+        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))
+}
+
+fn status(config: &Config, json: bool, clear_alarms: bool) -> Result<i32, StoreError> {
+    let reader = StoreReader::open(&config.store.path)?;
+    let summary = reader.summary()?;
+    let now = Timestamp::now();
+    let report = crate::status::report(summary, config.store.max_bytes.0, now);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        print!("{}", report.to_text(now));
+    }
+    if clear_alarms {
+        let n = crate::store::Admin::open(&config.store.path)?.clear_alarms()?;
+        eprintln!("{n} alarm(s) marked as seen.");
+    }
+    Ok(exit::OK)
+}
+
+/// `2026-11-23T08:00:00Z` or an age such as `2h` (that long ago).
+pub(crate) fn parse_since(text: &str, now: Timestamp) -> Result<Timestamp, String> {
+    Timestamp::parse(text)
+        .or_else(|_| HumanDuration::parse(text).map(|d| now.saturating_sub_millis(d.as_millis())))
+        .map_err(|_| format!("`{text}` is neither an RFC 3339 time (2026-11-23T08:00:00Z) nor an age (2h, 3d)"))
+}
+
+fn replay(config: &Config, sink: &str, since: &str) -> Result<i32, StoreError> {
+    let since = match parse_since(since, Timestamp::now()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    if !config.sinks.iter().any(|s| s.name() == sink) {
+        eprintln!("error: no sink named `{sink}` in {}", config.file.display());
+        return Ok(exit::USAGE);
+    }
+    let report = crate::store::Admin::open(&config.store.path)?.replay(sink, since)?;
+    if let Some(oldest) = report.oldest_available {
+        eprintln!("warning: events before {oldest} were already pruned (store.retention); replaying from the oldest kept.");
+    }
+    println!("Sink {sink} will deliver {} event(s) again, from seq {} on.", report.events, report.from_seq);
+    Ok(exit::OK)
+}

@@ -1,0 +1,254 @@
+//! The one TOML file a field technician edits: its shape, defaults, and validation.
+//!
+//! Loading is strict: unknown keys, wrong types and missing required keys are errors that name
+//! the file, line, column and key path (see [`ConfigError`]); the daemon exits with code 78 on
+//! them. Every option is documented in `config/dockhand.example.toml`.
+
+mod error;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use error::ConfigError;
+
+use crate::sinks::SinkConfig;
+use crate::units::{ByteSize, HumanDuration};
+
+pub const DEFAULT_PATH: &str = "/etc/dockhand/dockhand.toml";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this was loaded from; relative paths inside it are resolved against its folder.
+    pub file: PathBuf,
+    pub gateway: GatewayConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+    pub sinks: Vec<SinkConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// This gateway's id (`wh1-gw01`): in every event, the MQTT client id and the status topic.
+    pub id: String,
+    /// The site (warehouse) code (`WH1`): in every event and in MQTT topics.
+    pub site: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The SQLite file. Relative paths are resolved against the config file's folder.
+    pub path: PathBuf,
+    /// New events are refused once the store holds this much; stored events are never dropped.
+    pub max_bytes: ByteSize,
+    /// How long events delivered to every sink are kept (for `replay`) before they are pruned.
+    pub retention: HumanDuration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("/var/lib/dockhand/dockhand.db"),
+            max_bytes: ByteSize(1 << 30),
+            retention: HumanDuration(std::time::Duration::from_secs(7 * 86_400)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter (`info,dockhand::store=debug`).
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// The file as serde sees it; sinks are kept raw and parsed per `type` afterwards so that their
+/// errors keep exact key paths.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    gateway: GatewayConfig,
+    #[serde(default)]
+    store: StoreConfig,
+    #[serde(default)]
+    log: LogConfig,
+    #[serde(default)]
+    sink: Vec<toml::Value>,
+}
+
+impl Config {
+    /// Reads and validates `file`.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            ConfigError::whole_file(
+                file,
+                format!("cannot read the config file: {e} (pass another one with --config PATH)"),
+            )
+        })?;
+        Self::parse(file, &text)
+    }
+
+    /// Validates `text` as if it were the contents of `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| toml_error(file, text, "", e))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            toml_error(file, text, &path, e.into_inner())
+        })?;
+        let base = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let mut sinks = Vec::with_capacity(raw.sink.len());
+        for (i, value) in raw.sink.into_iter().enumerate() {
+            let prefix = format!("sink[{i}]");
+            let sink = SinkConfig::from_toml(value, &base).map_err(|(path, msg)| {
+                let key = if path.is_empty() { prefix.clone() } else { format!("{prefix}.{path}") };
+                ConfigError::at_key(file, text, &key, msg)
+            })?;
+            sinks.push(sink);
+        }
+        let mut store = raw.store;
+        store.path = resolve(&base, &store.path);
+        let config = Config { file: file.to_path_buf(), gateway: raw.gateway, store, log: raw.log, sinks };
+        config.validate().map_err(|(key, msg)| ConfigError::at_key(file, text, &key, msg))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        for (key, value) in [("gateway.id", &self.gateway.id), ("gateway.site", &self.gateway.site)] {
+            if !is_identifier(value) {
+                return Err((
+                    key.into(),
+                    format!("`{value}` is not usable here: use letters, digits, `-`, `_` or `.` (it goes into MQTT topics)"),
+                ));
+            }
+        }
+        if self.store.max_bytes.0 < 1 << 20 {
+            return Err(("store.max_bytes".into(), "must be at least 1MiB".into()));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(("log.level".into(), format!("`{}` is not a log level (use error, warn, info, debug or trace)", self.log.level)));
+        }
+        let mut names = HashSet::new();
+        for (i, sink) in self.sinks.iter().enumerate() {
+            if !names.insert(sink.name()) {
+                return Err((format!("sink[{i}].name"), format!("another sink is already named `{}`", sink.name())));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Letters, digits and `-_.`; what is safe in an MQTT topic level, a file name and a log line.
+pub fn is_identifier(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// Relative paths in the config are relative to the config file, wherever the daemon runs from.
+pub fn resolve(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
+}
+
+fn toml_error(file: &Path, text: &str, path: &str, err: toml::de::Error) -> ConfigError {
+    let path = if path == "." { "" } else { path };
+    let message = err.message().trim().to_string();
+    // serde reports a missing field at its parent; name the field itself.
+    if let Some(name) = message.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+        let key = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+        return ConfigError::at_key(file, text, &key, "this required key is missing");
+    }
+    match err.span() {
+        Some(span) => ConfigError::at_span(file, text, Some(span), path, message),
+        None => ConfigError::at_key(file, text, path, message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/dockhand/dockhand.toml"), text)
+    }
+
+    const MINIMAL: &str = "[gateway]\nid = \"wh1-gw01\"\nsite = \"WH1\"\n";
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.store.path, PathBuf::from("/var/lib/dockhand/dockhand.db"));
+        assert_eq!(c.store.retention.as_millis(), 7 * 86_400_000);
+        assert!(c.sinks.is_empty());
+    }
+
+    #[test]
+    fn relative_store_path_is_relative_to_the_config_file() {
+        let c = parse(&format!("{MINIMAL}[store]\npath = \"state/q.db\"\n")).unwrap();
+        assert_eq!(c.store.path, PathBuf::from("/etc/dockhand/state/q.db"));
+    }
+
+    #[test]
+    fn misspelled_key_reports_line_column_and_path() {
+        let e = parse(&format!("{MINIMAL}[store]\nmax_byte = \"1GiB\"\n")).unwrap_err();
+        assert_eq!(e.location, Some((5, 1)), "{e}");
+        assert_eq!(e.key, "store.max_byte");
+        assert!(e.message.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_reports_line_column_and_path() {
+        let e = parse(&format!("{MINIMAL}[store]\nretention = 7\n")).unwrap_err();
+        assert_eq!(e.location, Some((5, 13)), "{e}");
+        assert_eq!(e.key, "store.retention");
+    }
+
+    #[test]
+    fn missing_required_key_is_named() {
+        let e = parse("[gateway]\nid = \"gw\"\n").unwrap_err();
+        assert_eq!(e.key, "gateway.site");
+        assert_eq!(e.location, Some((1, 2)));
+        let e = parse("").unwrap_err();
+        assert_eq!(e.key, "gateway");
+    }
+
+    #[test]
+    fn sink_errors_keep_their_path() {
+        let e = parse(&format!("{MINIMAL}[[sink]]\nname = \"a\"\ntype = \"file\"\npath = \"a.ndjson\"\n[sink.batch]\nmax_events = \"many\"\n")).unwrap_err();
+        assert_eq!(e.key, "sink[0].batch.max_events", "{e}");
+        assert_eq!(e.location, Some((9, 1)), "{e}");
+        let e = parse(&format!("{MINIMAL}[[sink]]\nname = \"a\"\ntype = \"carrier-pigeon\"\n")).unwrap_err();
+        assert_eq!(e.key, "sink[0].type", "{e}");
+        let e = parse(&format!("{MINIMAL}[[sink]]\nname = \"a\"\ntype = \"file\"\npath = \"x\"\nurl = \"http://x\"\n")).unwrap_err();
+        assert_eq!(e.key, "sink[0].url", "{e}");
+        assert_eq!(e.location, Some((8, 1)), "{e}");
+    }
+
+    #[test]
+    fn duplicate_sink_names_are_refused() {
+        let sink = "[[sink]]\nname = \"a\"\ntype = \"file\"\npath = \"x\"\n";
+        let e = parse(&format!("{MINIMAL}{sink}{sink}")).unwrap_err();
+        assert_eq!(e.key, "sink[1].name");
+    }
+
+    #[test]
+    fn syntax_errors_have_a_location() {
+        let e = parse("[gateway\nid = 1\n").unwrap_err();
+        assert!(e.location.is_some(), "{e}");
+    }
+}

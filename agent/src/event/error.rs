@@ -1,0 +1,63 @@
+//! Validation errors that point at the offending field, so a handheld developer or a technician
+//! reading the dead-letter store knows exactly what to fix (`lines[0].quantity: must not be negative`).
+
+use std::fmt;
+
+/// A payload that does not match its kind's schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path of the field in the payload (`lines[0].quantity`); empty for the payload as a whole.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+
+    /// Converts a serde error carrying a path into a `FieldError`. A "missing field" error is
+    /// reported at the missing field itself, not at its parent.
+    pub(crate) fn from_path_error(err: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        let path = err.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let message = strip_position(&err.inner().to_string());
+        if let Some(name) = message.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+            let field = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+            return Self::new(field, "required field is missing");
+        }
+        if let Some(rest) = message.strip_prefix("unknown field `") {
+            let name = rest.split('`').next().unwrap_or_default();
+            // serde_path_to_error already includes the unknown key in the path.
+            let field = if path.is_empty() {
+                name.to_string()
+            } else if path == name || path.ends_with(&format!(".{name}")) {
+                path
+            } else {
+                format!("{path}.{name}")
+            };
+            return Self::new(field, format!("unknown field (a typo?): {message}"));
+        }
+        Self::new(path, message)
+    }
+}
+
+/// serde_json appends " at line 1 column 42"; for a payload the field path says more.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) if msg[i..].contains(" column ") => msg[..i].to_string(),
+        _ => msg.to_string(),
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}

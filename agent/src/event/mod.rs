@@ -1,0 +1,213 @@
+//! The canonical event envelope (`dockhand.event/1`, contracts.md §1): what every source produces,
+//! what the store keeps byte for byte, and what every sink delivers.
+//!
+//! An [`Event`] is built by a source before it is stored; the store assigns `seq` and serialises
+//! it once into the envelope JSON that sinks deliver unchanged ([`Envelope`] is the parsed form).
+
+mod decimal;
+mod error;
+mod payload;
+
+pub use decimal::{Decimal, DecimalError, Quantity};
+pub use error::FieldError;
+pub use payload::*;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::timestamp::Timestamp;
+
+pub const SCHEMA: &str = "dockhand.event/1";
+
+/// The idempotency key of an event: supplied by a handheld (any UUID) or a UUIDv7 from dockhand.
+pub type EventId = Uuid;
+
+/// A fresh, time-ordered event id.
+pub fn new_event_id() -> EventId {
+    Uuid::now_v7()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Mqtt,
+    Serial,
+    Tcp,
+    Station,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Source {
+    pub transport: Transport,
+    pub device: String,
+    pub station: Option<String>,
+}
+
+/// An event before the store has given it a place (`seq`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: EventId,
+    pub gateway: String,
+    pub site: String,
+    pub source: Source,
+    pub partition: String,
+    pub occurred_at: Timestamp,
+    pub received_at: Timestamp,
+    pub correlation_id: Option<String>,
+    pub payload: Payload,
+}
+
+impl Event {
+    pub fn kind(&self) -> Kind {
+        self.payload.kind()
+    }
+
+    /// The envelope JSON for this event at position `seq`, exactly as sinks will receive it.
+    pub fn to_envelope_json(&self, seq: u64) -> String {
+        let view = EnvelopeRef {
+            id: &self.id,
+            schema: SCHEMA,
+            kind: self.kind(),
+            gateway: &self.gateway,
+            site: &self.site,
+            source: &self.source,
+            partition: &self.partition,
+            seq,
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            correlation_id: self.correlation_id.as_deref(),
+            payload: &self.payload,
+        };
+        // Serialising plain data with string keys into a String cannot fail.
+        serde_json::to_string(&view).unwrap_or_default()
+    }
+}
+
+/// Field order follows contracts.md so the JSON reads the way the contract shows it.
+#[derive(Serialize)]
+struct EnvelopeRef<'a> {
+    id: &'a Uuid,
+    schema: &'static str,
+    kind: Kind,
+    gateway: &'a str,
+    site: &'a str,
+    source: &'a Source,
+    partition: &'a str,
+    seq: u64,
+    occurred_at: Timestamp,
+    received_at: Timestamp,
+    correlation_id: Option<&'a str>,
+    payload: &'a Payload,
+}
+
+/// A stored event read back and parsed (for sinks that need the fields, and for tools).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub seq: u64,
+    pub event: Event,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("envelope is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported schema `{0}` (this dockhand reads {SCHEMA})")]
+    Schema(String),
+    #[error("invalid payload: {0}")]
+    Payload(#[from] FieldError),
+}
+
+impl Envelope {
+    pub fn parse(json: &str) -> Result<Envelope, EnvelopeError> {
+        #[derive(Deserialize)]
+        struct Raw {
+            id: Uuid,
+            schema: String,
+            kind: Kind,
+            gateway: String,
+            site: String,
+            source: Source,
+            partition: String,
+            seq: u64,
+            occurred_at: Timestamp,
+            received_at: Timestamp,
+            correlation_id: Option<String>,
+            payload: serde_json::Value,
+        }
+        let raw: Raw = serde_json::from_str(json)?;
+        if raw.schema != SCHEMA {
+            return Err(EnvelopeError::Schema(raw.schema));
+        }
+        let payload = Payload::from_json(raw.kind, raw.payload)?;
+        Ok(Envelope {
+            seq: raw.seq,
+            event: Event {
+                id: raw.id,
+                gateway: raw.gateway,
+                site: raw.site,
+                source: raw.source,
+                partition: raw.partition,
+                occurred_at: raw.occurred_at,
+                received_at: raw.received_at,
+                correlation_id: raw.correlation_id,
+                payload,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn sample_count() -> Event {
+        Event {
+            id: "0193a5c2-7d1e-7c4a-9f0e-5b2d8c1a3e47".parse().unwrap(),
+            gateway: "wh1-gw01".into(),
+            site: "WH1".into(),
+            source: Source { transport: Transport::Mqtt, device: "hh-17".into(), station: None },
+            partition: "hh-17".into(),
+            occurred_at: Timestamp::parse("2026-11-23T15:02:11.120Z").unwrap(),
+            received_at: Timestamp::parse("2026-11-23T15:02:11.131Z").unwrap(),
+            correlation_id: None,
+            payload: Payload::from_json(
+                Kind::Count,
+                json!({"product": {"barcode": "4006381333931"}, "location": "WH/Stock/A1", "quantity": "12"}),
+            )
+            .unwrap(),
+        }
+    }
+
+    #[test]
+    fn envelope_matches_the_contract_example() {
+        let text = sample_count().to_envelope_json(18231);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["schema"], "dockhand.event/1");
+        assert_eq!(v["kind"], "count");
+        assert_eq!(v["seq"], 18231);
+        assert_eq!(v["occurred_at"], "2026-11-23T15:02:11.120Z");
+        assert_eq!(v["source"], json!({"transport": "mqtt", "device": "hh-17", "station": null}));
+        assert_eq!(v["correlation_id"], serde_json::Value::Null);
+        assert_eq!(v["payload"]["quantity"], "12");
+        // The key order of the contract is kept.
+        assert!(text.starts_with("{\"id\":\"0193a5c2-7d1e-7c4a-9f0e-5b2d8c1a3e47\",\"schema\""));
+    }
+
+    #[test]
+    fn envelope_parses_back_to_the_same_event() {
+        let event = sample_count();
+        let parsed = Envelope::parse(&event.to_envelope_json(7)).unwrap();
+        assert_eq!(parsed.seq, 7);
+        assert_eq!(parsed.event, event);
+    }
+
+    #[test]
+    fn new_ids_are_version_7_and_increase() {
+        let a = new_event_id();
+        let b = new_event_id();
+        assert_eq!(a.get_version_num(), 7);
+        assert!(b > a);
+    }
+}

@@ -1,0 +1,30 @@
+//! dockhand: the edge agent for warehouse gateways.
+//!
+//! How an event travels, and where each step lives:
+//!
+//! - [`event`]: the canonical envelope every source produces and every sink delivers.
+//! - [`store`]: the SQLite store-and-forward queue; one writer thread group-commits appends and
+//!   answers each only once it is durable; dedup by event id; dead letters; retention.
+//! - [`dispatcher`]: one per sink; streams batches from the store, hands them to the sink, and
+//!   records each event's outcome (delivered, dead-lettered, retried, paused).
+//! - [`sinks`]: what a delivery is for each destination (`file` so far).
+//! - [`supervisor`]: `dockhand run` — builds all of the above from [`config`], handles signals.
+//! - [`status`], [`cli`], [`bench`]: what a technician runs; `status` reads the store directly.
+//!
+//! Support: [`timestamp`] (RFC 3339 ms UTC), [`units`] (durations and sizes in the config),
+//! [`shutdown`], [`telemetry`] (logs), [`exit`] (exit codes).
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod dispatcher;
+pub mod event;
+pub mod exit;
+pub mod shutdown;
+pub mod sinks;
+pub mod status;
+pub mod store;
+pub mod supervisor;
+pub mod telemetry;
+pub mod timestamp;
+pub mod units;

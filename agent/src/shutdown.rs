@@ -1,0 +1,51 @@
+//! Shutdown as a value: every long-running task holds a [`Shutdown`] and selects on it; the
+//! supervisor flips one switch and waits for the tasks to finish.
+
+use tokio::sync::watch;
+
+/// The receiving side of the shutdown switch.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    rx: watch::Receiver<bool>,
+}
+
+/// The switch itself, held by the supervisor.
+#[derive(Debug)]
+pub struct ShutdownSwitch {
+    tx: watch::Sender<bool>,
+}
+
+impl ShutdownSwitch {
+    pub fn new() -> (ShutdownSwitch, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (ShutdownSwitch { tx }, Shutdown { rx })
+    }
+
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    pub fn subscribe(&self) -> Shutdown {
+        Shutdown { rx: self.tx.subscribe() }
+    }
+}
+
+impl Shutdown {
+    pub fn is_triggered(&self) -> bool {
+        *self.rx.borrow()
+    }
+
+    /// Completes when shutdown has been asked for (at once if it already has).
+    pub async fn wait(&mut self) {
+        // An error means the switch is gone, which also means: stop.
+        let _ = self.rx.wait_for(|v| *v).await;
+    }
+
+    /// Sleeps for `d` unless shutdown comes first; returns false if it did.
+    pub async fn sleep(&mut self, d: std::time::Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.wait() => false,
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! The store: one SQLite file that is the single source of truth for every event dockhand has
+//! acknowledged, each sink's progress, dead letters and alarms.
+//!
+//! # The file
+//!
+//! One SQLite database in WAL mode with `synchronous=FULL` and incremental auto-vacuum, plus its
+//! `-wal` and `-shm` companions. Tables (see `schema.rs`):
+//!
+//! - `events(seq, id, kind, partition, received_at, body)`: one row per accepted event. `seq` is
+//!   assigned by the writer, strictly increasing and without gaps in store order; `id` (16-byte
+//!   UUID) is unique and is the dedup key; `body` is the envelope JSON exactly as sinks deliver it.
+//! - `sinks(name, cursor, counters, retry state, paused, retired_at)`: a sink has settled (delivered
+//!   or dead-lettered) every event with `seq <= cursor`. Its backlog is `max(seq) - cursor`.
+//! - `dead_letters`: events a sink refused for good (`sink` set, body = envelope) and input refused
+//!   at ingest (`sink` NULL, body = the raw bytes as received), each with its reason.
+//! - `redeliveries`: events queued for one sink again by `dockhand dlq retry`; delivered before
+//!   the sink's main stream.
+//! - `alarms`: conditions a technician must see in `dockhand status` (a damaged store moved aside).
+//! - `meta`: schema version, creation time, the daemon's heartbeat.
+//!
+//! # Invariants
+//!
+//! - **Durable before acknowledged.** One writer thread owns all writes of the daemon. It takes
+//!   every request waiting in its queue (up to `max_group_events`), applies them in one
+//!   transaction, commits — one fsync for the whole group — and only then answers each request.
+//!   A `kill -9` at any instant loses nothing that was answered; an unanswered append may or may
+//!   not be stored, and its retry is answered `duplicate` if it was.
+//! - **Dedup by id.** Appending a known id stores nothing and answers `Duplicate` with the seq of
+//!   the stored event; the stored event is never replaced.
+//! - **Nothing is dropped to make room.** When the used pages would exceed `max_bytes`, appends are
+//!   refused with [`StoreError::Full`]; stored events stay until every active sink has settled them
+//!   *and* they are older than the retention, then they are pruned in small batches. Freed pages are
+//!   returned to the file system by incremental vacuum.
+//! - **Streaming, not loading.** Sinks read bounded batches by `seq` range; start-up reads a handful
+//!   of rows. Neither memory nor start-up time grows with the backlog.
+//!
+//! # Failures
+//!
+//! - Crash: SQLite's WAL makes every committed transaction survive; nothing else is needed.
+//! - Full disk: the transaction fails, every request in it is answered with the error, nothing is
+//!   acknowledged, and the next group tries again.
+//! - Damage (bad header, unreadable schema, failed integrity check, or `SQLITE_CORRUPT` while
+//!   running): the file is moved aside as `<name>.corrupt-<time>` (never deleted) and a fresh store
+//!   starts with an alarm; see `recovery.rs`. Files larger than 64 MiB are fully verified in the
+//!   background after start-up instead of before it.
+
+mod admin;
+mod reader;
+mod recovery;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::{oneshot, watch};
+use tracing::{error, info};
+use uuid::Uuid;
+
+pub use admin::{Admin, DeadLetterRow};
+pub use reader::{AlarmRow, BatchItem, SinkSummary, StoreReader, StoreSummary};
+pub use recovery::{Damage, VERIFY_AT_OPEN_MAX_BYTES};
+
+use crate::event::Event;
+use crate::timestamp::Timestamp;
+use writer::{Request, Writer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store is full ({used} bytes used of the {max} allowed by store.max_bytes); new events are refused until delivered events are pruned"
+    )]
+    Full { used: u64, max: u64 },
+    #[error("store I/O error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot set up the store: {0}")]
+    Setup(String),
+    #[error("the store file is damaged: {0}")]
+    Damaged(String),
+    #[error("cannot move the damaged store aside: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the store could not commit: {0}")]
+    Commit(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+impl StoreError {
+    /// True for errors that mean the file itself is damaged.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            StoreError::Damaged(_) => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                matches!(e.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// How one appended event was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Newly stored at `seq`.
+    Stored { seq: u64 },
+    /// The id was already stored at `seq`; nothing changed.
+    Duplicate { seq: u64 },
+}
+
+impl Appended {
+    pub fn seq(self) -> u64 {
+        match self {
+            Appended::Stored { seq } | Appended::Duplicate { seq } => seq,
+        }
+    }
+}
+
+/// A dead-letter entry to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeadLetter {
+    /// The sink that refused the event; `None` for input refused before it became an event.
+    pub sink: Option<String>,
+    pub event_id: Option<Uuid>,
+    pub event_seq: Option<u64>,
+    /// Where it came from: `sink:cloud`, `mqtt:warehouse/WH1/handheld/hh-17/count`, …
+    pub origin: String,
+    pub reason: String,
+    /// The envelope JSON, or the raw input bytes.
+    pub body: Vec<u8>,
+}
+
+/// What a sink achieved with one batch, recorded in one transaction with its dead letters.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SinkProgress {
+    pub sink: String,
+    /// The cursor the batch was read after; if it moved meanwhile (an operator ran `replay`), the
+    /// cursor is left alone.
+    pub expected_cursor: u64,
+    pub new_cursor: u64,
+    pub delivered: u64,
+    pub dead_letters: Vec<NewDeadLetter>,
+    /// Redelivery rows that are now settled.
+    pub redeliveries_done: Vec<i64>,
+    /// Set when part of the batch must be tried again (counts as a retry).
+    pub retry_error: Option<String>,
+}
+
+/// A failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkFailure {
+    pub sink: String,
+    pub error: String,
+    /// Consecutive failed attempts so far, this one included.
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    /// Paused for a reason a retry cannot fix (bad credentials): shown as an alarm.
+    pub paused: bool,
+}
+
+/// A sink's row, as the daemon and `status` see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SinkState {
+    pub name: String,
+    pub cursor: u64,
+    pub delivered: u64,
+    pub retried: u64,
+    pub dead_lettered: u64,
+    pub attempts: u32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_success_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<Timestamp>,
+    pub paused: Option<String>,
+    pub retired_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    pub path: PathBuf,
+    pub max_bytes: u64,
+    pub retention_ms: u64,
+    /// The most events one group commit takes.
+    pub max_group_events: usize,
+    /// Files up to this size are fully verified before the store opens.
+    pub verify_at_open_max_bytes: u64,
+}
+
+impl StoreOptions {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            max_bytes: 1 << 30,
+            retention_ms: 7 * 86_400_000,
+            max_group_events: 4096,
+            verify_at_open_max_bytes: VERIFY_AT_OPEN_MAX_BYTES,
+        }
+    }
+
+    pub fn from_config(c: &crate::config::StoreConfig) -> Self {
+        Self { max_bytes: c.max_bytes.0, retention_ms: c.retention.as_millis(), ..Self::new(&c.path) }
+    }
+}
+
+/// What opening found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Set when a damaged file was moved aside: (where it went, why).
+    pub moved_aside: Option<(PathBuf, String)>,
+    pub last_seq: u64,
+}
+
+/// A handle on the open store; cheap to clone. Dropping the last handle (or [`Store::close`])
+/// lets the writer finish what it has and stop.
+#[derive(Debug, Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
+    tx: Mutex<Option<mpsc::Sender<Request>>>,
+    last_seq: watch::Receiver<u64>,
+    damage: watch::Receiver<Option<String>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Store {
+    /// Opens (or creates) the store, moving a damaged file aside first.
+    pub fn open(options: StoreOptions) -> Result<(Store, OpenReport), StoreError> {
+        if let Some(dir) = options.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Setup(format!("cannot create the store folder {}: {e}", dir.display()))
+            })?;
+        }
+        let mut moved_aside = None;
+        if options.path.exists()
+            && let Err(damage) = recovery::inspect(&options.path, options.verify_at_open_max_bytes)
+        {
+            let aside = recovery::move_aside(&options.path, &damage)?;
+            moved_aside = Some((aside, damage.0));
+        }
+        let conn = open_connection(&options.path)?;
+        schema::prepare(&conn)?;
+        if let Some((aside, reason)) = &moved_aside {
+            conn.execute(
+                "INSERT INTO alarms (kind, message, raised_at) VALUES ('store_damaged', ?1, ?2)",
+                rusqlite::params![
+                    format!(
+                        "The store file was damaged ({reason}) and was moved to {}; a fresh store was started. Events still in the old file were not delivered: keep that file for salvage.",
+                        aside.display()
+                    ),
+                    Timestamp::now().as_millis()
+                ],
+            )?;
+        }
+        let (damage_tx, damage_rx) = watch::channel(None);
+        let size = std::fs::metadata(&options.path).map(|m| m.len()).unwrap_or(0);
+        if moved_aside.is_none() && size > options.verify_at_open_max_bytes {
+            spawn_background_check(options.path.clone(), damage_tx.clone());
+        }
+        let writer = Writer::new(conn, &options, damage_tx)?;
+        let last_seq = writer.last_seq();
+        let (seq_tx, seq_rx) = watch::channel(last_seq);
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer.run(rx, seq_tx))
+            .map_err(|e| StoreError::Setup(format!("cannot start the writer thread: {e}")))?;
+        info!(store = %options.path.display(), last_seq, "Store open.");
+        let store = Store {
+            shared: Arc::new(Shared {
+                path: options.path.clone(),
+                tx: Mutex::new(Some(tx)),
+                last_seq: seq_rx,
+                damage: damage_rx,
+                writer: Mutex::new(Some(handle)),
+            }),
+        };
+        Ok((store, OpenReport { moved_aside, last_seq }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Stores `events` durably. Answers only after the transaction holding them is committed.
+    /// The whole request is refused with [`StoreError::Full`] when it does not fit.
+    pub async fn append(&self, events: Vec<Event>) -> Result<Vec<Appended>, StoreError> {
+        self.call(|reply| Request::Append { events, reply }).await
+    }
+
+    pub async fn append_one(&self, event: Event) -> Result<Appended, StoreError> {
+        let mut v = self.append(vec![event]).await?;
+        v.pop().ok_or(StoreError::Closed)
+    }
+
+    /// Records input refused before it became an event (malformed MQTT payload, serial garbage).
+    pub async fn dead_letter(&self, entry: NewDeadLetter) -> Result<(), StoreError> {
+        self.call(|reply| Request::DeadLetter { entry, reply }).await
+    }
+
+    pub async fn record_progress(&self, progress: SinkProgress) -> Result<(), StoreError> {
+        self.call(|reply| Request::Progress { progress, reply }).await
+    }
+
+    pub async fn record_failure(&self, failure: SinkFailure) -> Result<(), StoreError> {
+        self.call(|reply| Request::Failure { failure, reply }).await
+    }
+
+    /// Makes `names` the active sinks: new names get a row, names no longer configured are retired
+    /// (kept for history, no longer holding back pruning), names that come back are reactivated.
+    pub async fn register_sinks(&self, names: Vec<String>) -> Result<(), StoreError> {
+        self.call(|reply| Request::RegisterSinks { names, reply }).await
+    }
+
+    /// The highest committed seq; changes after every commit that stored events.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.last_seq.clone()
+    }
+
+    /// Fires with a reason when the file turns out to be damaged while running.
+    pub fn damage(&self) -> watch::Receiver<Option<String>> {
+        self.shared.damage.clone()
+    }
+
+    /// A read connection for a sink or a tool.
+    pub fn reader(&self) -> Result<StoreReader, StoreError> {
+        StoreReader::open(&self.shared.path)
+    }
+
+    /// Stops taking requests, lets the writer commit what it has, and waits for it.
+    pub fn close(&self) {
+        self.shared.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let handle = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle
+            && h.join().is_err()
+        {
+            error!("The store writer thread panicked.");
+        }
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        {
+            let tx = self.shared.tx.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = tx.as_ref().ok_or(StoreError::Closed)?;
+            tx.send(make(reply)).map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+pub(crate) fn open_connection(path: &Path) -> Result<rusqlite::Connection, StoreError> {
+    let conn = rusqlite::Connection::open(path)?;
+    schema::configure(&conn)?;
+    Ok(conn)
+}
+
+fn spawn_background_check(path: PathBuf, damage: watch::Sender<Option<String>>) {
+    let spawned = std::thread::Builder::new().name("store-verify".into()).spawn(move || {
+        let result = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| Damage(e.to_string()))
+            .and_then(|c| recovery::quick_check(&c));
+        match result {
+            Ok(()) => info!(store = %path.display(), "Background integrity check passed."),
+            Err(d) => report_damage(&path, &damage, &d.0),
+        }
+    });
+    if let Err(e) = spawned {
+        error!(error = %e, "Cannot start the background integrity check.");
+    }
+}
+
+/// Leaves the marker that makes the next open move the file aside, and tells the daemon.
+pub(crate) fn report_damage(path: &Path, damage: &watch::Sender<Option<String>>, reason: &str) {
+    error!(store = %path.display(), reason, "The store file is damaged; dockhand will stop so that the next start moves it aside.");
+    if let Err(e) = std::fs::write(recovery::marker_path(path), reason) {
+        error!(error = %e, "Cannot write the damage marker next to the store.");
+    }
+    damage.send_replace(Some(reason.to_string()));
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,133 @@
+//! Wall-clock timestamps as they appear in the event envelope: RFC 3339, UTC, milliseconds
+//! (`2026-11-23T15:02:11.120Z`). Stored as milliseconds since the Unix epoch so the store can
+//! index and compare them as integers.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Milliseconds since 1970-01-01T00:00:00Z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+/// A timestamp that is not RFC 3339 or lies outside years 0000–9999.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not an RFC 3339 timestamp (expected e.g. 2026-11-23T15:02:11.120Z): {0}")]
+pub struct TimestampError(String);
+
+impl Timestamp {
+    pub const fn from_millis(ms: i64) -> Self {
+        Self(ms)
+    }
+
+    pub const fn as_millis(self) -> i64 {
+        self.0
+    }
+
+    pub fn now() -> Self {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Self(ms)
+    }
+
+    /// Parses any RFC 3339 timestamp (any offset, any sub-second precision); sub-millisecond
+    /// digits are truncated.
+    pub fn parse(text: &str) -> Result<Self, TimestampError> {
+        let dt = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| TimestampError(e.to_string()))?;
+        if !(0..=9999).contains(&dt.year()) {
+            return Err(TimestampError("year out of range".into()));
+        }
+        Ok(Self((dt.unix_timestamp_nanos() / 1_000_000) as i64))
+    }
+
+    /// Milliseconds elapsed from `self` until `later` (zero if `later` is earlier).
+    pub fn millis_until(self, later: Timestamp) -> u64 {
+        later.0.saturating_sub(self.0).max(0) as u64
+    }
+
+    pub fn saturating_sub_millis(self, ms: u64) -> Self {
+        Self(self.0.saturating_sub(ms.min(i64::MAX as u64) as i64))
+    }
+
+    pub fn saturating_add_millis(self, ms: u64) -> Self {
+        Self(self.0.saturating_add(ms.min(i64::MAX as u64) as i64))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nanos = i128::from(self.0) * 1_000_000;
+        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+            Ok(dt) => write!(
+                f,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                dt.year(),
+                u8::from(dt.month()),
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second(),
+                dt.millisecond()
+            ),
+            // Only reachable for values no parser here produces; still print something honest.
+            Err(_) => write!(f, "@{}ms", self.0),
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Timestamp::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn formats_with_milliseconds_in_utc() {
+        let t = Timestamp::parse("2026-11-23T16:02:11.120+01:00").unwrap();
+        assert_eq!(t.to_string(), "2026-11-23T15:02:11.120Z");
+        assert_eq!(Timestamp::from_millis(0).to_string(), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn truncates_sub_millisecond_digits() {
+        let t = Timestamp::parse("2026-01-02T03:04:05.123999Z").unwrap();
+        assert_eq!(t.to_string(), "2026-01-02T03:04:05.123Z");
+    }
+
+    #[test]
+    fn rejects_non_rfc3339() {
+        assert!(Timestamp::parse("2026-11-23 15:02:11").is_err());
+        assert!(Timestamp::parse("yesterday").is_err());
+        assert!(Timestamp::parse("").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn display_round_trips(ms in 0i64..253_402_300_799_999) {
+            let t = Timestamp::from_millis(ms);
+            prop_assert_eq!(Timestamp::parse(&t.to_string()).unwrap(), t);
+        }
+
+        #[test]
+        fn parse_never_panics(s in ".{0,40}") {
+            let _ = Timestamp::parse(&s);
+        }
+    }
+}

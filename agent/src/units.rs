@@ -1,0 +1,207 @@
+//! Human units in the config file: durations (`"250ms"`, `"30s"`, `"7d"`) and byte sizes
+//! (`"512MiB"`, `"2GB"`, or a plain integer of bytes). Field technicians write these by hand, so
+//! the errors say what was expected.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A duration written as a number and a unit: `ms`, `s`, `m`, `h`, `d` (e.g. `"1h30m"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HumanDuration(pub Duration);
+
+/// A size in bytes: a plain integer, or a number with `B`, `KB`, `MB`, `GB` (powers of 1000) or
+/// `KiB`, `MiB`, `GiB` (powers of 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ByteSize(pub u64);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UnitError {
+    #[error("invalid duration `{0}`: write a number and a unit, e.g. \"500ms\", \"30s\", \"5m\", \"7d\"")]
+    Duration(String),
+    #[error("invalid size `{0}`: write bytes or a number and a unit, e.g. \"64KiB\", \"512MiB\", \"2GB\"")]
+    Size(String),
+}
+
+impl HumanDuration {
+    pub fn parse(text: &str) -> Result<Self, UnitError> {
+        let err = || UnitError::Duration(text.to_string());
+        let s = text.trim();
+        if s.is_empty() {
+            return Err(err());
+        }
+        let mut total: u128 = 0;
+        let mut rest = s;
+        while !rest.is_empty() {
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            if digits == 0 {
+                return Err(err());
+            }
+            let n: u128 = rest[..digits].parse().map_err(|_| err())?;
+            rest = &rest[digits..];
+            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_ms: u128 = match rest[..unit_len].trim() {
+                "ms" => 1,
+                "s" => 1_000,
+                "m" | "min" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
+                _ => return Err(err()),
+            };
+            rest = &rest[unit_len..];
+            total = total.checked_add(n.checked_mul(unit_ms).ok_or_else(err)?).ok_or_else(err)?;
+        }
+        let ms = u64::try_from(total).map_err(|_| err())?;
+        Ok(Self(Duration::from_millis(ms)))
+    }
+
+    pub fn as_millis(self) -> u64 {
+        self.0.as_millis().min(u128::from(u64::MAX)) as u64
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_millis(self.as_millis(), f)
+    }
+}
+
+/// Writes a millisecond count in the largest unit that divides it evenly ("90s", "7d", "250ms").
+pub fn fmt_millis(ms: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        if ms >= size && ms % size == 0 {
+            return write!(f, "{}{unit}", ms / size);
+        }
+    }
+    write!(f, "{ms}ms")
+}
+
+/// An age for people: "0.4s", "12s", "3m12s", "5h02m", "2d03h".
+pub fn describe_age(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=9 => format!("{:.1}s", ms as f64 / 1000.0),
+        10..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+impl ByteSize {
+    pub fn parse(text: &str) -> Result<Self, UnitError> {
+        let err = || UnitError::Size(text.to_string());
+        let s = text.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        if split == 0 {
+            return Err(err());
+        }
+        let n: u64 = s[..split].parse().map_err(|_| err())?;
+        let mult: u64 = match s[split..].trim() {
+            "" | "B" => 1,
+            "KB" | "kB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            _ => return Err(err()),
+        };
+        n.checked_mul(mult).map(Self).ok_or_else(err)
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        if b >= 1 << 30 {
+            write!(f, "{:.1} GiB", b as f64 / f64::from(1u32 << 30))
+        } else if b >= 1 << 20 {
+            write!(f, "{:.1} MiB", b as f64 / f64::from(1u32 << 20))
+        } else if b >= 1 << 10 {
+            write!(f, "{:.1} KiB", b as f64 / 1024.0)
+        } else {
+            write!(f, "{b} B")
+        }
+    }
+}
+
+/// Either a string with a unit or a bare integer in the file.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StringOrInt {
+    Int(u64),
+    Str(String),
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match StringOrInt::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a duration string such as \"30s\""))?
+        {
+            StringOrInt::Str(s) => HumanDuration::parse(&s).map_err(serde::de::Error::custom),
+            StringOrInt::Int(_) => Err(serde::de::Error::custom(
+                "a duration needs a unit: write e.g. \"30s\" or \"500ms\"",
+            )),
+        }
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match StringOrInt::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a size such as \"512MiB\" or a number of bytes"))?
+        {
+            StringOrInt::Str(s) => ByteSize::parse(&s).map_err(serde::de::Error::custom),
+            StringOrInt::Int(n) => Ok(ByteSize(n)),
+        }
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(HumanDuration::parse("250ms").unwrap().as_millis(), 250);
+        assert_eq!(HumanDuration::parse("7d").unwrap().as_millis(), 7 * 86_400_000);
+        assert_eq!(HumanDuration::parse("1h30m").unwrap().as_millis(), 5_400_000);
+        for bad in ["", "10", "s", "5 parsecs", "-1s", "1.5s", "99999999999999999999d"] {
+            assert!(HumanDuration::parse(bad).is_err(), "{bad} should be refused");
+        }
+        assert_eq!(HumanDuration::parse("90s").unwrap().to_string(), "90s");
+        assert_eq!(HumanDuration::parse("1h30m").unwrap().to_string(), "90m");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(ByteSize::parse("64KiB").unwrap().0, 65_536);
+        assert_eq!(ByteSize::parse("2GB").unwrap().0, 2_000_000_000);
+        assert_eq!(ByteSize::parse("512 MiB").unwrap().0, 512 << 20);
+        assert_eq!(ByteSize::parse("100").unwrap().0, 100);
+        for bad in ["", "MiB", "12 parsecs", "-5", "99999999999999999999GiB"] {
+            assert!(ByteSize::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn ages_read_well() {
+        assert_eq!(describe_age(400), "0.4s");
+        assert_eq!(describe_age(192_000), "3m12s");
+        assert_eq!(describe_age(2 * 86_400_000 + 3 * 3_600_000), "2d03h");
+    }
+}
