@@ -98,7 +98,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 fn append(dir: &Path, groups: &[usize], payload_bytes: usize, seconds: f64) -> Result<(), String> {
     let rt = runtime()?;
-    println!("durable appends (WAL, synchronous=FULL), {payload_bytes}-byte payloads, {seconds}s per point, store in {}", dir.display());
+    println!(
+        "durable appends (WAL, synchronous=FULL), {payload_bytes}-byte payloads, {seconds}s per point, store in {}",
+        dir.display()
+    );
     println!("{:>12}  {:>12}  {:>14}  {:>12}", "group size", "appenders", "events/s", "commits/s");
     for &group in groups {
         let path = fresh(dir, "append.db")?;
@@ -179,7 +182,10 @@ fn drain(dir: &Path, events: u64, payload_bytes: usize, batch: usize) -> Result<
     })?;
     store.close();
     let file_mb = std::fs::metadata(&store_path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
-    eprintln!("\rbacklog: {events} events, {file_mb:.0} MB store file, filled in {:.1}s", fill_started.elapsed().as_secs_f64());
+    eprintln!(
+        "\rbacklog: {events} events, {file_mb:.0} MB store file, filled in {:.1}s",
+        fill_started.elapsed().as_secs_f64()
+    );
 
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     // 2. `status` on the full backlog, with the daemon down.
@@ -204,7 +210,8 @@ fn drain(dir: &Path, events: u64, payload_bytes: usize, batch: usize) -> Result<
             }
         }
     });
-    let ready_at = ready_rx.recv_timeout(Duration::from_secs(30)).map_err(|_| "the daemon did not become ready in 30s")?;
+    let ready_at =
+        ready_rx.recv_timeout(Duration::from_secs(30)).map_err(|_| "the daemon did not become ready in 30s")?;
     let ready_ms = (ready_at - started).as_secs_f64() * 1000.0;
     let reader = StoreReader::open(&store_path).map_err(|e| e.to_string())?;
     let mut peak_rss_kb = 0;
@@ -228,7 +235,11 @@ fn drain(dir: &Path, events: u64, payload_bytes: usize, batch: usize) -> Result<
     println!("backlog                      {events} events of {payload_bytes}-byte payloads, {batch} per delivery");
     println!("daemon ready after           {ready_ms:.0} ms (process start to `dockhand is ready.`)");
     println!("drain rate                   {:.0} events/s ({drain_s:.2} s)", events as f64 / drain_s);
-    println!("peak RSS while draining      {:.1} MB (sampled every 20 ms); VmHWM {:.1} MB", peak_rss_kb as f64 / 1024.0, hwm_kb as f64 / 1024.0);
+    println!(
+        "peak RSS while draining      {:.1} MB (sampled every 20 ms); VmHWM {:.1} MB",
+        peak_rss_kb as f64 / 1024.0,
+        hwm_kb as f64 / 1024.0
+    );
     println!("`dockhand status`            {status_ms:.0} ms (median of 5, backlog full, daemon down)");
     println!("lines in the output file     {lines}");
     if lines < events {

@@ -68,21 +68,42 @@ impl RetrySchedule {
     }
 }
 
+/// A dispatcher's pacing between batches.
+#[derive(Debug)]
+struct Flow {
+    schedule: RetrySchedule,
+    /// Consecutive failed attempts.
+    attempts: u32,
+    /// Events per batch: lowered while a batch the receiver found too large goes out in halves.
+    limit: usize,
+    /// The last seq of that batch.
+    split_until: Option<u64>,
+}
+
 impl Dispatcher {
-    pub fn new(name: String, sink: Sink, store: Store, batch: BatchConfig, retry: RetryConfig) -> Result<Self, StoreError> {
+    pub fn new(
+        name: String,
+        sink: Sink,
+        store: Store,
+        batch: BatchConfig,
+        retry: RetryConfig,
+    ) -> Result<Self, StoreError> {
         let reader = store.reader()?;
         Ok(Self { name, sink, store, reader, batch, retry })
     }
 
     /// Delivers until shutdown. Returns an error only if the store itself fails.
     pub async fn run(mut self, mut shutdown: Shutdown) -> Result<(), StoreError> {
-        let mut schedule = RetrySchedule::new(self.retry.clone());
+        let mut flow = Flow {
+            schedule: RetrySchedule::new(self.retry.clone()),
+            attempts: 0,
+            limit: self.batch.max_events,
+            split_until: None,
+        };
         let mut new_events = self.store.subscribe();
-        let mut attempts: u32 = 0;
-        // Lowered after a "too large" answer, back to the configured size after a success.
-        let mut limit = self.batch.max_events;
         info!(sink = %self.name, "Sink started.");
         while !shutdown.is_triggered() {
+            let limit = flow.limit;
             let Some((cursor, batch)) = self.next_batch(limit).await? else {
                 // Nothing to do: wait for the writer to commit new events.
                 new_events.borrow_and_update();
@@ -94,19 +115,20 @@ impl Dispatcher {
                 }
                 continue;
             };
-            let (cursor, batch) = if batch.len() < limit && !self.batch.linger.0.is_zero() && batch[0].redelivery.is_none() {
-                // Give a small batch a moment to fill, unless shutdown comes first.
-                if !shutdown.sleep(self.batch.linger.0).await {
-                    break;
-                }
-                match self.next_batch(limit).await? {
-                    Some(fuller) => fuller,
-                    None => continue,
-                }
-            } else {
-                (cursor, batch)
-            };
-            self.deliver_one(cursor, batch, &mut schedule, &mut attempts, &mut limit, &mut shutdown).await?;
+            let (cursor, batch) =
+                if batch.len() < limit && !self.batch.linger.0.is_zero() && batch[0].redelivery.is_none() {
+                    // Give a small batch a moment to fill, unless shutdown comes first.
+                    if !shutdown.sleep(self.batch.linger.0).await {
+                        break;
+                    }
+                    match self.next_batch(limit).await? {
+                        Some(fuller) => fuller,
+                        None => continue,
+                    }
+                } else {
+                    (cursor, batch)
+                };
+            self.deliver_one(cursor, batch, &mut flow, &mut shutdown).await?;
         }
         info!(sink = %self.name, "Sink stopped.");
         Ok(())
@@ -135,11 +157,10 @@ impl Dispatcher {
         &mut self,
         cursor: u64,
         batch: Vec<BatchItem>,
-        schedule: &mut RetrySchedule,
-        attempts: &mut u32,
-        limit: &mut usize,
+        flow: &mut Flow,
         shutdown: &mut Shutdown,
     ) -> Result<(), StoreError> {
+        let Flow { schedule, attempts, limit, split_until } = flow;
         let outcome = tokio::select! {
             o = self.sink.deliver(&batch) => o,
             // Abandoning an attempt is safe: nothing was recorded, so the batch goes out again.
@@ -148,9 +169,18 @@ impl Dispatcher {
         match outcome {
             Outcome::Accepted { rejected, retry_from } => {
                 let settled = retry_from.unwrap_or(batch.len()).min(batch.len());
-                let progress = self.progress(cursor, &batch[..settled], rejected, retry_from.map(|_| "the receiver asked to retry part of the batch".to_string()));
+                let progress = self.progress(
+                    cursor,
+                    &batch[..settled],
+                    rejected,
+                    retry_from.map(|_| "the receiver asked to retry part of the batch".to_string()),
+                );
                 self.store.record_progress(progress).await?;
-                *limit = self.batch.max_events;
+                // Back to full batches once the events of a split batch are all through.
+                if split_until.is_none_or(|last| batch[settled.saturating_sub(1)].seq >= last) {
+                    *split_until = None;
+                    *limit = self.batch.max_events;
+                }
                 if retry_from.is_some() {
                     *attempts += 1;
                     let delay = schedule.next_delay();
@@ -182,18 +212,29 @@ impl Dispatcher {
             }
             Outcome::TooLarge { error } if batch.len() > 1 => {
                 *limit = (batch.len() / 2).max(1);
+                *split_until = Some(split_until.unwrap_or(0).max(batch[batch.len() - 1].seq));
                 warn!(sink = %self.name, %error, events = batch.len(), "The receiver refused the batch as too large; splitting it.");
             }
             Outcome::TooLarge { error } => {
-                let progress = self.progress(cursor, &batch, vec![(0, format!("too large for the receiver: {error}"))], None);
+                let progress =
+                    self.progress(cursor, &batch, vec![(0, format!("too large for the receiver: {error}"))], None);
                 self.store.record_progress(progress).await?;
-                *limit = self.batch.max_events;
+                if split_until.is_none_or(|last| batch[0].seq >= last) {
+                    *split_until = None;
+                    *limit = self.batch.max_events;
+                }
             }
         }
         Ok(())
     }
 
-    fn progress(&self, cursor: u64, settled: &[BatchItem], rejected: Vec<(usize, String)>, retry_error: Option<String>) -> SinkProgress {
+    fn progress(
+        &self,
+        cursor: u64,
+        settled: &[BatchItem],
+        rejected: Vec<(usize, String)>,
+        retry_error: Option<String>,
+    ) -> SinkProgress {
         let dead_letters: Vec<NewDeadLetter> = rejected
             .into_iter()
             .filter(|(i, _)| *i < settled.len())
@@ -223,5 +264,175 @@ impl Dispatcher {
         self.store
             .record_failure(SinkFailure { sink: self.name.clone(), error, attempts, next_attempt_at, paused })
             .await
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::bench::sample_event;
+    use crate::shutdown::ShutdownSwitch;
+    use crate::store::{Admin, StoreOptions};
+    use crate::units::HumanDuration;
+
+    /// A sink that answers from a script and records what it was sent.
+    #[derive(Debug, Clone, Default)]
+    pub struct ScriptedSink {
+        pub script: Arc<Mutex<VecDeque<Outcome>>>,
+        pub received: Arc<Mutex<Vec<Vec<u64>>>>,
+    }
+
+    impl ScriptedSink {
+        pub fn deliver(&mut self, batch: &[BatchItem]) -> Outcome {
+            self.received.lock().unwrap().push(batch.iter().map(|b| b.seq).collect());
+            self.script.lock().unwrap().pop_front().unwrap_or_else(Outcome::delivered)
+        }
+    }
+
+    struct Harness {
+        _dir: tempfile::TempDir,
+        store: Store,
+        sink: ScriptedSink,
+        rt: tokio::runtime::Runtime,
+    }
+
+    fn harness(events: usize, script: Vec<Outcome>) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(StoreOptions::new(dir.path().join("q.db"))).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async {
+            store.register_sinks(vec!["s".into()]).await.unwrap();
+            let evs = (0..events).map(|i| sample_event(&format!("d{}", i % 2), 100)).collect();
+            store.append(evs).await.unwrap();
+        });
+        let sink = ScriptedSink { script: Arc::new(Mutex::new(script.into())), ..Default::default() };
+        Harness { _dir: dir, store, sink, rt }
+    }
+
+    impl Harness {
+        /// Runs the dispatcher until `done` holds for the sink's row, then stops it.
+        fn run_until(&self, max_events: usize, done: impl Fn(&crate::store::SinkState) -> bool) {
+            let batch = BatchConfig { max_events, linger: HumanDuration(Duration::ZERO), ..Default::default() };
+            let retry = RetryConfig {
+                initial: HumanDuration(Duration::from_millis(20)),
+                max: HumanDuration(Duration::from_millis(50)),
+                paused_interval: HumanDuration(Duration::from_millis(50)),
+            };
+            let d = Dispatcher::new("s".into(), Sink::Scripted(self.sink.clone()), self.store.clone(), batch, retry)
+                .unwrap();
+            let (switch, shutdown) = ShutdownSwitch::new();
+            let reader = self.store.reader().unwrap();
+            self.rt.block_on(async {
+                let task = tokio::spawn(d.run(shutdown));
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while !done(&reader.sink_state("s").unwrap().unwrap()) {
+                    assert!(std::time::Instant::now() < deadline, "timed out: {:?}", reader.sink_state("s"));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                switch.trigger();
+                task.await.unwrap().unwrap();
+            });
+        }
+
+        fn sent(&self) -> Vec<Vec<u64>> {
+            self.sink.received.lock().unwrap().clone()
+        }
+    }
+
+    #[test]
+    fn rejected_events_are_dead_lettered_with_the_reason_and_the_rest_delivered() {
+        let h =
+            harness(5, vec![Outcome::Accepted { rejected: vec![(1, "unknown product 123".into())], retry_from: None }]);
+        h.run_until(10, |s| s.cursor == 5);
+        let state = h.store.reader().unwrap().sink_state("s").unwrap().unwrap();
+        assert_eq!((state.delivered, state.dead_lettered), (4, 1));
+        let dl = Admin::open(h.store.path()).unwrap().dead_letters(false, 10).unwrap();
+        assert_eq!(dl.len(), 1);
+        assert_eq!(dl[0].event_seq, Some(2));
+        assert_eq!(dl[0].reason, "unknown product 123");
+        assert!(String::from_utf8_lossy(&dl[0].body).contains("\"seq\":2"));
+    }
+
+    #[test]
+    fn a_partial_retry_settles_the_prefix_and_resends_from_the_first_retry() {
+        let h = harness(6, vec![Outcome::Accepted { rejected: vec![], retry_from: Some(2) }]);
+        h.run_until(10, |s| s.cursor == 6);
+        assert_eq!(h.sent(), vec![vec![1, 2, 3, 4, 5, 6], vec![3, 4, 5, 6]]);
+        let state = h.store.reader().unwrap().sink_state("s").unwrap().unwrap();
+        assert_eq!((state.delivered, state.retried), (6, 1));
+    }
+
+    #[test]
+    fn transient_failures_retry_the_same_batch_in_order() {
+        let retry = || Outcome::Retry { error: "503".into(), after: None };
+        let h = harness(4, vec![retry(), retry(), retry()]);
+        h.run_until(2, |s| s.cursor == 4);
+        assert_eq!(h.sent(), vec![vec![1, 2], vec![1, 2], vec![1, 2], vec![1, 2], vec![3, 4]]);
+        let state = h.store.reader().unwrap().sink_state("s").unwrap().unwrap();
+        assert_eq!((state.retried, state.attempts, state.dead_lettered), (3, 0, 0));
+        assert_eq!(state.last_error.as_deref(), Some("503"));
+    }
+
+    #[test]
+    fn a_pause_dead_letters_nothing_and_shows_the_reason_until_it_recovers() {
+        let h = harness(3, vec![Outcome::Pause { error: "401: bad token".into() }]);
+        h.run_until(10, |s| s.paused.is_some());
+        let state = h.store.reader().unwrap().sink_state("s").unwrap().unwrap();
+        assert_eq!(state.paused.as_deref(), Some("401: bad token"));
+        assert_eq!((state.cursor, state.dead_lettered), (0, 0));
+        h.run_until(10, |s| s.cursor == 3);
+        let state = h.store.reader().unwrap().sink_state("s").unwrap().unwrap();
+        assert_eq!(state.paused, None);
+    }
+
+    #[test]
+    fn too_large_splits_the_batch_and_dead_letters_a_single_oversized_event() {
+        let big = || Outcome::TooLarge { error: "413".into() };
+        let h = harness(4, vec![big(), big(), Outcome::delivered(), big()]);
+        h.run_until(4, |s| s.cursor == 4);
+        // 4 → halves of 2 → [1, 2] too large → 1 at a time until seq 4 is through.
+        assert_eq!(h.sent(), vec![vec![1, 2, 3, 4], vec![1, 2], vec![1], vec![2], vec![3], vec![4]]);
+        let state = h.store.reader().unwrap().sink_state("s").unwrap().unwrap();
+        assert_eq!((state.delivered, state.dead_lettered), (3, 1));
+    }
+
+    #[test]
+    fn redeliveries_go_first_and_leave_the_cursor_alone() {
+        let h = harness(3, vec![Outcome::Accepted { rejected: vec![(0, "bad".into())], retry_from: None }]);
+        h.run_until(1, |s| s.cursor == 3);
+        let mut admin = Admin::open(h.store.path()).unwrap();
+        assert_eq!(admin.retry_dead_letters(None).unwrap().queued, 1);
+        h.run_until(10, |s| s.delivered == 3);
+        assert_eq!(h.sent(), vec![vec![1], vec![2], vec![3], vec![1]]);
+        assert!(h.store.reader().unwrap().redeliveries("s", 10).unwrap().is_empty());
+        assert_eq!(h.store.reader().unwrap().sink_state("s").unwrap().unwrap().cursor, 3);
+    }
+
+    #[test]
+    fn full_jitter_stays_within_the_growing_cap() {
+        let config = RetryConfig {
+            initial: HumanDuration(Duration::from_millis(100)),
+            max: HumanDuration(Duration::from_secs(2)),
+            paused_interval: HumanDuration(Duration::from_secs(1)),
+        };
+        let mut s = RetrySchedule::new(config);
+        let caps = [100, 200, 400, 800, 1600, 2000, 2000, 2000];
+        for cap in caps {
+            let d = s.next_delay().as_millis() as u64;
+            assert!(d <= cap.max(10), "delay {d} ms above the cap {cap} ms");
+        }
+        s.reset();
+        assert!(s.next_delay() <= Duration::from_millis(100));
+        // Full jitter: over many draws the delays spread over the whole range.
+        let draws: Vec<u64> = (0..200)
+            .map(|_| {
+                s.reset();
+                s.next_delay().as_millis() as u64
+            })
+            .collect();
+        assert!(draws.iter().any(|&d| d < 40) && draws.iter().any(|&d| d > 60), "{draws:?}");
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::store::{StoreSummary, SinkSummary};
+use crate::store::{SinkSummary, StoreSummary};
 use crate::timestamp::Timestamp;
 use crate::units::{ByteSize, describe_age};
 
@@ -32,10 +32,17 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum DaemonState {
-    Running { pid: Option<u32>, heartbeat_age_ms: u64 },
-    Stopped { at: Timestamp },
+    Running {
+        pid: Option<u32>,
+        heartbeat_age_ms: u64,
+    },
+    Stopped {
+        at: Timestamp,
+    },
     /// No clean stop recorded and no recent heartbeat: crashed, killed, or never started.
-    NotRunning { last_heartbeat: Option<Timestamp> },
+    NotRunning {
+        last_heartbeat: Option<Timestamp>,
+    },
 }
 
 pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp) -> StatusReport {
@@ -48,7 +55,8 @@ pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp) -> StatusRepo
     };
     let mut problems = Vec::new();
     if !matches!(daemon, DaemonState::Running { .. }) {
-        problems.push("the daemon is not running: events are not being delivered (systemctl status dockhand)".to_string());
+        problems
+            .push("the daemon is not running: events are not being delivered (systemctl status dockhand)".to_string());
     }
     for alarm in &store.alarms {
         problems.push(format!("alarm {}: {}", alarm.kind, alarm.message));
@@ -132,7 +140,14 @@ impl StatusReport {
             }
         }
         let line = |cells: &[String]| {
-            cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+            cells
+                .iter()
+                .zip(widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
         };
         let _ = writeln!(out, "{}", line(&header.map(String::from)));
         for (row, sink) in rows.iter().zip(&s.sinks) {
@@ -140,9 +155,10 @@ impl StatusReport {
             if let (Some(err), Some(at)) = (&sink.state.last_error, sink.state.last_error_at)
                 && (sink.state.attempts > 0 || sink.state.paused.is_some())
             {
-                let next = sink.state.next_attempt_at.map_or(String::new(), |n| {
-                    format!("; next attempt in {}", describe_age(now.millis_until(n)))
-                });
+                let next = sink
+                    .state
+                    .next_attempt_at
+                    .map_or(String::new(), |n| format!("; next attempt in {}", describe_age(now.millis_until(n))));
                 let _ = writeln!(out, "  └ last error {} ago: {err}{next}", describe_age(at.millis_until(now)));
             }
         }
@@ -162,7 +178,8 @@ fn sink_row(k: &SinkSummary, now: Timestamp) -> [String; 8] {
     } else {
         "ok"
     };
-    let pending = if k.redeliveries > 0 { format!("{} (+{} again)", k.pending, k.redeliveries) } else { k.pending.to_string() };
+    let pending =
+        if k.redeliveries > 0 { format!("{} (+{} again)", k.pending, k.redeliveries) } else { k.pending.to_string() };
     [
         k.state.name.clone(),
         state.into(),

@@ -55,10 +55,8 @@ impl Pipeline {
 
     async fn stop(mut self) {
         self.switch.trigger();
-        let drained = tokio::time::timeout(STOP_DEADLINE, async {
-            while self.tasks.join_next().await.is_some() {}
-        })
-        .await;
+        let drained =
+            tokio::time::timeout(STOP_DEADLINE, async { while self.tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             warn!("Some sinks did not stop in time; their batches will be sent again after the restart.");
             self.tasks.abort_all();

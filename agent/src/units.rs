@@ -70,7 +70,7 @@ impl fmt::Display for HumanDuration {
 /// Writes a millisecond count in the largest unit that divides it evenly ("90s", "7d", "250ms").
 pub fn fmt_millis(ms: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-        if ms >= size && ms % size == 0 {
+        if ms >= size && ms.is_multiple_of(size) {
             return write!(f, "{}{unit}", ms / size);
         }
     }
@@ -141,9 +141,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
             .map_err(|_| serde::de::Error::custom("expected a duration string such as \"30s\""))?
         {
             StringOrInt::Str(s) => HumanDuration::parse(&s).map_err(serde::de::Error::custom),
-            StringOrInt::Int(_) => Err(serde::de::Error::custom(
-                "a duration needs a unit: write e.g. \"30s\" or \"500ms\"",
-            )),
+            StringOrInt::Int(_) => {
+                Err(serde::de::Error::custom("a duration needs a unit: write e.g. \"30s\" or \"500ms\""))
+            }
         }
     }
 }

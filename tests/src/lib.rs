@@ -1,1 +1,179 @@
-//! x
+//! Support for dockhand's end-to-end tests: scratch folders with a config, the daemon as a real
+//! child process (start, wait until ready, SIGTERM, SIGKILL), CLI runs, and polling helpers.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A scratch folder holding a config file and everything the daemon writes.
+#[derive(Debug)]
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub exe: PathBuf,
+}
+
+impl Site {
+    /// `exe` is `env!("CARGO_BIN_EXE_dockhand-e2e")` from the test.
+    pub fn new(exe: &str) -> Site {
+        Site { dir: tempfile::tempdir().expect("temp dir"), exe: PathBuf::from(exe) }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path("dockhand.toml")
+    }
+
+    /// Writes `dockhand.toml`: a gateway, a store in the folder, and the given extra TOML.
+    pub fn write_config(&self, extra: &str) {
+        let text = format!(
+            "[gateway]\nid = \"test-gw\"\nsite = \"T1\"\n\n[store]\npath = \"store.db\"\n\n[log]\nlevel = \"info\"\n\n{extra}"
+        );
+        std::fs::write(self.config(), text).expect("write config");
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.path("store.db")
+    }
+
+    /// Runs a CLI command against this site's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(&self.exe).arg("--config").arg(self.config()).args(args).output().expect("run dockhand")
+    }
+
+    /// Starts `dockhand run` and waits until it says it is ready.
+    pub fn start(&self) -> Daemon {
+        let mut child = Command::new(&self.exe)
+            .arg("--config")
+            .arg(self.config())
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start dockhand");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap_or_else(|p| p.into_inner());
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let daemon = Daemon { child, log };
+        wait_until(Duration::from_secs(30), "the daemon to be ready", || daemon.log().contains("dockhand is ready."));
+        daemon
+    }
+}
+
+/// A running `dockhand run`.
+#[derive(Debug)]
+pub struct Daemon {
+    pub child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    /// Everything it has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) touches no memory of ours; the pid is our own child.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill9(mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for the exit status.
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "dockhand did not stop within 20 s of SIGTERM:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 20 ms until it holds; panics with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Lines of an NDJSON file parsed as JSON (a missing file is empty).
+pub fn read_ndjson(path: &Path) -> Vec<serde_json::Value> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad NDJSON line {l:?}: {e}"))).collect()
+}
+
+/// Stores `n` events through the public store API (the daemon may be running: SQLite serialises
+/// the two writers).
+pub fn fill_store(path: &Path, n: usize) -> Vec<uuid::Uuid> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let (store, _) = dockhand::store::Store::open(dockhand::store::StoreOptions::new(path)).expect("open store");
+        let events: Vec<_> = (0..n).map(|i| dockhand::bench::sample_event(&format!("dev-{}", i % 4), 200)).collect();
+        let ids = events.iter().map(|e| e.id).collect();
+        for chunk in events.chunks(1000) {
+            store.append(chunk.to_vec()).await.expect("append");
+        }
+        store.close();
+        ids
+    })
+}
+
+/// Checks at-least-once delivery with order: every id arrived; the first arrival of each id keeps
+/// store (seq) order within its partition. Returns the number of repeats.
+pub fn check_delivery(expected: &[uuid::Uuid], received: &[serde_json::Value]) -> usize {
+    use std::collections::{HashMap, HashSet};
+    let mut seen = HashSet::new();
+    let mut last_seq: HashMap<String, u64> = HashMap::new();
+    let mut repeats = 0;
+    for e in received {
+        let id: uuid::Uuid = e["id"].as_str().and_then(|s| s.parse().ok()).expect("event id");
+        if !seen.insert(id) {
+            repeats += 1;
+            continue;
+        }
+        let partition = e["partition"].as_str().expect("partition").to_string();
+        let seq = e["seq"].as_u64().expect("seq");
+        let prev = last_seq.insert(partition.clone(), seq);
+        assert!(prev.is_none_or(|p| p < seq), "partition {partition}: seq {seq} arrived first after {prev:?}");
+    }
+    let missing: Vec<_> = expected.iter().filter(|id| !seen.contains(id)).collect();
+    assert!(missing.is_empty(), "{} events never arrived, e.g. {:?}", missing.len(), missing.first());
+    repeats
+}

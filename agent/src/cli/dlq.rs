@@ -49,7 +49,9 @@ pub fn run(config: &Config, command: DlqCommand) -> Result<i32, StoreError> {
                 println!("No dead letters.");
             }
             for r in rows {
-                let retried = r.retried_at.map_or(String::new(), |t| format!(" [retried {} ago]", describe_age(t.millis_until(now))));
+                let retried = r
+                    .retried_at
+                    .map_or(String::new(), |t| format!(" [retried {} ago]", describe_age(t.millis_until(now))));
                 println!(
                     "#{:<6} {:>8} ago  {:<20} {}{retried}\n         {}",
                     r.id,

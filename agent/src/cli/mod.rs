@@ -16,7 +16,11 @@ use crate::timestamp::Timestamp;
 use crate::units::HumanDuration;
 
 #[derive(Debug, Parser)]
-#[command(name = "dockhand", version, about = "Warehouse gateway agent: devices in, durable queue, delivery to the cloud and Odoo.")]
+#[command(
+    name = "dockhand",
+    version,
+    about = "Warehouse gateway agent: devices in, durable queue, delivery to the cloud and Odoo."
+)]
 pub struct Cli {
     /// The config file.
     #[arg(long, short = 'c', global = true, default_value = config::DEFAULT_PATH)]
@@ -158,7 +162,9 @@ fn check_config(path: &std::path::Path, connect: bool) -> i32 {
     for sink in &config.sinks {
         match sink {
             crate::sinks::SinkConfig::File(c) => check(
-                crate::sinks::file::FileSink::new(c.clone()).probe().map(|()| format!("can append to {}", c.path.display())),
+                crate::sinks::file::FileSink::new(c.clone())
+                    .probe()
+                    .map(|()| format!("can append to {}", c.path.display())),
                 format!("sink {} (file)", c.name),
             ),
         }
@@ -225,7 +231,9 @@ fn replay(config: &Config, sink: &str, since: &str) -> Result<i32, StoreError> {
     }
     let report = crate::store::Admin::open(&config.store.path)?.replay(sink, since)?;
     if let Some(oldest) = report.oldest_available {
-        eprintln!("warning: events before {oldest} were already pruned (store.retention); replaying from the oldest kept.");
+        eprintln!(
+            "warning: events before {oldest} were already pruned (store.retention); replaying from the oldest kept."
+        );
     }
     println!("Sink {sink} will deliver {} event(s) again, from seq {} on.", report.events, report.from_seq);
     Ok(exit::OK)

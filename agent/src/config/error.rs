@@ -134,7 +134,8 @@ fn span_of(doc: &DeTable<'_>, key: &str) -> Option<Range<usize>> {
 mod tests {
     use super::*;
 
-    const DOC: &str = "[gateway]\nid = \"gw\"\n\n[[sink]]\nname = \"a\"\n\n[[sink]]\nname = \"b\"\nbatch = { max_events = 5 }\n";
+    const DOC: &str =
+        "[gateway]\nid = \"gw\"\n\n[[sink]]\nname = \"a\"\n\n[[sink]]\nname = \"b\"\nbatch = { max_events = 5 }\n";
 
     #[test]
     fn finds_keys_inside_arrays_of_tables() {

@@ -135,7 +135,9 @@ impl Config {
             if !is_identifier(value) {
                 return Err((
                     key.into(),
-                    format!("`{value}` is not usable here: use letters, digits, `-`, `_` or `.` (it goes into MQTT topics)"),
+                    format!(
+                        "`{value}` is not usable here: use letters, digits, `-`, `_` or `.` (it goes into MQTT topics)"
+                    ),
                 ));
             }
         }
@@ -143,7 +145,10 @@ impl Config {
             return Err(("store.max_bytes".into(), "must be at least 1MiB".into()));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(("log.level".into(), format!("`{}` is not a log level (use error, warn, info, debug or trace)", self.log.level)));
+            return Err((
+                "log.level".into(),
+                format!("`{}` is not a log level (use error, warn, info, debug or trace)", self.log.level),
+            ));
         }
         let mut names = HashSet::new();
         for (i, sink) in self.sinks.iter().enumerate() {
@@ -234,7 +239,8 @@ mod tests {
         assert_eq!(e.location, Some((9, 1)), "{e}");
         let e = parse(&format!("{MINIMAL}[[sink]]\nname = \"a\"\ntype = \"carrier-pigeon\"\n")).unwrap_err();
         assert_eq!(e.key, "sink[0].type", "{e}");
-        let e = parse(&format!("{MINIMAL}[[sink]]\nname = \"a\"\ntype = \"file\"\npath = \"x\"\nurl = \"http://x\"\n")).unwrap_err();
+        let e = parse(&format!("{MINIMAL}[[sink]]\nname = \"a\"\ntype = \"file\"\npath = \"x\"\nurl = \"http://x\"\n"))
+            .unwrap_err();
         assert_eq!(e.key, "sink[0].url", "{e}");
         assert_eq!(e.location, Some((8, 1)), "{e}");
     }
@@ -250,5 +256,38 @@ mod tests {
     fn syntax_errors_have_a_location() {
         let e = parse("[gateway\nid = 1\n").unwrap_err();
         assert!(e.location.is_some(), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod shipped_files {
+    use super::*;
+
+    /// The shipped example documents every option: it must stay a valid config.
+    #[test]
+    fn example_and_demo_configs_are_valid() {
+        for (name, text) in [
+            ("dockhand.example.toml", include_str!("../../../config/dockhand.example.toml")),
+            ("demo.toml", include_str!("../../../config/demo.toml")),
+        ] {
+            let c = Config::parse(Path::new(name), text).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!c.sinks.is_empty(), "{name}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "(?s).{0,300}") {
+            let _ = Config::parse(Path::new("fuzz.toml"), &text);
+        }
+
+        #[test]
+        fn mutated_example_never_panics(cut in 0usize..2000, insert in "[\\[\\]=\"a-z0-9 \n.{}]{0,8}") {
+            let text = include_str!("../../../config/dockhand.example.toml");
+            let cut = cut.min(text.len());
+            let cut = (0..=cut).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            let mutated = format!("{}{insert}{}", &text[..cut], &text[cut..]);
+            let _ = Config::parse(Path::new("fuzz.toml"), &mutated);
+        }
     }
 }

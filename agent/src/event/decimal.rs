@@ -76,9 +76,7 @@ impl<'de> Deserialize<'de> for Decimal {
                 Ok(Decimal(v.to_string()))
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Decimal, E> {
-                Err(E::custom(format!(
-                    "send decimals as strings (\"{v}\"), not JSON floats, so no digit is lost"
-                )))
+                Err(E::custom(format!("send decimals as strings (\"{v}\"), not JSON floats, so no digit is lost")))
             }
         }
         d.deserialize_any(V)

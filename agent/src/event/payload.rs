@@ -23,15 +23,8 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
-        Kind::Scan,
-        Kind::Weight,
-        Kind::Count,
-        Kind::Pick,
-        Kind::Receipt,
-        Kind::Pack,
-        Kind::DeviceStatus,
-    ];
+    pub const ALL: [Kind; 7] =
+        [Kind::Scan, Kind::Weight, Kind::Count, Kind::Pick, Kind::Receipt, Kind::Pack, Kind::DeviceStatus];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -107,16 +100,10 @@ impl<'de> Deserialize<'de> for ProductRef {
         #[serde(untagged)]
         enum Raw {
             Barcode(String),
-            Fields {
-                barcode: Option<String>,
-                default_code: Option<String>,
-            },
+            Fields { barcode: Option<String>, default_code: Option<String> },
         }
-        let bad = || {
-            serde::de::Error::custom(
-                "expected {\"barcode\": \"...\"} or {\"default_code\": \"...\"} (exactly one)",
-            )
-        };
+        let bad =
+            || serde::de::Error::custom("expected {\"barcode\": \"...\"} or {\"default_code\": \"...\"} (exactly one)");
         let product = match Raw::deserialize(d).map_err(|_| bad())? {
             Raw::Barcode(b) => ProductRef { barcode: Some(b), default_code: None },
             Raw::Fields { barcode, default_code } => ProductRef { barcode, default_code },
@@ -391,7 +378,10 @@ mod tests {
         let e = err(Kind::Receipt, json!({"picking": "WH/IN/7", "lines": []}));
         assert_eq!(e.field, "lines");
 
-        let e = err(Kind::Receipt, json!({"picking": "WH/IN/7", "lines": [{"product": "1", "quantity": "1", "expiry": "2026-13-40"}]}));
+        let e = err(
+            Kind::Receipt,
+            json!({"picking": "WH/IN/7", "lines": [{"product": "1", "quantity": "1", "expiry": "2026-13-40"}]}),
+        );
         assert_eq!(e.field, "lines[0].expiry");
 
         let e = err(Kind::Weight, json!({"value": "1.2", "unit": "stone", "stable": true}));
@@ -409,9 +399,57 @@ mod tests {
 
     #[test]
     fn bare_string_product_is_a_barcode() {
-        let p = Payload::from_json(Kind::Count, json!({"product": "4006381333931", "location": "WH/Stock", "quantity": 3})).unwrap();
+        let p =
+            Payload::from_json(Kind::Count, json!({"product": "4006381333931", "location": "WH/Stock", "quantity": 3}))
+                .unwrap();
         let Payload::Count(c) = p else { panic!("wrong variant") };
         assert_eq!(c.product.barcode.as_deref(), Some("4006381333931"));
         assert_eq!(c.quantity.0.as_str(), "3");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            ".{0,12}".prop_map(serde_json::Value::from),
+            prop_oneof![Just("WH/OUT/1"), Just("-1"), Just("2026-02-30"), Just("12.5")]
+                .prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 40, 6, |inner| {
+            let keys = prop_oneof![
+                Just("product".to_string()),
+                Just("quantity".to_string()),
+                Just("lines".to_string()),
+                Just("picking".to_string()),
+                Just("barcode".to_string()),
+                Just("value".to_string()),
+                "[a-z_]{1,8}",
+            ];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(keys, inner, 0..6)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Whatever a handheld sends, validation answers with a payload or a field error.
+        #[test]
+        fn arbitrary_json_never_panics_and_valid_payloads_round_trip(v in json_value(), k in 0usize..7) {
+            let kind = Kind::ALL[k];
+            if let Ok(p) = Payload::from_json(kind, v) {
+                let again = Payload::from_json(kind, serde_json::to_value(&p).unwrap()).unwrap();
+                prop_assert_eq!(again, p);
+            }
+        }
     }
 }

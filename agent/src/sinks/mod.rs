@@ -26,7 +26,11 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self { max_events: 500, max_bytes: ByteSize(1 << 20), linger: HumanDuration::parse("100ms").unwrap_or(HumanDuration(std::time::Duration::from_millis(100))) }
+        Self {
+            max_events: 500,
+            max_bytes: ByteSize(1 << 20),
+            linger: HumanDuration::parse("100ms").unwrap_or(HumanDuration(std::time::Duration::from_millis(100))),
+        }
     }
 }
 
@@ -89,10 +93,15 @@ impl SinkConfig {
         };
         let sink = match kind.as_str() {
             "file" => SinkConfig::File(typed::<file::FileSinkConfig>(value)?.resolved(base)),
-            other => return Err(("type".into(), format!("unknown sink type `{other}`; this dockhand knows {SINK_TYPES}"))),
+            other => {
+                return Err(("type".into(), format!("unknown sink type `{other}`; this dockhand knows {SINK_TYPES}")));
+            }
         };
         if !crate::config::is_identifier(sink.name()) {
-            return Err(("name".into(), format!("`{}` is not a usable sink name: use letters, digits, `-`, `_` or `.`", sink.name())));
+            return Err((
+                "name".into(),
+                format!("`{}` is not a usable sink name: use letters, digits, `-`, `_` or `.`", sink.name()),
+            ));
         }
         if sink.batch().max_events == 0 {
             return Err(("batch.max_events".into(), "must be at least 1".into()));
@@ -147,6 +156,9 @@ impl Outcome {
 #[derive(Debug)]
 pub enum Sink {
     File(file::FileSink),
+    /// Answers from a script; for the dispatcher's own tests.
+    #[cfg(test)]
+    Scripted(crate::dispatcher::tests::ScriptedSink),
 }
 
 impl Sink {
@@ -159,6 +171,8 @@ impl Sink {
     pub async fn deliver(&mut self, batch: &[BatchItem]) -> Outcome {
         match self {
             Sink::File(s) => s.deliver(batch).await,
+            #[cfg(test)]
+            Sink::Scripted(s) => s.deliver(batch),
         }
     }
 }

@@ -8,8 +8,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::reader::uuid_of;
 use super::StoreError;
+use super::reader::uuid_of;
 use crate::timestamp::Timestamp;
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,7 +55,8 @@ impl Admin {
         if !path.exists() {
             return Err(StoreError::Setup(format!("there is no store at {}", path.display())));
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         super::schema::configure(&conn)?;
         Ok(Self { conn })
     }
@@ -122,18 +123,20 @@ impl Admin {
     /// `since`, with unchanged ids. Events already pruned cannot be replayed.
     pub fn replay(&mut self, sink: &str, since: Timestamp) -> Result<ReplayReport, StoreError> {
         let tx = self.conn.transaction()?;
-        let cursor: Option<i64> = tx
-            .query_row("SELECT cursor FROM sinks WHERE name = ?1", params![sink], |r| r.get(0))
-            .optional()?;
+        let cursor: Option<i64> =
+            tx.query_row("SELECT cursor FROM sinks WHERE name = ?1", params![sink], |r| r.get(0)).optional()?;
         let Some(cursor) = cursor else {
             return Err(StoreError::Setup(format!("no sink named `{sink}` in this store")));
         };
-        let bounds: (Option<i64>, Option<i64>) = tx.query_row("SELECT min(seq), max(seq) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let bounds: (Option<i64>, Option<i64>) =
+            tx.query_row("SELECT min(seq), max(seq) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
         let (Some(first), Some(last)) = bounds else {
             return Ok(ReplayReport { from_seq: 0, events: 0, oldest_available: None });
         };
         let received = |seq: i64| -> Result<i64, rusqlite::Error> {
-            tx.query_row("SELECT received_at FROM events WHERE seq >= ?1 ORDER BY seq LIMIT 1", params![seq], |r| r.get(0))
+            tx.query_row("SELECT received_at FROM events WHERE seq >= ?1 ORDER BY seq LIMIT 1", params![seq], |r| {
+                r.get(0)
+            })
         };
         // Events are appended as they arrive, so received_at follows seq: binary search instead of
         // scanning a large store.

@@ -231,9 +231,8 @@ impl Store {
     /// Opens (or creates) the store, moving a damaged file aside first.
     pub fn open(options: StoreOptions) -> Result<(Store, OpenReport), StoreError> {
         if let Some(dir) = options.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Setup(format!("cannot create the store folder {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Setup(format!("cannot create the store folder {}: {e}", dir.display())))?;
         }
         let mut moved_aside = None;
         if options.path.exists()
@@ -342,7 +341,10 @@ impl Store {
         }
     }
 
-    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request) -> Result<T, StoreError> {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request,
+    ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
         {
             let tx = self.shared.tx.lock().unwrap_or_else(|p| p.into_inner());

@@ -77,7 +77,8 @@ impl StoreReader {
                 path.display()
             )));
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         super::schema::configure(&conn)?;
         conn.pragma_update(None, "query_only", true)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
@@ -113,7 +114,12 @@ impl StoreReader {
                     break;
                 }
                 bytes += body.len();
-                out.push(BatchItem { seq: row.get::<_, i64>(0)? as u64, id: uuid_of(row.get_ref(1)?.as_blob()?), body, redelivery: None });
+                out.push(BatchItem {
+                    seq: row.get::<_, i64>(0)? as u64,
+                    id: uuid_of(row.get_ref(1)?.as_blob()?),
+                    body,
+                    redelivery: None,
+                });
             }
             Ok(out)
         })
@@ -154,11 +160,8 @@ impl StoreReader {
             let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
             conn.path().map(PathBuf::from).unwrap_or_default()
         };
-        let file_bytes = [path.clone(), wal_path(&path)]
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
+        let file_bytes =
+            [path.clone(), wal_path(&path)].iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
         self.with(|c| {
             c.execute_batch("BEGIN")?;
             let result = summary_in(c, path, file_bytes);
@@ -180,23 +183,32 @@ fn summary_in(c: &Connection, path: PathBuf, file_bytes: u64) -> Result<StoreSum
     let mut sinks = Vec::with_capacity(states.len());
     for state in states {
         let oldest_pending_at = c
-            .query_row("SELECT received_at FROM events WHERE seq > ?1 ORDER BY seq LIMIT 1", params![state.cursor as i64], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row(
+                "SELECT received_at FROM events WHERE seq > ?1 ORDER BY seq LIMIT 1",
+                params![state.cursor as i64],
+                |r| r.get::<_, i64>(0),
+            )
             .optional()?
             .map(Timestamp::from_millis);
-        let redeliveries: i64 = c.query_row("SELECT count(*) FROM redeliveries WHERE sink = ?1", params![state.name], |r| r.get(0))?;
+        let redeliveries: i64 =
+            c.query_row("SELECT count(*) FROM redeliveries WHERE sink = ?1", params![state.name], |r| r.get(0))?;
         let pending = last_seq.saturating_sub(state.cursor);
         sinks.push(SinkSummary { state, pending, oldest_pending_at, redeliveries: redeliveries as u64 });
     }
-    let mut stmt = c.prepare("SELECT sink, count(*) FROM dead_letters WHERE retried_at IS NULL GROUP BY sink ORDER BY sink")?;
+    let mut stmt =
+        c.prepare("SELECT sink, count(*) FROM dead_letters WHERE retried_at IS NULL GROUP BY sink ORDER BY sink")?;
     let dead_letters = stmt
         .query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)? as u64)))?
         .collect::<Result<_, _>>()?;
     let mut stmt = c.prepare("SELECT id, kind, message, raised_at FROM alarms WHERE cleared_at IS NULL ORDER BY id")?;
     let alarms = stmt
         .query_map([], |r| {
-            Ok(AlarmRow { id: r.get(0)?, kind: r.get(1)?, message: r.get(2)?, raised_at: Timestamp::from_millis(r.get(3)?) })
+            Ok(AlarmRow {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                message: r.get(2)?,
+                raised_at: Timestamp::from_millis(r.get(3)?),
+            })
         })?
         .collect::<Result<_, _>>()?;
     let meta = |key: &str| -> Result<Option<String>, rusqlite::Error> {
@@ -220,9 +232,8 @@ fn summary_in(c: &Connection, path: PathBuf, file_bytes: u64) -> Result<StoreSum
 
 /// The highest seq ever assigned: the recorded high-water mark, or the newest event.
 pub(super) fn last_seq(c: &Connection) -> Result<u64, rusqlite::Error> {
-    let high: Option<i64> = c
-        .query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'", [], |r| r.get(0))
-        .optional()?;
+    let high: Option<i64> =
+        c.query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'", [], |r| r.get(0)).optional()?;
     let max: Option<i64> = c.query_row("SELECT max(seq) FROM events", [], |r| r.get(0))?;
     Ok(high.unwrap_or(0).max(max.unwrap_or(0)).max(0) as u64)
 }
@@ -237,7 +248,9 @@ pub(super) const SINK_COLUMNS: &str = "name, cursor, delivered, retried, dead_le
     last_success_at, last_error, last_error_at, paused, retired_at";
 
 pub(super) fn sink_row(r: &rusqlite::Row<'_>) -> Result<SinkState, rusqlite::Error> {
-    let ts = |i: usize| -> Result<Option<Timestamp>, rusqlite::Error> { Ok(r.get::<_, Option<i64>>(i)?.map(Timestamp::from_millis)) };
+    let ts = |i: usize| -> Result<Option<Timestamp>, rusqlite::Error> {
+        Ok(r.get::<_, Option<i64>>(i)?.map(Timestamp::from_millis))
+    };
     Ok(SinkState {
         name: r.get(0)?,
         cursor: r.get::<_, i64>(1)? as u64,

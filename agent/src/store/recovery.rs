@@ -47,7 +47,8 @@ pub fn inspect(path: &Path, full_check_max_bytes: u64) -> Result<(), Damage> {
     }
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(|e| Damage(e.to_string()))?;
-    let probe = |sql: &str| conn.query_row(sql, [], |_| Ok(())).map_err(|e| Damage(format!("{e} (while running `{sql}`)")));
+    let probe =
+        |sql: &str| conn.query_row(sql, [], |_| Ok(())).map_err(|e| Damage(format!("{e} (while running `{sql}`)")));
     probe("SELECT count(*) FROM sqlite_schema")?;
     probe("SELECT count(*) FROM meta")?;
     probe("SELECT count(*) FROM sinks")?;

@@ -91,14 +91,16 @@ pub fn prepare(conn: &Connection) -> Result<(), StoreError> {
         return Err(StoreError::Setup(format!("the file system refused WAL mode (got `{mode}`)")));
     }
     conn.execute_batch(DDL)?;
-    let version: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
-        .ok();
+    let version: Option<String> =
+        conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).ok();
     match version.as_deref().map(str::parse::<i64>) {
         None => {
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?1), ('created_at', ?2)",
-                rusqlite::params![SCHEMA_VERSION.to_string(), crate::timestamp::Timestamp::now().as_millis().to_string()],
+                rusqlite::params![
+                    SCHEMA_VERSION.to_string(),
+                    crate::timestamp::Timestamp::now().as_millis().to_string()
+                ],
             )?;
         }
         Some(Ok(SCHEMA_VERSION)) => {}

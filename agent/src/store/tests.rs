@@ -49,7 +49,8 @@ fn seq_never_goes_back_after_everything_is_pruned() {
     rt().block_on(async {
         store.register_sinks(vec!["a".into()]).await.unwrap();
         store.append(events(5)).await.unwrap();
-        let progress = SinkProgress { sink: "a".into(), expected_cursor: 0, new_cursor: 5, delivered: 5, ..Default::default() };
+        let progress =
+            SinkProgress { sink: "a".into(), expected_cursor: 0, new_cursor: 5, delivered: 5, ..Default::default() };
         store.record_progress(progress).await.unwrap();
     });
     // Housekeeping runs after a second of idleness.
@@ -71,9 +72,11 @@ fn pending_events_are_never_pruned() {
     rt().block_on(async {
         store.register_sinks(vec!["a".into(), "b".into()]).await.unwrap();
         store.append(events(10)).await.unwrap();
-        let progress = SinkProgress { sink: "a".into(), expected_cursor: 0, new_cursor: 10, delivered: 10, ..Default::default() };
+        let progress =
+            SinkProgress { sink: "a".into(), expected_cursor: 0, new_cursor: 10, delivered: 10, ..Default::default() };
         store.record_progress(progress).await.unwrap();
-        let progress = SinkProgress { sink: "b".into(), expected_cursor: 0, new_cursor: 4, delivered: 4, ..Default::default() };
+        let progress =
+            SinkProgress { sink: "b".into(), expected_cursor: 0, new_cursor: 4, delivered: 4, ..Default::default() };
         store.record_progress(progress).await.unwrap();
     });
     std::thread::sleep(std::time::Duration::from_millis(2500));
@@ -107,13 +110,14 @@ fn full_store_refuses_appends_keeps_events_and_recovers_after_pruning() {
         }
     });
     // Top up with single events until even one no longer fits.
-    let stored = stored + rt.block_on(async {
-        let mut n = 0;
-        while store.append(events(1)).await.is_ok() {
-            n += 1;
-        }
-        n
-    });
+    let stored = stored
+        + rt.block_on(async {
+            let mut n = 0;
+            while store.append(events(1)).await.is_ok() {
+                n += 1;
+            }
+            n
+        });
     assert!(stored > 500, "a 1 MiB store holds more than {stored} events");
     // Everything stored is still there and deliverable.
     let reader = store.reader().unwrap();
@@ -151,7 +155,13 @@ fn new_sinks_start_where_existing_ones_stand_and_removed_ones_retire() {
         store.register_sinks(vec!["a".into()]).await.unwrap();
         store.append(events(3)).await.unwrap();
         store
-            .record_progress(SinkProgress { sink: "a".into(), expected_cursor: 0, new_cursor: 4, delivered: 4, ..Default::default() })
+            .record_progress(SinkProgress {
+                sink: "a".into(),
+                expected_cursor: 0,
+                new_cursor: 4,
+                delivered: 4,
+                ..Default::default()
+            })
             .await
             .unwrap();
         store.register_sinks(vec!["a".into(), "b".into()]).await.unwrap();
@@ -175,7 +185,13 @@ fn progress_with_a_moved_cursor_keeps_the_operators_position() {
         store.register_sinks(vec!["a".into()]).await.unwrap();
         store.append(events(10)).await.unwrap();
         store
-            .record_progress(SinkProgress { sink: "a".into(), expected_cursor: 0, new_cursor: 10, delivered: 10, ..Default::default() })
+            .record_progress(SinkProgress {
+                sink: "a".into(),
+                expected_cursor: 0,
+                new_cursor: 10,
+                delivered: 10,
+                ..Default::default()
+            })
             .await
             .unwrap();
     });
@@ -284,7 +300,10 @@ fn large_files_are_checked_in_the_background_and_damage_is_reported() {
     assert!(report.moved_aside.is_none());
     let mut damage = store.damage();
     rt().block_on(async {
-        tokio::time::timeout(std::time::Duration::from_secs(10), damage.wait_for(|d| d.is_some())).await.unwrap().unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), damage.wait_for(|d| d.is_some()))
+            .await
+            .unwrap()
+            .unwrap();
     });
     store.close();
     assert!(recovery::marker_path(&path).exists(), "the next start will move it aside");

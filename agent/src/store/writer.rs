@@ -79,7 +79,11 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn new(conn: Connection, options: &StoreOptions, damage: watch::Sender<Option<String>>) -> Result<Self, StoreError> {
+    pub(super) fn new(
+        conn: Connection,
+        options: &StoreOptions,
+        damage: watch::Sender<Option<String>>,
+    ) -> Result<Self, StoreError> {
         // The high-water mark survives pruning of every event: seq never goes backwards.
         let last = super::reader::last_seq(&conn)?;
         let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
@@ -272,9 +276,8 @@ impl Writer {
     /// Deletes up to `PRUNE_BATCH` events that every active sink has settled and that are older
     /// than the retention. With no active sink nothing is pruned: those events were never delivered.
     fn prune(&self) -> Result<usize, StoreError> {
-        let settled: Option<i64> = self
-            .conn
-            .query_row("SELECT min(cursor) FROM sinks WHERE retired_at IS NULL", [], |r| r.get(0))?;
+        let settled: Option<i64> =
+            self.conn.query_row("SELECT min(cursor) FROM sinks WHERE retired_at IS NULL", [], |r| r.get(0))?;
         let Some(settled) = settled else { return Ok(0) };
         let cutoff = Timestamp::now().saturating_sub_millis(self.retention_ms).as_millis();
         let n = self.conn.execute(
@@ -289,10 +292,7 @@ impl Writer {
         self.last_heartbeat = Some(Instant::now());
         let now = Timestamp::now().as_millis().to_string();
         let result = if stopping {
-            self.conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('stopped_at', ?1)",
-                params![now],
-            )
+            self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('stopped_at', ?1)", params![now])
         } else {
             self.conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('heartbeat_at', ?1), ('pid', ?2)",
@@ -385,7 +385,8 @@ fn apply_failure(conn: &Connection, f: &SinkFailure) -> Result<(), StoreError> {
 /// (use `dockhand replay` for that).
 fn register_sinks(conn: &Connection, names: &[String]) -> Result<(), StoreError> {
     let now = Timestamp::now().as_millis();
-    let active: Option<i64> = conn.query_row("SELECT min(cursor) FROM sinks WHERE retired_at IS NULL", [], |r| r.get(0))?;
+    let active: Option<i64> =
+        conn.query_row("SELECT min(cursor) FROM sinks WHERE retired_at IS NULL", [], |r| r.get(0))?;
     let any: Option<i64> = conn.query_row("SELECT min(cursor) FROM sinks", [], |r| r.get(0))?;
     let start = active.or(any).unwrap_or(0);
     for name in names {

@@ -53,14 +53,18 @@ impl FileSink {
         let result = tokio::task::spawn_blocking(move || append_durably(&path, &bytes)).await;
         match result {
             Ok(Ok(())) => Outcome::delivered(),
-            Ok(Err(e)) => Outcome::Retry { error: format!("cannot write {}: {e}", self.config.path.display()), after: None },
+            Ok(Err(e)) => {
+                Outcome::Retry { error: format!("cannot write {}: {e}", self.config.path.display()), after: None }
+            }
             Err(e) => Outcome::Retry { error: format!("the write was interrupted: {e}"), after: None },
         }
     }
 
     /// Checks the file can be opened for appending (for `check-config --connect`).
     pub fn probe(&self) -> Result<(), String> {
-        open_append(&self.config.path).map(drop).map_err(|e| format!("cannot open {} for appending: {e}", self.config.path.display()))
+        open_append(&self.config.path)
+            .map(drop)
+            .map_err(|e| format!("cannot open {} for appending: {e}", self.config.path.display()))
     }
 }
 
