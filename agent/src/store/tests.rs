@@ -124,6 +124,13 @@ fn full_store_refuses_appends_keeps_events_and_recovers_after_pruning() {
     let all = reader.batch_after(0, 100_000, usize::MAX).unwrap();
     assert_eq!(all.len() as u64, stored);
     assert!(matches!(rt.block_on(store.append(events(1))), Err(StoreError::Full { .. })));
+    // Closing checkpoints the WAL into the file, so its size is the store's size.
+    store.close();
+    let full_size = std::fs::metadata(dir.path().join("q.db")).unwrap().len();
+    let (store, _) = open(&dir, |o| {
+        o.max_bytes = 1 << 20;
+        o.retention_ms = 0;
+    });
     // Deliver everything; pruning frees the space and appends succeed again.
     rt.block_on(store.record_progress(SinkProgress {
         sink: "a".into(),
@@ -141,7 +148,11 @@ fn full_store_refuses_appends_keeps_events_and_recovers_after_pruning() {
         assert!(std::time::Instant::now() < deadline, "appends never succeeded again after pruning");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // Incremental vacuum (in the writer's housekeeping) gives the freed pages back to the file system.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     store.close();
+    let size = std::fs::metadata(dir.path().join("q.db")).unwrap().len();
+    assert!(size < full_size / 2, "the file is {size} bytes, it was {full_size} when full");
 }
 
 #[test]

@@ -60,6 +60,8 @@ impl Answer {
 const PRUNE_BATCH: i64 = 1000;
 /// Free pages returned to the file system per housekeeping step.
 const VACUUM_PAGES: i64 = 2048;
+/// Fewer free pages than this are left for new rows to reuse.
+const VACUUM_MIN_FREE_PAGES: i64 = 64;
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// Estimated bytes a row costs beyond its body (row header, id index entry, page slack).
@@ -260,8 +262,11 @@ impl Writer {
                 debug!(pruned, "Pruned delivered events past retention.");
             }
             let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-            if free > VACUUM_PAGES / 2 {
-                self.conn.execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))?;
+            if free >= VACUUM_MIN_FREE_PAGES {
+                // The pragma frees pages as it is stepped: run it to completion.
+                let mut stmt = self.conn.prepare_cached(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"))?;
+                let mut rows = stmt.query([])?;
+                while rows.next()?.is_some() {}
             }
             Ok(())
         })();
