@@ -13,6 +13,17 @@ fn open(dir: &tempfile::TempDir, f: impl FnOnce(&mut StoreOptions)) -> (Store, O
     Store::open(o).unwrap()
 }
 
+/// A sink reporting that it delivered every event from `from + 1` to `to`.
+fn delivered(sink: &str, from: u64, to: u64) -> SinkProgress {
+    SinkProgress {
+        sink: sink.into(),
+        expected_cursor: from,
+        new_cursor: to,
+        delivered: to - from,
+        ..Default::default()
+    }
+}
+
 fn events(n: usize) -> Vec<Event> {
     (0..n).map(|i| sample_event(&format!("dev-{}", i % 3), 200)).collect()
 }
@@ -49,8 +60,7 @@ fn seq_never_goes_back_after_everything_is_pruned() {
     rt().block_on(async {
         store.register_sinks(vec!["a".into()]).await.unwrap();
         store.append(events(5)).await.unwrap();
-        let progress =
-            SinkProgress { sink: "a".into(), expected_cursor: 0, new_cursor: 5, delivered: 5, ..Default::default() };
+        let progress = delivered("a", 0, 5);
         store.record_progress(progress).await.unwrap();
     });
     // Housekeeping runs after a second of idleness.
@@ -72,11 +82,9 @@ fn pending_events_are_never_pruned() {
     rt().block_on(async {
         store.register_sinks(vec!["a".into(), "b".into()]).await.unwrap();
         store.append(events(10)).await.unwrap();
-        let progress =
-            SinkProgress { sink: "a".into(), expected_cursor: 0, new_cursor: 10, delivered: 10, ..Default::default() };
+        let progress = delivered("a", 0, 10);
         store.record_progress(progress).await.unwrap();
-        let progress =
-            SinkProgress { sink: "b".into(), expected_cursor: 0, new_cursor: 4, delivered: 4, ..Default::default() };
+        let progress = delivered("b", 0, 4);
         store.record_progress(progress).await.unwrap();
     });
     std::thread::sleep(std::time::Duration::from_millis(2500));
@@ -132,14 +140,7 @@ fn full_store_refuses_appends_keeps_events_and_recovers_after_pruning() {
         o.retention_ms = 0;
     });
     // Deliver everything; pruning frees the space and appends succeed again.
-    rt.block_on(store.record_progress(SinkProgress {
-        sink: "a".into(),
-        expected_cursor: 0,
-        new_cursor: stored,
-        delivered: stored,
-        ..Default::default()
-    }))
-    .unwrap();
+    rt.block_on(store.record_progress(delivered("a", 0, stored))).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         if rt.block_on(store.append(events(1))).is_ok() {
@@ -165,16 +166,7 @@ fn new_sinks_start_where_existing_ones_stand_and_removed_ones_retire() {
         store.append(events(3)).await.unwrap();
         store.register_sinks(vec!["a".into()]).await.unwrap();
         store.append(events(3)).await.unwrap();
-        store
-            .record_progress(SinkProgress {
-                sink: "a".into(),
-                expected_cursor: 0,
-                new_cursor: 4,
-                delivered: 4,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        store.record_progress(delivered("a", 0, 4)).await.unwrap();
         store.register_sinks(vec!["a".into(), "b".into()]).await.unwrap();
         store.register_sinks(vec!["b".into()]).await.unwrap();
     });
@@ -195,30 +187,14 @@ fn progress_with_a_moved_cursor_keeps_the_operators_position() {
     rt.block_on(async {
         store.register_sinks(vec!["a".into()]).await.unwrap();
         store.append(events(10)).await.unwrap();
-        store
-            .record_progress(SinkProgress {
-                sink: "a".into(),
-                expected_cursor: 0,
-                new_cursor: 10,
-                delivered: 10,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        store.record_progress(delivered("a", 0, 10)).await.unwrap();
     });
     let mut admin = Admin::open(&dir.path().join("q.db")).unwrap();
     let report = admin.replay("a", Timestamp::from_millis(0)).unwrap();
     assert_eq!(report.from_seq, 1);
     assert_eq!(report.events, 10);
     // A batch read before the replay reports its progress afterwards: the replay wins.
-    rt.block_on(store.record_progress(SinkProgress {
-        sink: "a".into(),
-        expected_cursor: 10,
-        new_cursor: 12,
-        delivered: 2,
-        ..Default::default()
-    }))
-    .unwrap();
+    rt.block_on(store.record_progress(delivered("a", 10, 12))).unwrap();
     assert_eq!(store.reader().unwrap().sink_state("a").unwrap().unwrap().cursor, 0);
     store.close();
 }
