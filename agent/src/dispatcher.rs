@@ -78,7 +78,13 @@ struct Flow {
     limit: usize,
     /// The last seq of that batch.
     split_until: Option<u64>,
+    /// Events delivered since the last progress line in the log.
+    delivered_since_log: u64,
+    last_log: std::time::Instant,
 }
+
+/// How often a busy sink says how it is doing.
+const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl Dispatcher {
     pub fn new(
@@ -99,6 +105,8 @@ impl Dispatcher {
             attempts: 0,
             limit: self.batch.max_events,
             split_until: None,
+            delivered_since_log: 0,
+            last_log: std::time::Instant::now(),
         };
         let mut new_events = self.store.subscribe();
         info!(sink = %self.name, "Sink started.");
@@ -160,7 +168,7 @@ impl Dispatcher {
         flow: &mut Flow,
         shutdown: &mut Shutdown,
     ) -> Result<(), StoreError> {
-        let Flow { schedule, attempts, limit, split_until } = flow;
+        let Flow { schedule, attempts, limit, split_until, delivered_since_log, last_log } = flow;
         let outcome = tokio::select! {
             o = self.sink.deliver(&batch) => o,
             // Abandoning an attempt is safe: nothing was recorded, so the batch goes out again.
@@ -175,7 +183,18 @@ impl Dispatcher {
                     rejected,
                     retry_from.map(|_| "the receiver asked to retry part of the batch".to_string()),
                 );
+                *delivered_since_log += progress.delivered;
                 self.store.record_progress(progress).await?;
+                if last_log.elapsed() >= PROGRESS_LOG_EVERY && *delivered_since_log > 0 {
+                    info!(
+                        sink = %self.name,
+                        delivered = *delivered_since_log,
+                        seconds = last_log.elapsed().as_secs(),
+                        "Delivering."
+                    );
+                    *delivered_since_log = 0;
+                    *last_log = std::time::Instant::now();
+                }
                 // Back to full batches once the events of a split batch are all through.
                 if split_until.is_none_or(|last| batch[settled.saturating_sub(1)].seq >= last) {
                     *split_until = None;

@@ -2,6 +2,8 @@
 //!
 //! How an event travels, and where each step lives:
 //!
+//! - [`sources`]: where events come from (MQTT handhelds); each acknowledges its input only after
+//!   the store has answered.
 //! - [`event`]: the canonical envelope every source produces and every sink delivers.
 //! - [`store`]: the SQLite store-and-forward queue; one writer thread group-commits appends and
 //!   answers each only once it is durable; dedup by event id; dead letters; retention.
@@ -9,10 +11,11 @@
 //!   records each event's outcome (delivered, dead-lettered, retried, paused).
 //! - [`sinks`]: what a delivery is for each destination (`file` so far).
 //! - [`supervisor`]: `dockhand run` — builds all of the above from [`config`], handles signals.
-//! - [`status`], [`cli`], [`bench`]: what a technician runs; `status` reads the store directly.
+//! - [`status`], [`cli`], [`bench`], [`simulate`]: what a technician runs; `status` reads the
+//!   store directly.
 //!
 //! Support: [`timestamp`] (RFC 3339 ms UTC), [`units`] (durations and sizes in the config),
-//! [`shutdown`], [`telemetry`] (logs), [`exit`] (exit codes).
+//! [`shutdown`], [`telemetry`] (logs), [`secrets`] (secret files), [`exit`] (exit codes).
 
 pub mod bench;
 pub mod cli;
@@ -20,8 +23,11 @@ pub mod config;
 pub mod dispatcher;
 pub mod event;
 pub mod exit;
+pub mod secrets;
 pub mod shutdown;
+pub mod simulate;
 pub mod sinks;
+pub mod sources;
 pub mod status;
 pub mod store;
 pub mod supervisor;

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::dispatcher::Dispatcher;
 use crate::shutdown::ShutdownSwitch;
 use crate::sinks::Sink;
+use crate::sources::mqtt::{MqttSettings, MqttSource};
 use crate::store::{Store, StoreError, StoreOptions};
 
 /// How long a clean stop may take before the remaining tasks are abandoned (their work is
@@ -27,7 +28,7 @@ pub enum RunError {
     Signals(std::io::Error),
 }
 
-/// The running sinks: replaced as a whole on reload.
+/// The running sources and sinks: replaced as a whole on reload.
 struct Pipeline {
     switch: ShutdownSwitch,
     tasks: JoinSet<(String, Result<(), StoreError>)>,
@@ -35,6 +36,26 @@ struct Pipeline {
 
 impl Pipeline {
     async fn start(config: &Config, store: &Store) -> Result<Pipeline, StoreError> {
+        let mut pipeline = Self::start_sinks(config, store).await?;
+        if let Some(settings) = MqttSettings::from_config(config) {
+            let source = MqttSource::new(settings.clone(), store.clone());
+            let shutdown = pipeline.switch.subscribe();
+            pipeline.tasks.spawn(async move { ("mqtt".to_string(), source.run(shutdown).await) });
+            if let Some(sim) = config.simulate.clone() {
+                let shutdown = pipeline.switch.subscribe();
+                warn!("Simulated handhelds are on ([simulate] in the config): for demos and commissioning only.");
+                pipeline.tasks.spawn(async move {
+                    if let Err(e) = crate::simulate::run(settings, sim, shutdown, false).await {
+                        warn!(error = %e, "The handheld simulator stopped.");
+                    }
+                    ("simulate".to_string(), Ok(()))
+                });
+            }
+        }
+        Ok(pipeline)
+    }
+
+    async fn start_sinks(config: &Config, store: &Store) -> Result<Pipeline, StoreError> {
         store.register_sinks(config.sinks.iter().map(|s| s.name().to_string()).collect()).await?;
         let (switch, _) = ShutdownSwitch::new();
         let mut tasks = JoinSet::new();
@@ -77,6 +98,13 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         error!(moved_to = %aside.display(), %reason, "Started on a fresh store; see `dockhand status`.");
     }
     let mut damage = store.damage();
+    if let Some(broker) = &config.broker {
+        // A broker that cannot start is a setup problem the technician must see, not a crash loop:
+        // log it and carry on storing from the other sources.
+        if let Err(e) = tokio::task::block_in_place(|| crate::sources::mqtt::broker::start(broker)) {
+            error!(error = %e, "The embedded MQTT broker could not start.");
+        }
+    }
     let mut pipeline = Pipeline::start(&config, &store).await?;
     info!(
         gateway = %config.gateway.id,
@@ -118,7 +146,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
                         error!(sink = %name, error = %e, "A sink stopped on a store error; dockhand is stopping.");
                         break Err(RunError::Store(e));
                     }
-                    Ok((name, Ok(()))) => warn!(sink = %name, "A sink stopped on its own."),
+                    Ok((name, Ok(()))) => info!(task = %name, "A task finished."),
                     Err(e) => { error!(error = %e, "A sink task failed."); break Err(RunError::Store(StoreError::Setup(e.to_string()))); }
                 }
             }

@@ -1,6 +1,8 @@
 //! Support for dockhand's end-to-end tests: scratch folders with a config, the daemon as a real
 //! child process (start, wait until ready, SIGTERM, SIGKILL), CLI runs, and polling helpers.
 
+pub mod mqtt;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};

@@ -60,10 +60,34 @@ pub enum Command {
         #[arg(long)]
         since: String,
     },
+    /// Publish realistic handheld traffic to the configured broker and report what the gateway answered.
+    Simulate {
+        #[command(subcommand)]
+        command: SimulateCommand,
+    },
     /// Measure this gateway: durable append throughput and drain speed.
     Bench {
         #[command(subcommand)]
         command: crate::bench::BenchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimulateCommand {
+    /// Simulated handheld scanners: scans with GS1 data, counts and picks, some malformed on purpose.
+    Handhelds {
+        /// Messages to send (all handhelds together).
+        #[arg(long, default_value_t = 100)]
+        count: u64,
+        /// Messages per second.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// Number of handhelds (each is its own MQTT client).
+        #[arg(long, default_value_t = 3)]
+        devices: usize,
+        /// Every n-th message is malformed on purpose (0: none).
+        #[arg(long, default_value_t = 20)]
+        malformed_every: u64,
     },
 }
 
@@ -80,6 +104,7 @@ fn run(cli: Cli) -> i32 {
         Command::Status { json, clear_alarms } => with_config(&cli.config, |c| status(c, json, clear_alarms)),
         Command::Dlq { command } => with_config(&cli.config, |c| dlq::run(c, command)),
         Command::Replay { sink, since } => with_config(&cli.config, |c| replay(c, &sink, &since)),
+        Command::Simulate { command } => simulate(&cli.config, command),
         Command::Bench { command } => crate::bench::run(command),
     }
 }
@@ -159,6 +184,14 @@ fn check_config(path: &std::path::Path, connect: bool) -> i32 {
         }
     };
     check(check_store_folder(&config), format!("store {}", config.store.path.display()));
+    if let Some(settings) = crate::sources::mqtt::MqttSettings::from_config(&config) {
+        let what = format!("mqtt broker {}:{}", settings.mqtt.host, settings.mqtt.port);
+        let probe = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(probe_broker(&settings)),
+            Err(e) => Err(e.to_string()),
+        };
+        check(probe, what);
+    }
     for sink in &config.sinks {
         match sink {
             crate::sinks::SinkConfig::File(c) => check(
@@ -237,4 +270,70 @@ fn replay(config: &Config, sink: &str, since: &str) -> Result<i32, StoreError> {
     }
     println!("Sink {sink} will deliver {} event(s) again, from seq {} on.", report.events, report.from_seq);
     Ok(exit::OK)
+}
+
+/// Connects once to the broker and waits for its answer.
+async fn probe_broker(settings: &crate::sources::mqtt::MqttSettings) -> Result<String, String> {
+    let mut options = settings.options(&format!("dockhand-{}-check", settings.gateway), false)?;
+    options.set_clean_session(true);
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 8);
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match events.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err("no answer within 5 s".into()));
+    let _ = client.try_disconnect();
+    answer.map(|()| format!("connected; handheld topics under {}/handheld/", settings.prefix))
+}
+
+fn simulate(path: &std::path::Path, command: SimulateCommand) -> i32 {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(settings) = crate::sources::mqtt::MqttSettings::from_config(&config) else {
+        eprintln!("error: {} has no [mqtt] section: the simulator publishes to that broker", path.display());
+        return exit::CONFIG;
+    };
+    let SimulateCommand::Handhelds { count, rate, devices, malformed_every } = command;
+    let sim = crate::simulate::SimulateConfig { handhelds: devices, rate, malformed_every, count };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let (switch, shutdown) = crate::shutdown::ShutdownSwitch::new();
+    let result = runtime.block_on(async {
+        let run = crate::simulate::run(settings, sim, shutdown, true);
+        tokio::pin!(run);
+        tokio::select! {
+            r = &mut run => r,
+            _ = tokio::signal::ctrl_c() => { switch.trigger(); run.await }
+        }
+    });
+    match result {
+        Ok(report) if report.unanswered == 0 && report.rejected == report.malformed_sent => {
+            println!("Every valid message was stored and every malformed one rejected.");
+            exit::OK
+        }
+        Ok(report) => {
+            println!(
+                "{} message(s) got no answer from the gateway; is dockhand running on this broker? (dockhand status)",
+                report.unanswered
+            );
+            exit::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILURE
+        }
+    }
 }

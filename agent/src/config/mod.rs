@@ -13,7 +13,9 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 
+use crate::simulate::SimulateConfig;
 use crate::sinks::SinkConfig;
+use crate::sources::mqtt::{BrokerConfig, MqttConfig};
 use crate::units::{ByteSize, HumanDuration};
 
 pub const DEFAULT_PATH: &str = "/etc/dockhand/dockhand.toml";
@@ -25,6 +27,12 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
+    /// The broker handhelds publish to; absent: no MQTT source.
+    pub mqtt: Option<MqttConfig>,
+    /// Run an MQTT broker inside dockhand.
+    pub broker: Option<BrokerConfig>,
+    /// Simulated handheld traffic (demos and commissioning only).
+    pub simulate: Option<SimulateConfig>,
     pub sinks: Vec<SinkConfig>,
 }
 
@@ -90,6 +98,9 @@ struct RawConfig {
     store: StoreConfig,
     #[serde(default)]
     log: LogConfig,
+    mqtt: Option<MqttConfig>,
+    broker: Option<BrokerConfig>,
+    simulate: Option<SimulateConfig>,
     #[serde(default)]
     sink: Vec<toml::Value>,
 }
@@ -125,7 +136,20 @@ impl Config {
         }
         let mut store = raw.store;
         store.path = resolve(&base, &store.path);
-        let config = Config { file: file.to_path_buf(), gateway: raw.gateway, store, log: raw.log, sinks };
+        let mut mqtt = raw.mqtt;
+        if let Some(m) = &mut mqtt {
+            m.resolve(&base);
+        }
+        let config = Config {
+            file: file.to_path_buf(),
+            gateway: raw.gateway,
+            store,
+            log: raw.log,
+            mqtt,
+            broker: raw.broker,
+            simulate: raw.simulate,
+            sinks,
+        };
         config.validate().map_err(|(key, msg)| ConfigError::at_key(file, text, &key, msg))?;
         Ok(config)
     }
@@ -149,6 +173,17 @@ impl Config {
                 "log.level".into(),
                 format!("`{}` is not a log level (use error, warn, info, debug or trace)", self.log.level),
             ));
+        }
+        if let Some(m) = &self.mqtt {
+            m.validate()?;
+        }
+        if let Some(s) = &self.simulate {
+            if self.mqtt.is_none() {
+                return Err(("simulate".into(), "simulated handhelds need an [mqtt] section to publish to".into()));
+            }
+            if !(s.rate > 0.0 && s.rate <= 10_000.0) || s.handhelds == 0 {
+                return Err(("simulate".into(), "needs 1 or more handhelds and 0 < rate <= 10000".into()));
+            }
         }
         let mut names = HashSet::new();
         for (i, sink) in self.sinks.iter().enumerate() {

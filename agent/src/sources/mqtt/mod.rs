@@ -1,0 +1,15 @@
+//! Handheld scanners over MQTT (contracts.md §2).
+//!
+//! - [`message`]: pure classification of one message (topic + bytes → message or rejection).
+//! - [`source`]: the connection, ingest, ordered acks, gateway status.
+//! - [`config`]: `[mqtt]` and `[broker]`; [`tls`]: the rustls client config;
+//!   [`broker`]: the optional embedded broker.
+
+pub mod broker;
+pub mod config;
+pub mod message;
+pub mod source;
+pub mod tls;
+
+pub use config::{BrokerConfig, MqttConfig};
+pub use source::{MqttSettings, MqttSource};

@@ -1,0 +1,367 @@
+//! The MQTT source: one rumqttc connection with a persistent session (clean session off, a stable
+//! client id), subscribed at QoS 1 to `<prefix>/handheld/#`.
+//!
+//! Every PUBLISH is classified ([`super::message::classify`]), stored (or dead-lettered), answered
+//! on the handheld's `ack` or `rejected` topic, and only then acknowledged to the broker. PUBACKs
+//! leave in the order the messages arrived (MQTT 3.1.1 §4.6): an acker task waits for each
+//! message's outcome in arrival order. When the store is full, the message is held unacknowledged
+//! and retried; the broker keeps it and, once its in-flight window is used up, stops sending more —
+//! back-pressure instead of loss.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, Publish, QoS, TlsConfiguration, Transport};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, info, warn};
+
+use super::config::MqttConfig;
+use super::message::{Incoming, RejectedReply, Rejection, classify};
+use crate::config::Config;
+use crate::dispatcher::RetrySchedule;
+use crate::event::{Event as DhEvent, Source, Transport as DhTransport, new_event_id};
+use crate::shutdown::Shutdown;
+use crate::sinks::RetryConfig;
+use crate::store::{Appended, NewDeadLetter, Store, StoreError};
+use crate::timestamp::Timestamp;
+use crate::units::HumanDuration;
+
+/// What the source needs to know, from the config.
+#[derive(Debug, Clone)]
+pub struct MqttSettings {
+    pub mqtt: MqttConfig,
+    pub gateway: String,
+    pub site: String,
+    pub prefix: String,
+}
+
+impl MqttSettings {
+    pub fn from_config(config: &Config) -> Option<MqttSettings> {
+        let mqtt = config.mqtt.clone()?;
+        let prefix = mqtt.prefix(&config.gateway.site);
+        Some(MqttSettings { mqtt, gateway: config.gateway.id.clone(), site: config.gateway.site.clone(), prefix })
+    }
+
+    pub fn status_topic(&self) -> String {
+        format!("{}/gateway/{}/status", self.prefix, self.gateway)
+    }
+
+    /// rumqttc options for this connection. `client_id` overrides the configured one (the
+    /// simulator connects as the handhelds).
+    pub fn options(&self, client_id: &str, last_will: bool) -> Result<MqttOptions, String> {
+        let m = &self.mqtt;
+        let mut o = MqttOptions::new(client_id, m.host.clone(), m.port);
+        o.set_keep_alive(m.keep_alive.0);
+        // Oversized payloads must reach us so they can be dead-lettered and answered; rumqttc
+        // drops the whole connection on a packet over its limit, so its limit is set higher.
+        let incoming = (m.max_payload_bytes.0 as usize).saturating_mul(4).max(2 << 20);
+        o.set_max_packet_size(incoming, incoming);
+        if last_will {
+            o.set_last_will(LastWill::new(self.status_topic(), offline_payload(&self.gateway), QoS::AtLeastOnce, true));
+        }
+        if let Some(user) = &m.username {
+            let password = match &m.password_file {
+                Some(f) => crate::secrets::read_secret_file(f)?,
+                None => String::new(),
+            };
+            o.set_credentials(user.clone(), password);
+        }
+        if let Some(tls) = &m.tls {
+            let config = super::tls::client_config(tls)?;
+            o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
+        }
+        Ok(o)
+    }
+}
+
+/// The connection error, with what to check for the common cases.
+fn explain(e: &rumqttc::ConnectionError) -> String {
+    let text = e.to_string();
+    let hint = if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+        "; the broker's certificate is not signed by a CA dockhand trusts: check mqtt.tls.ca_file"
+    } else if text.contains("NotValidForName") {
+        "; the broker's certificate does not name mqtt.host"
+    } else if text.contains("BadUserNamePassword") || text.contains("NotAuthorized") {
+        "; the broker refused the credentials: check mqtt.username and mqtt.password_file"
+    } else if text.contains("refused") {
+        "; nothing answers at mqtt.host:mqtt.port — is the broker running?"
+    } else {
+        ""
+    };
+    format!("{text}{hint}")
+}
+
+fn offline_payload(gateway: &str) -> String {
+    json!({"state": "offline", "gateway": gateway}).to_string()
+}
+
+/// Shared state the status publisher reads.
+#[derive(Debug, Default)]
+pub struct MqttHealth {
+    pub connected: AtomicBool,
+}
+
+pub struct MqttSource {
+    settings: MqttSettings,
+    store: Store,
+    health: Arc<MqttHealth>,
+}
+
+impl std::fmt::Debug for MqttSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttSource").field("prefix", &self.settings.prefix).finish_non_exhaustive()
+    }
+}
+
+/// One message waiting for its PUBACK: sent once `outcome` fires (dropped: never acked).
+type PendingAck = (Publish, oneshot::Receiver<()>);
+
+impl MqttSource {
+    pub fn new(settings: MqttSettings, store: Store) -> Self {
+        Self { settings, store, health: Arc::default() }
+    }
+
+    pub fn health(&self) -> Arc<MqttHealth> {
+        self.health.clone()
+    }
+
+    pub async fn run(self, mut shutdown: Shutdown) -> Result<(), StoreError> {
+        let client_id = self.settings.mqtt.client_id(&self.settings.gateway);
+        let mut options = match self.settings.options(&client_id, true) {
+            Ok(o) => o,
+            Err(e) => {
+                error!(%e, "The MQTT source cannot start: fix [mqtt] in the config.");
+                shutdown.wait().await;
+                return Ok(());
+            }
+        };
+        options.set_clean_session(false);
+        options.set_manual_acks(true);
+        let (client, mut events) = AsyncClient::new(options, 1024);
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel::<PendingAck>();
+        let acker = tokio::spawn(send_acks_in_order(client.clone(), ack_rx));
+        let filter = format!("{}/handheld/#", self.settings.prefix);
+        let mut reconnect = RetrySchedule::new(RetryConfig {
+            initial: HumanDuration(Duration::from_millis(500)),
+            max: HumanDuration(Duration::from_secs(30)),
+            paused_interval: HumanDuration(Duration::from_secs(30)),
+        });
+        let mut status_tick = tokio::time::interval(self.settings.mqtt.status_interval.0);
+        let mut failures: u32 = 0;
+        info!(broker = %format!("{}:{}", self.settings.mqtt.host, self.settings.mqtt.port), %client_id, %filter, "MQTT source started.");
+        loop {
+            tokio::select! {
+                polled = events.poll() => match polled {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                        failures = 0;
+                        reconnect.reset();
+                        self.health.connected.store(true, Ordering::Relaxed);
+                        info!(session_present = ack.session_present, "Connected to the MQTT broker.");
+                        if !ack.session_present {
+                            warn!("The broker holds no session for dockhand: normal on the first start; otherwise the broker lost it, and messages sent while dockhand was away may be missing.");
+                        }
+                        // Subscriptions are not restored by rumqttc: ask again on every connection.
+                        if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
+                            warn!(error = %e, "Cannot queue the MQTT subscription.");
+                        }
+                        self.publish_status(&client).await;
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => info!(%filter, "Subscribed to handheld topics."),
+                    Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        let (done, outcome) = oneshot::channel();
+                        if ack_tx.send((publish.clone(), outcome)).is_err() {
+                            break;
+                        }
+                        tokio::spawn(ingest(self.settings.clone(), self.store.clone(), client.clone(), publish, done));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.health.connected.store(false, Ordering::Relaxed);
+                        failures += 1;
+                        let delay = reconnect.next_delay();
+                        if failures == 1 || failures.is_power_of_two() {
+                            let error = explain(&e);
+                            warn!(%error, attempt = failures, retry_in_ms = delay.as_millis() as u64, "MQTT connection failed; reconnecting.");
+                        }
+                        if !shutdown.sleep(delay).await {
+                            break;
+                        }
+                    }
+                },
+                _ = status_tick.tick() => self.publish_status(&client).await,
+                _ = shutdown.wait() => break,
+            }
+        }
+        // Leave cleanly: say offline (retained), then disconnect. Messages still being stored are
+        // not acknowledged, so the broker sends them again next time.
+        drop(ack_tx);
+        acker.abort();
+        let _ = client.try_publish(
+            self.settings.status_topic(),
+            QoS::AtLeastOnce,
+            true,
+            offline_payload(&self.settings.gateway),
+        );
+        let _ = client.try_disconnect();
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Ok(ev) = events.poll().await {
+                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
+        self.health.connected.store(false, Ordering::Relaxed);
+        info!("MQTT source stopped.");
+        Ok(())
+    }
+
+    async fn publish_status(&self, client: &AsyncClient) {
+        let gateway = self.settings.gateway.clone();
+        let read = match self.store.reader() {
+            Ok(reader) => reader.run(move |r| gateway_status(r, &gateway)).await,
+            Err(e) => Err(e),
+        };
+        let payload = match read {
+            Ok(p) => p,
+            Err(e) => {
+                debug!(error = %e, "Cannot read the store for the gateway status.");
+                return;
+            }
+        };
+        if let Err(e) = client.try_publish(self.settings.status_topic(), QoS::AtLeastOnce, true, payload) {
+            debug!(error = %e, "Cannot queue the gateway status.");
+        }
+    }
+}
+
+/// The retained `…/gateway/<id>/status` payload: online, and each sink's queue.
+fn gateway_status(reader: &crate::store::StoreReader, gateway: &str) -> Result<String, StoreError> {
+    let summary = reader.summary()?;
+    let now = Timestamp::now();
+    let queue: serde_json::Map<String, serde_json::Value> = summary
+        .sinks
+        .iter()
+        .filter(|s| s.state.retired_at.is_none())
+        .map(|s| {
+            (
+                s.state.name.clone(),
+                json!({
+                    "pending": s.pending,
+                    "oldest_pending_age_s": s.oldest_pending_at.map(|t| t.millis_until(now) / 1000),
+                    "paused": s.state.paused.is_some(),
+                    "failing": s.state.attempts > 0,
+                }),
+            )
+        })
+        .collect();
+    Ok(json!({"state": "online", "gateway": gateway, "at": now, "last_seq": summary.last_seq, "queue": queue, "devices": {}})
+        .to_string())
+}
+
+async fn send_acks_in_order(client: AsyncClient, mut pending: mpsc::UnboundedReceiver<PendingAck>) {
+    while let Some((publish, outcome)) = pending.recv().await {
+        if outcome.await.is_err() {
+            // The message was not stored (shutting down): no ack, and none after it either.
+            return;
+        }
+        if let Err(e) = client.ack(&publish).await {
+            debug!(error = %e, "Cannot send a PUBACK (disconnected); the broker will redeliver.");
+            return;
+        }
+    }
+}
+
+/// Stores or dead-letters one message, answers the handheld, then signals `done` (the PUBACK).
+async fn ingest(
+    settings: MqttSettings,
+    store: Store,
+    client: AsyncClient,
+    publish: Publish,
+    done: oneshot::Sender<()>,
+) {
+    let received_at = Timestamp::now();
+    let max = settings.mqtt.max_payload_bytes.0 as usize;
+    let reply = match classify(&settings.prefix, &publish.topic, &publish.payload, max) {
+        Incoming::OwnReply => None,
+        Incoming::Message(m) => {
+            let event = DhEvent {
+                id: m.id.unwrap_or_else(new_event_id),
+                gateway: settings.gateway.clone(),
+                site: settings.site.clone(),
+                source: Source { transport: DhTransport::Mqtt, device: m.device.clone(), station: None },
+                partition: m.device.clone(),
+                occurred_at: m.ts.unwrap_or(received_at),
+                received_at,
+                correlation_id: None,
+                payload: m.payload,
+            };
+            let id = event.id;
+            let Some(outcome) = until_stored(|| store.append_one(event.clone())).await else { return };
+            let status = match outcome {
+                Appended::Stored { .. } => "stored",
+                Appended::Duplicate { .. } => "duplicate",
+            };
+            Some((
+                format!("{}/handheld/{}/ack", settings.prefix, m.device),
+                json!({"id": id, "status": status}).to_string(),
+            ))
+        }
+        Incoming::Rejected(r) => {
+            let entry = NewDeadLetter {
+                sink: None,
+                event_id: r.id,
+                event_seq: None,
+                origin: format!("mqtt:{}", publish.topic),
+                reason: rejection_text(&r),
+                body: publish.payload.to_vec(),
+            };
+            warn!(topic = %publish.topic, reason = %entry.reason, "Rejected a handheld message; it is in the dead-letter store.");
+            let Some(()) = until_stored(|| store.dead_letter(entry.clone())).await else { return };
+            r.device.as_ref().map(|device| {
+                let body = RejectedReply { id: r.id, error: &r.error, field: r.field.as_deref() };
+                (
+                    format!("{}/handheld/{device}/rejected", settings.prefix),
+                    serde_json::to_string(&body).unwrap_or_default(),
+                )
+            })
+        }
+    };
+    if let Some((topic, body)) = reply
+        && let Err(e) = client.publish(topic, QoS::AtLeastOnce, false, body).await
+    {
+        debug!(error = %e, "Cannot queue the reply to the handheld.");
+    }
+    let _ = done.send(());
+}
+
+fn rejection_text(r: &Rejection) -> String {
+    match &r.field {
+        Some(field) => format!("{field}: {}", r.error),
+        None => r.error.clone(),
+    }
+}
+
+/// Retries a store write until it is durable. A full store holds the message (no ack), and the
+/// broker keeps it; `None` means the store closed (shutdown): the message is not acknowledged.
+async fn until_stored<T, F, Fut>(mut write: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut waited = Duration::from_millis(100);
+    loop {
+        match write().await {
+            Ok(v) => return Some(v),
+            Err(StoreError::Closed) => return None,
+            Err(e @ StoreError::Full { .. }) => {
+                warn!(error = %e, "Store full: the MQTT message is held unacknowledged; the broker keeps it.");
+            }
+            Err(e) => warn!(error = %e, "Cannot store an MQTT message; holding it and retrying."),
+        }
+        tokio::time::sleep(waited).await;
+        waited = (waited * 2).min(Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,258 @@
+//! Handhelds over MQTT, end to end: the daemon as a real process, against its embedded broker
+//! (rumqttd, hermetic) and against a real mosquitto with persistence — with SIGKILLs of the
+//! daemon, a broker restart, malformed input, and TLS with a test CA.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use dockhand_tests::mqtt::{
+    Mosquitto, Publisher, ReplyListener, TestPki, count_message, free_port, mosquitto_available, stored_counts,
+};
+use dockhand_tests::{Site, wait_until};
+
+const EXE: &str = env!("CARGO_BIN_EXE_dockhand-e2e");
+const PREFIX: &str = "warehouse/T1";
+
+fn config(site: &Site, port: u16, extra: &str) {
+    site.write_config(&format!(
+        "[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nkeep_alive = \"5s\"\n{extra}\n\
+         [[sink]]\nname = \"archive\"\ntype = \"file\"\npath = \"archive.ndjson\"\n"
+    ));
+}
+
+fn subscribed(daemon: &dockhand_tests::Daemon) {
+    wait_until(Duration::from_secs(20), "the MQTT subscription", || {
+        daemon.log().contains("Subscribed to handheld topics.")
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_broker_stores_acks_dedups_and_rejects_with_precise_reasons() {
+    let site = Site::new(EXE);
+    let port = free_port();
+    config(&site, port, &format!("[broker]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let daemon = site.start();
+    subscribed(&daemon);
+    let replies = ReplyListener::connect(port, PREFIX).await;
+    let handheld = Publisher::connect(port, "hh-1");
+
+    // A valid message: stored, answered "stored".
+    let id = uuid::Uuid::new_v4();
+    handheld.publish(&format!("{PREFIX}/handheld/hh-1/count"), id, count_message(id, 1)).await;
+    let ack = replies.wait_for("/hh-1/ack", Some(&id.to_string()), 1).await;
+    assert_eq!(ack[0].1["status"], "stored");
+    // The same id again (a redelivery): answered "duplicate", stored once.
+    handheld.publish(&format!("{PREFIX}/handheld/hh-1/count"), id, count_message(id, 1)).await;
+    let acks = replies.wait_for("/hh-1/ack", Some(&id.to_string()), 2).await;
+    assert_eq!(acks[1].1["status"], "duplicate");
+    assert_eq!(stored_counts(&site.store_path(), &[id])[&id], 1);
+
+    // Malformed input: each is dead-lettered with a precise reason and answered on `rejected`.
+    let cases: Vec<(String, Vec<u8>, &str, Option<&str>)> = vec![
+        (format!("{PREFIX}/handheld/hh-1/count"), b"\xff\xfe{}".to_vec(), "not UTF-8", None),
+        (format!("{PREFIX}/handheld/hh-1/count"), b"{\"product\": ".to_vec(), "not valid JSON", None),
+        (format!("{PREFIX}/handheld/hh-1/count"), vec![b' '; 1_000_000], "over the 65536-byte limit", None),
+        (
+            format!("{PREFIX}/handheld/hh-1/count"),
+            br#"{"product":"1","location":"A","quantity":1.5}"#.to_vec(),
+            "not JSON floats",
+            Some("quantity"),
+        ),
+        (
+            format!("{PREFIX}/handheld/hh-1/pick"),
+            br#"{"picking":"WH/OUT/1","lines":[{"product":"1"}]}"#.to_vec(),
+            "required field is missing",
+            Some("lines[0].quantity"),
+        ),
+        (
+            format!("{PREFIX}/handheld/hh-1/count"),
+            br#"{"product":"1","location":"A","quantity":true}"#.to_vec(),
+            "invalid type",
+            Some("quantity"),
+        ),
+        (format!("{PREFIX}/handheld/hh-1/teleport"), b"{}".to_vec(), "unknown kind `teleport`", None),
+        (format!("{PREFIX}/handheld/hh-1"), b"{}".to_vec(), "is not warehouse/T1/handheld/<device>/<kind>", None),
+    ];
+    for (n, (topic, payload, reason, field)) in cases.iter().enumerate() {
+        handheld.publish_raw(topic, payload.clone()).await;
+        let rejected = replies.wait_for("/hh-1/rejected", None, n + 1).await;
+        let reply = &rejected[n].1;
+        assert!(reply["error"].as_str().unwrap().contains(reason), "case {n}: {reply}");
+        assert_eq!(reply["field"].as_str(), *field, "case {n}: {reply}");
+    }
+    let out = site.cli(&["dlq", "list", "--json"]);
+    let dead: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(dead.len(), cases.len());
+    for (entry, (topic, payload, reason, _)) in dead.iter().rev().zip(&cases) {
+        assert!(entry["reason"].as_str().unwrap().contains(reason), "{entry}");
+        assert_eq!(entry["origin"].as_str().unwrap(), format!("mqtt:{topic}"));
+        assert_eq!(entry["body_bytes"].as_u64().unwrap() as usize, payload.len(), "the raw bytes are kept");
+    }
+
+    // Still running and storing.
+    let id2 = uuid::Uuid::new_v4();
+    handheld.publish(&format!("{PREFIX}/handheld/hh-2/count"), id2, count_message(id2, 2)).await;
+    replies.wait_for("/hh-2/ack", Some(&id2.to_string()), 1).await;
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_five_times_while_handhelds_publish_10000_messages_loses_nothing() {
+    if !mosquitto_available() {
+        return;
+    }
+    let site = Site::new(EXE);
+    let broker = Mosquitto::start(site.dir.path());
+    config(&site, broker.port, "");
+    let daemon = site.start();
+    subscribed(&daemon);
+
+    let mut handhelds = Vec::new();
+    for h in 0..4 {
+        let port = broker.port;
+        handhelds.push(tokio::spawn(async move {
+            let publisher = Publisher::connect(port, &format!("crash-hh-{h}"));
+            let mut ids = Vec::new();
+            for n in 0..2500u64 {
+                let id = uuid::Uuid::new_v4();
+                publisher.publish(&format!("{PREFIX}/handheld/hh-{h}/count"), id, count_message(id, n)).await;
+                ids.push(id);
+                if n % 10 == 9 {
+                    tokio::time::sleep(Duration::from_millis(30)).await;
+                }
+            }
+            wait_until_async(Duration::from_secs(30), || publisher.acked().len() == ids.len()).await;
+            assert!(!publisher.broken());
+            publisher.acked()
+        }));
+    }
+    // Kill the daemon at random moments while the messages flow, and start it again.
+    let mut daemon = Some(daemon);
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(600 + fastrand::u64(0..600))).await;
+        if let Some(d) = daemon.take() {
+            d.kill9();
+        }
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..300))).await;
+        daemon = Some(site.start());
+    }
+    let mut acked: HashSet<uuid::Uuid> = HashSet::new();
+    for h in handhelds {
+        acked.extend(h.await.unwrap());
+    }
+    assert_eq!(acked.len(), 10_000, "the broker acknowledged every message");
+    let ids: Vec<uuid::Uuid> = acked.into_iter().collect();
+    let store = site.store_path();
+    // The broker delivers what it queued while dockhand was down; give it time, then count.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while dockhand_tests::mqtt::stored_total(&store) < 10_000 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let counts = stored_counts(&store, &ids);
+    let missing = counts.values().filter(|n| **n == 0).count();
+    assert_eq!(missing, 0, "{missing} messages the broker acknowledged never reached the store");
+    let wrong: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(wrong.is_empty(), "{} ids not stored exactly once, e.g. {:?}", wrong.len(), wrong.first());
+    assert_eq!(dockhand_tests::mqtt::stored_total(&store), 10_000);
+    assert_eq!(daemon.take().unwrap().stop().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_stream_loses_nothing() {
+    if !mosquitto_available() {
+        return;
+    }
+    let site = Site::new(EXE);
+    let mut broker = Mosquitto::start(site.dir.path());
+    config(&site, broker.port, "");
+    let daemon = site.start();
+    subscribed(&daemon);
+    let ids: Vec<uuid::Uuid> = (0..1000).map(|_| uuid::Uuid::new_v4()).collect();
+    let first = Publisher::connect(broker.port, "restart-hh");
+    for (n, id) in ids.iter().enumerate().take(500) {
+        first.publish(&format!("{PREFIX}/handheld/hh-r/count"), *id, count_message(*id, n as u64)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    broker.restart();
+    // A handheld resends whatever its broker did not acknowledge, then goes on.
+    let acked_before = first.acked();
+    let second = Publisher::connect(broker.port, "restart-hh-2");
+    for (n, id) in ids.iter().enumerate() {
+        if !acked_before.contains(id) {
+            second.publish(&format!("{PREFIX}/handheld/hh-r/count"), *id, count_message(*id, n as u64)).await;
+        }
+    }
+    wait_until(Duration::from_secs(60), "all 1000 messages stored", || {
+        dockhand_tests::mqtt::stored_total(&site.store_path()) >= 1000
+    });
+    let counts = stored_counts(&site.store_path(), &ids);
+    assert!(counts.values().all(|n| *n == 1), "every message stored exactly once");
+    let log = daemon.log();
+    assert!(log.matches("Subscribed to handheld topics.").count() >= 2, "resubscribed after the restart:\n{log}");
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_test_ca_and_client_certificate_and_refusal_of_an_unknown_ca() {
+    if !mosquitto_available() {
+        return;
+    }
+    let site = Site::new(EXE);
+    let pki = TestPki::generate(site.dir.path(), "site");
+    let broker = Mosquitto::start_with(site.dir.path(), Some(pki.clone()));
+    let tls_port = broker.tls_port.unwrap();
+    config(
+        &site,
+        tls_port,
+        &format!(
+            "[mqtt.tls]\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"\n",
+            pki.ca.display(),
+            pki.client_cert.display(),
+            pki.client_key.display()
+        ),
+    );
+    let daemon = site.start();
+    subscribed(&daemon);
+    // A handheld on the plain listener; dockhand receives it over TLS.
+    let replies = ReplyListener::connect(broker.port, PREFIX).await;
+    let id = uuid::Uuid::new_v4();
+    Publisher::connect(broker.port, "tls-hh")
+        .publish(&format!("{PREFIX}/handheld/hh-t/count"), id, count_message(id, 1))
+        .await;
+    replies.wait_for("/hh-t/ack", Some(&id.to_string()), 1).await;
+    assert_eq!(stored_counts(&site.store_path(), &[id])[&id], 1);
+    assert_eq!(daemon.stop().code(), Some(0));
+
+    // The same broker, but dockhand trusts another CA: refused, with a clear reason.
+    let other = TestPki::generate(site.dir.path(), "other");
+    config(
+        &site,
+        tls_port,
+        &format!(
+            "[mqtt.tls]\nca_file = \"{}\"\nclient_cert_file = \"{}\"\nclient_key_file = \"{}\"\n",
+            other.ca.display(),
+            pki.client_cert.display(),
+            pki.client_key.display()
+        ),
+    );
+    let daemon = site.start();
+    wait_until(Duration::from_secs(20), "the TLS refusal", || daemon.log().contains("MQTT connection failed"));
+    let log = daemon.log();
+    assert!(log.contains("UnknownIssuer") && log.contains("check mqtt.tls.ca_file"), "{log}");
+    assert!(!log.contains("Subscribed to handheld topics."));
+    let out = site.cli(&["check-config", "--connect"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("✗ mqtt broker") && text.contains("UnknownIssuer"), "{text}");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+async fn wait_until_async(timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
