@@ -35,6 +35,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
     },
+    /// Handheld messages through a real mosquitto into the daemon: throughput against the broker's
+    /// own ceiling, and publish-to-ack latency at 1 000 messages/s (needs mosquitto installed).
+    Ingest {
+        #[arg(long, default_value = "dockhand-bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 80_000)]
+        messages: u64,
+        /// The broker's max_inflight_messages (per client).
+        #[arg(long, default_value_t = 100)]
+        inflight: u16,
+    },
     /// Drain a backlog through the real daemon to a file sink.
     Drain {
         #[arg(long, default_value = "dockhand-bench")]
@@ -53,6 +64,7 @@ pub fn run(command: BenchCommand) -> i32 {
     let result = match command {
         BenchCommand::Append { dir, groups, payload_bytes, seconds } => append(&dir, &groups, payload_bytes, seconds),
         BenchCommand::Drain { dir, events, payload_bytes, batch } => drain(&dir, events, payload_bytes, batch),
+        BenchCommand::Ingest { dir, messages, inflight } => crate::bench_ingest::run(&dir, messages, inflight),
     };
     match result {
         Ok(()) => exit::OK,

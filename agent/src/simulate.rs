@@ -134,6 +134,7 @@ pub async fn run(
         let mut options = settings.options(&format!("dockhand-{device}"), false)?;
         options.set_clean_session(true);
         let (client, mut events) = AsyncClient::new(options, 256);
+        crate::sources::mqtt::source::no_delay(&mut events);
         for reply in ["ack", "rejected"] {
             client
                 .subscribe(format!("{}/handheld/{device}/{reply}", settings.prefix), QoS::AtLeastOnce)

@@ -104,7 +104,7 @@ impl Mosquitto {
     fn launch(&mut self) {
         let mut conf = format!(
             "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nautosave_interval 1\n\
-             max_queued_messages 0\nmax_inflight_messages 20\nmessage_size_limit 4194304\nlog_dest stderr\nlog_type error\nlog_type warning\n",
+             max_queued_messages 0\nmax_inflight_messages 20\nset_tcp_nodelay true\nmessage_size_limit 4194304\nlog_dest stderr\nlog_type error\nlog_type warning\n",
             self.port,
             self.dir.display()
         );

@@ -45,6 +45,7 @@
 //!   background after start-up instead of before it.
 
 mod admin;
+mod checkpoint;
 mod reader;
 mod recovery;
 mod schema;
@@ -225,6 +226,7 @@ struct Shared {
     last_seq: watch::Receiver<u64>,
     damage: watch::Receiver<Option<String>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
 }
 
 impl Store {
@@ -260,6 +262,10 @@ impl Store {
         if moved_aside.is_none() && size > options.verify_at_open_max_bytes {
             spawn_background_check(options.path.clone(), damage_tx.clone());
         }
+        // Checkpoints run on their own connection so that copying the WAL into the file (and its
+        // fsync) never stalls an append.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = checkpoint::Checkpointer::start(&options.path)?;
         let writer = Writer::new(conn, &options, damage_tx)?;
         let last_seq = writer.last_seq();
         let (seq_tx, seq_rx) = watch::channel(last_seq);
@@ -276,6 +282,7 @@ impl Store {
                 last_seq: seq_rx,
                 damage: damage_rx,
                 writer: Mutex::new(Some(handle)),
+                checkpointer: Mutex::new(Some(checkpointer)),
             }),
         };
         Ok((store, OpenReport { moved_aside, last_seq }))
@@ -332,6 +339,9 @@ impl Store {
 
     /// Stops taking requests, lets the writer commit what it has, and waits for it.
     pub fn close(&self) {
+        if let Some(c) = self.shared.checkpointer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            c.stop();
+        }
         self.shared.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
         let handle = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(h) = handle

@@ -64,6 +64,8 @@ const VACUUM_PAGES: i64 = 2048;
 const VACUUM_MIN_FREE_PAGES: i64 = 64;
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// A group commit slower than this is logged: it delays every acknowledgement in the group.
+const SLOW_COMMIT: Duration = Duration::from_millis(50);
 /// Estimated bytes a row costs beyond its body (row header, id index entry, page slack).
 const ROW_OVERHEAD: u64 = 96;
 
@@ -130,7 +132,18 @@ impl Writer {
                 }
             }
             let before = self.next_seq;
+            let started = Instant::now();
+            let requests = group.len();
             self.commit_group(group);
+            let took = started.elapsed();
+            if took >= SLOW_COMMIT {
+                warn!(
+                    ms = took.as_millis() as u64,
+                    requests,
+                    events = weight,
+                    "Slow commit: the disk took long to make a group durable."
+                );
+            }
             if self.next_seq != before {
                 last_seq.send_replace(self.next_seq - 1);
             }
@@ -252,7 +265,8 @@ impl Writer {
     }
 
     fn housekeeping(&mut self) {
-        self.last_housekeeping = Instant::now();
+        let started = Instant::now();
+        self.last_housekeeping = started;
         if self.last_heartbeat.is_none_or(|t| t.elapsed() >= HEARTBEAT_EVERY) {
             self.heartbeat(false);
         }
@@ -275,6 +289,12 @@ impl Writer {
                 super::report_damage(&self.path, &self.damage, &e.to_string());
             }
             warn!(error = %e, "Store housekeeping failed; it will be tried again.");
+        }
+        if started.elapsed() >= SLOW_COMMIT {
+            warn!(
+                ms = started.elapsed().as_millis() as u64,
+                "Slow housekeeping: appends waited behind pruning or vacuum."
+            );
         }
     }
 

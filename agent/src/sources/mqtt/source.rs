@@ -93,6 +93,16 @@ fn explain(e: &rumqttc::ConnectionError) -> String {
     format!("{text}{hint}")
 }
 
+const REPLY_WINDOW: u16 = 4096;
+
+/// Small MQTT packets (acks, replies) must leave at once: Nagle's algorithm would hold them back
+/// for milliseconds, and every held PUBACK stalls the broker's in-flight window.
+pub fn no_delay(events: &mut rumqttc::EventLoop) {
+    let mut network = events.network_options();
+    network.set_tcp_nodelay(true);
+    events.set_network_options(network);
+}
+
 fn offline_payload(gateway: &str) -> String {
     json!({"state": "offline", "gateway": gateway}).to_string()
 }
@@ -115,8 +125,12 @@ impl std::fmt::Debug for MqttSource {
     }
 }
 
-/// One message waiting for its PUBACK: sent once `outcome` fires (dropped: never acked).
-type PendingAck = (Publish, oneshot::Receiver<()>);
+/// The answer to a handheld: topic and JSON body.
+type Reply = (String, String);
+
+/// One message waiting for its outcome: the reply to publish (if any), then its PUBACK. A dropped
+/// sender means "not stored": no ack.
+type PendingAck = (Publish, oneshot::Receiver<Option<Reply>>);
 
 impl MqttSource {
     pub fn new(settings: MqttSettings, store: Store) -> Self {
@@ -139,7 +153,14 @@ impl MqttSource {
         };
         options.set_clean_session(false);
         options.set_manual_acks(true);
-        let (client, mut events) = AsyncClient::new(options, 1024);
+        // Replies to handhelds are QoS 1: with rumqttc's default window of 100 unacknowledged
+        // publishes it stops reading its request queue — PUBACKs included — whenever 100 replies
+        // wait for the broker, which throttles ingest to the broker's reply round trip.
+        options.set_inflight(REPLY_WINDOW);
+        // Room for every reply and ack the broker's in-flight window can cause, so queuing one never
+        // waits: a waiting sender on rumqttc's channel costs CPU linear in the number waiting.
+        let (client, mut events) = AsyncClient::new(options, 16 * 1024);
+        no_delay(&mut events);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel::<PendingAck>();
         let acker = tokio::spawn(send_acks_in_order(client.clone(), ack_rx));
         let filter = format!("{}/handheld/#", self.settings.prefix);
@@ -174,7 +195,7 @@ impl MqttSource {
                         if ack_tx.send((publish.clone(), outcome)).is_err() {
                             break;
                         }
-                        tokio::spawn(ingest(self.settings.clone(), self.store.clone(), client.clone(), publish, done));
+                        tokio::spawn(ingest(self.settings.clone(), self.store.clone(), publish, done));
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -261,11 +282,19 @@ fn gateway_status(reader: &crate::store::StoreReader, gateway: &str) -> Result<S
         .to_string())
 }
 
+/// Publishes each message's reply, then its PUBACK, in arrival order. One task sends everything so
+/// that rumqttc's request queue never has more than one waiting sender (each waiting sender costs
+/// time linear in their number when the queue is full).
 async fn send_acks_in_order(client: AsyncClient, mut pending: mpsc::UnboundedReceiver<PendingAck>) {
     while let Some((publish, outcome)) = pending.recv().await {
-        if outcome.await.is_err() {
+        let Ok(reply) = outcome.await else {
             // The message was not stored (shutting down): no ack, and none after it either.
             return;
+        };
+        if let Some((topic, body)) = reply
+            && let Err(e) = client.publish(topic, QoS::AtLeastOnce, false, body).await
+        {
+            debug!(error = %e, "Cannot queue the reply to the handheld.");
         }
         if let Err(e) = client.ack(&publish).await {
             debug!(error = %e, "Cannot send a PUBACK (disconnected); the broker will redeliver.");
@@ -274,14 +303,8 @@ async fn send_acks_in_order(client: AsyncClient, mut pending: mpsc::UnboundedRec
     }
 }
 
-/// Stores or dead-letters one message, answers the handheld, then signals `done` (the PUBACK).
-async fn ingest(
-    settings: MqttSettings,
-    store: Store,
-    client: AsyncClient,
-    publish: Publish,
-    done: oneshot::Sender<()>,
-) {
+/// Stores or dead-letters one message, then hands the acker the reply for the handheld.
+async fn ingest(settings: MqttSettings, store: Store, publish: Publish, done: oneshot::Sender<Option<Reply>>) {
     let received_at = Timestamp::now();
     let max = settings.mqtt.max_payload_bytes.0 as usize;
     let reply = match classify(&settings.prefix, &publish.topic, &publish.payload, max) {
@@ -329,12 +352,7 @@ async fn ingest(
             })
         }
     };
-    if let Some((topic, body)) = reply
-        && let Err(e) = client.publish(topic, QoS::AtLeastOnce, false, body).await
-    {
-        debug!(error = %e, "Cannot queue the reply to the handheld.");
-    }
-    let _ = done.send(());
+    let _ = done.send(reply);
 }
 
 fn rejection_text(r: &Rejection) -> String {
