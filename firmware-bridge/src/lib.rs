@@ -3,5 +3,20 @@
 //! shell so that every protocol can be unit-tested and fuzzed byte by byte.
 //!
 //! This crate knows nothing of SQLite, MQTT topics or sinks; the agent turns what it decodes into
-//! events. The codecs arrive with the serial-device work; until then the crate only fixes the
-//! workspace layout.
+//! events. Modules (all pure, no I/O):
+//!
+//! - [`scanner`]: barcode scans — [`scanner::framing`] (byte stream → frames),
+//!   [`scanner::aim`] (AIM symbology ids), [`scanner::gs1`] (element strings, Digital Link),
+//!   [`scanner::check_digit`], and [`scanner::decode_scan`] → the `scan` payload.
+//! - [`scale`]: one decoder per scale protocol (MT-SICS, Toledo continuous and 8217, SMA, NCI,
+//!   CAS, configurable pattern) → the `weight` payload, plus [`scale::stable`] capture.
+//! - [`printer`]: printer status replies (ZPL `~HS`/`~HQES`, TSPL, ESC/POS, EPL2).
+//! - [`decimal`]: exact decimal strings (weights are never floats).
+
+pub mod decimal;
+pub mod printer;
+pub mod scale;
+pub mod scanner;
+
+pub use scale::{ScaleCondition, ScaleError, ScaleReading, Weight, WeightUnit};
+pub use scanner::{Scan, ScanError, ScanOptions, ScanParsed, decode_scan};
