@@ -256,3 +256,82 @@ async fn wait_until_async(timeout: Duration, mut check: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Subscribes to the retained gateway status and returns the payloads seen so far.
+async fn watch_status(port: u16) -> std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut options = rumqttc::MqttOptions::new(format!("status-watch-{}", free_port()), "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(10));
+    let (client, mut events) = rumqttc::AsyncClient::new(options, 10);
+    client.subscribe(format!("{PREFIX}/gateway/test-gw/status"), rumqttc::QoS::AtLeastOnce).await.unwrap();
+    let s = seen.clone();
+    tokio::spawn(async move {
+        let _client = client;
+        loop {
+            match events.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                    s.lock().unwrap().push(serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retained_gateway_status_says_online_with_queue_figures_then_offline_when_killed() {
+    if !mosquitto_available() {
+        return;
+    }
+    let site = Site::new(EXE);
+    let broker = Mosquitto::start(site.dir.path());
+    config(&site, broker.port, "");
+    let daemon = site.start();
+    subscribed(&daemon);
+    // A watcher that connects later still gets the status: it is retained.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = watch_status(broker.port).await;
+    wait_until_async(Duration::from_secs(10), || seen.lock().unwrap().iter().any(|v| v["state"] == "online")).await;
+    let online = seen.lock().unwrap().iter().find(|v| v["state"] == "online").cloned().unwrap();
+    assert_eq!(online["gateway"], "test-gw");
+    assert!(online["queue"]["archive"]["pending"].is_u64(), "{online}");
+    // kill -9: no goodbye, so the broker publishes the last will after the keep-alive runs out.
+    daemon.kill9();
+    wait_until_async(Duration::from_secs(20), || seen.lock().unwrap().last().is_some_and(|v| v["state"] == "offline"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_handhelds_reports_every_message_answered() {
+    let site = Site::new(EXE);
+    let port = free_port();
+    config(&site, port, &format!("[broker]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let daemon = site.start();
+    subscribed(&daemon);
+    let out = site.cli(&[
+        "simulate",
+        "handhelds",
+        "--count",
+        "60",
+        "--rate",
+        "200",
+        "--devices",
+        "3",
+        "--malformed-every",
+        "10",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("sent 60") && text.contains("stored 54") && text.contains("rejected 6 (6 malformed on purpose)"),
+        "{text}"
+    );
+    assert!(text.contains("Every valid message was stored and every malformed one rejected."), "{text}");
+    assert_eq!(dockhand_tests::mqtt::stored_total(&site.store_path()), 54);
+    assert_eq!(daemon.stop().code(), Some(0));
+    // Without a daemon nobody answers: the report says so and the exit code is not 0.
+    let out = site.cli(&["simulate", "handhelds", "--count", "3", "--rate", "100"]);
+    assert_ne!(out.status.code(), Some(0));
+}
