@@ -11,8 +11,10 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tracing::{info, warn};
 
+use crate::event::Kind;
 use crate::shutdown::Shutdown;
-use crate::sinks::{BatchConfig, Outcome, RetryConfig, Sink};
+use crate::sinks::http::config::RateLimit;
+use crate::sinks::{BatchConfig, Outcome, RetryConfig, Sink, SinkConfig};
 use crate::store::{BatchItem, NewDeadLetter, SinkFailure, SinkProgress, Store, StoreError, StoreReader};
 use crate::timestamp::Timestamp;
 
@@ -23,6 +25,33 @@ pub struct Dispatcher {
     reader: StoreReader,
     batch: BatchConfig,
     retry: RetryConfig,
+    kinds: Option<Vec<Kind>>,
+    pace: Pace,
+}
+
+/// Spaces deliveries so that neither requests/s nor events/s exceed the sink's rate limit.
+#[derive(Debug)]
+struct Pace {
+    limit: RateLimit,
+    next: tokio::time::Instant,
+}
+
+impl Pace {
+    fn new(limit: RateLimit) -> Self {
+        Self { limit, next: tokio::time::Instant::now() }
+    }
+
+    /// Waits for the next slot, then books it for a batch of `events`.
+    async fn wait_for(&mut self, events: usize, shutdown: &mut Shutdown) -> bool {
+        let now = tokio::time::Instant::now();
+        if self.next > now && !shutdown.sleep(self.next - now).await {
+            return false;
+        }
+        let per_request = self.limit.requests_per_second.map_or(0.0, |r| 1.0 / r);
+        let per_events = self.limit.events_per_second.map_or(0.0, |r| events as f64 / r);
+        self.next = tokio::time::Instant::now() + Duration::from_secs_f64(per_request.max(per_events));
+        true
+    }
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -87,6 +116,20 @@ struct Flow {
 const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl Dispatcher {
+    /// A dispatcher for `config`'s sink, as built for `gateway`.
+    pub fn for_sink(config: &SinkConfig, gateway: &str, store: Store) -> Result<Self, StoreError> {
+        let mut d = Self::new(
+            config.name().to_string(),
+            Sink::build(config, gateway),
+            store,
+            config.batch().clone(),
+            config.retry().clone(),
+        )?;
+        d.kinds = config.kinds().map(<[Kind]>::to_vec);
+        d.pace = Pace::new(config.rate_limit());
+        Ok(d)
+    }
+
     pub fn new(
         name: String,
         sink: Sink,
@@ -95,7 +138,7 @@ impl Dispatcher {
         retry: RetryConfig,
     ) -> Result<Self, StoreError> {
         let reader = store.reader()?;
-        Ok(Self { name, sink, store, reader, batch, retry })
+        Ok(Self { name, sink, store, reader, batch, retry, kinds: None, pace: Pace::new(RateLimit::default()) })
     }
 
     /// Delivers until shutdown. Returns an error only if the store itself fails.
@@ -142,23 +185,44 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// The next batch: operator redeliveries first, then the main stream after the cursor.
+    /// The next batch: operator redeliveries first, then the main stream after the cursor. Events
+    /// of kinds this sink does not take are stepped over (recorded as settled) on the way.
     async fn next_batch(&self, limit: usize) -> Result<Option<(u64, Vec<BatchItem>)>, StoreError> {
         let name = self.name.clone();
         let max_bytes = self.batch.max_bytes.0 as usize;
-        self.reader
-            .run(move |r| {
-                let Some(state) = r.sink_state(&name)? else {
-                    return Err(StoreError::Setup(format!("sink `{name}` is not registered in the store")));
-                };
-                let redeliveries = r.redeliveries(&name, limit)?;
-                if !redeliveries.is_empty() {
-                    return Ok(Some((state.cursor, redeliveries)));
-                }
-                let batch = r.batch_after(state.cursor, limit, max_bytes)?;
-                Ok((!batch.is_empty()).then_some((state.cursor, batch)))
-            })
-            .await
+        let kinds = self.kinds.clone();
+        loop {
+            let name = name.clone();
+            let kinds = kinds.clone();
+            let (cursor, batch, scanned_to) = self
+                .reader
+                .run(move |r| {
+                    let Some(state) = r.sink_state(&name)? else {
+                        return Err(StoreError::Setup(format!("sink `{name}` is not registered in the store")));
+                    };
+                    let redeliveries = r.redeliveries(&name, limit)?;
+                    if !redeliveries.is_empty() {
+                        return Ok((state.cursor, redeliveries, state.cursor));
+                    }
+                    let (batch, scanned_to) = r.batch_after(state.cursor, limit, max_bytes, kinds.as_deref())?;
+                    Ok((state.cursor, batch, scanned_to))
+                })
+                .await?;
+            if !batch.is_empty() {
+                return Ok(Some((cursor, batch)));
+            }
+            if scanned_to <= cursor {
+                return Ok(None);
+            }
+            // Only other kinds in this stretch: move past them and look further.
+            let skip = SinkProgress {
+                sink: self.name.clone(),
+                expected_cursor: cursor,
+                new_cursor: scanned_to,
+                ..Default::default()
+            };
+            self.store.record_progress(skip).await?;
+        }
     }
 
     async fn deliver_one(
@@ -169,6 +233,9 @@ impl Dispatcher {
         shutdown: &mut Shutdown,
     ) -> Result<(), StoreError> {
         let Flow { schedule, attempts, limit, split_until, delivered_since_log, last_log } = flow;
+        if !self.pace.wait_for(batch.len(), shutdown).await {
+            return Ok(());
+        }
         let outcome = tokio::select! {
             o = self.sink.deliver(&batch) => o,
             // Abandoning an attempt is safe: nothing was recorded, so the batch goes out again.
@@ -213,14 +280,18 @@ impl Dispatcher {
                     schedule.reset();
                 }
             }
-            Outcome::Retry { error, after } => {
+            Outcome::Retry { error, after, unreachable } => {
                 *attempts += 1;
                 // The receiver's Retry-After wins over our own schedule (which still advances).
                 let ours = schedule.next_delay();
                 let delay = after.map_or(ours, |a| a.min(self.retry.max.0));
                 warn!(sink = %self.name, %error, attempt = *attempts, retry_in_ms = delay.as_millis() as u64, "Delivery failed; retrying.");
                 self.fail(error, *attempts, delay, false).await?;
-                shutdown.sleep(delay).await;
+                if unreachable {
+                    self.wait_for_return(delay, shutdown).await;
+                } else {
+                    shutdown.sleep(delay).await;
+                }
             }
             Outcome::Pause { error } => {
                 *attempts += 1;
@@ -245,6 +316,22 @@ impl Dispatcher {
             }
         }
         Ok(())
+    }
+
+    /// Sleeps out `delay`, but looks every half second whether the destination answers again, so
+    /// a backlog starts draining within a second of it coming back, however long the backoff grew.
+    async fn wait_for_return(&self, delay: Duration, shutdown: &mut Shutdown) {
+        let until = tokio::time::Instant::now() + delay;
+        while tokio::time::Instant::now() < until {
+            let step = (until - tokio::time::Instant::now()).min(Duration::from_millis(500));
+            if !shutdown.sleep(step).await {
+                return;
+            }
+            if self.sink.probe().await {
+                info!(sink = %self.name, "The destination answers again; retrying now.");
+                return;
+            }
+        }
     }
 
     fn progress(
@@ -386,7 +473,7 @@ pub(crate) mod tests {
 
     #[test]
     fn transient_failures_retry_the_same_batch_in_order() {
-        let retry = || Outcome::Retry { error: "503".into(), after: None };
+        let retry = || Outcome::Retry { error: "503".into(), after: None, unreachable: false };
         let h = harness(4, vec![retry(), retry(), retry()]);
         h.run_until(2, |s| s.cursor == 4);
         assert_eq!(h.sent(), vec![vec![1, 2], vec![1, 2], vec![1, 2], vec![1, 2], vec![3, 4]]);

@@ -34,4 +34,5 @@ pub mod store;
 pub mod supervisor;
 pub mod telemetry;
 pub mod timestamp;
+pub mod tls;
 pub mod units;

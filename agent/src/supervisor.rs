@@ -12,7 +12,6 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::dispatcher::Dispatcher;
 use crate::shutdown::ShutdownSwitch;
-use crate::sinks::Sink;
 use crate::sources::mqtt::{MqttSettings, MqttSource};
 use crate::store::{Store, StoreError, StoreOptions};
 
@@ -61,13 +60,7 @@ impl Pipeline {
         let mut tasks = JoinSet::new();
         for sink_config in &config.sinks {
             let name = sink_config.name().to_string();
-            let dispatcher = Dispatcher::new(
-                name.clone(),
-                Sink::build(sink_config),
-                store.clone(),
-                sink_config.batch().clone(),
-                sink_config.retry().clone(),
-            )?;
+            let dispatcher = Dispatcher::for_sink(sink_config, &config.gateway.id, store.clone())?;
             let shutdown = switch.subscribe();
             tasks.spawn(async move { (name, dispatcher.run(shutdown).await) });
         }

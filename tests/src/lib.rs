@@ -2,6 +2,7 @@
 //! child process (start, wait until ready, SIGTERM, SIGKILL), CLI runs, and polling helpers.
 
 pub mod mqtt;
+pub mod receiver;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -141,9 +142,14 @@ pub fn read_ndjson(path: &Path) -> Vec<serde_json::Value> {
     text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad NDJSON line {l:?}: {e}"))).collect()
 }
 
-/// Stores `n` events through the public store API (the daemon may be running: SQLite serialises
+/// Stores `n` events through the public store API (on a thread of its own, so async tests can call it) (the daemon may be running: SQLite serialises
 /// the two writers).
 pub fn fill_store(path: &Path, n: usize) -> Vec<uuid::Uuid> {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || fill_store_now(&path, n)).join().expect("fill thread")
+}
+
+fn fill_store_now(path: &Path, n: usize) -> Vec<uuid::Uuid> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let (store, _) = dockhand::store::Store::open(dockhand::store::StoreOptions::new(path)).expect("open store");
@@ -178,4 +184,36 @@ pub fn check_delivery(expected: &[uuid::Uuid], received: &[serde_json::Value]) -
     let missing: Vec<_> = expected.iter().filter(|id| !seen.contains(id)).collect();
     assert!(missing.is_empty(), "{} events never arrived, e.g. {:?}", missing.len(), missing.first());
     repeats
+}
+
+/// Stores events of the given kinds (cycling through them) and returns their ids in order.
+pub fn fill_store_kinds(path: &Path, n: usize, kinds: &[&str]) -> Vec<uuid::Uuid> {
+    let path = path.to_path_buf();
+    let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+    std::thread::spawn(move || fill_store_kinds_now(&path, n, &kinds)).join().expect("fill thread")
+}
+
+fn fill_store_kinds_now(path: &Path, n: usize, kinds: &[String]) -> Vec<uuid::Uuid> {
+    use dockhand::event::{Kind, Payload};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let (store, _) = dockhand::store::Store::open(dockhand::store::StoreOptions::new(path)).expect("open store");
+        let events: Vec<_> = (0..n)
+            .map(|i| {
+                let mut e = dockhand::bench::sample_event(&format!("dev-{}", i % 4), 100);
+                let kind = Kind::parse(&kinds[i % kinds.len()]).expect("kind");
+                let json = match kind {
+                    Kind::Count => serde_json::json!({"product": {"barcode": "4006381333931"}, "location": "WH/Stock", "quantity": "3"}),
+                    Kind::Pick => serde_json::json!({"picking": "WH/OUT/00001", "lines": [{"product": "4006381333931", "quantity": "1"}]}),
+                    _ => serde_json::json!({"raw": format!("scan {i}")}),
+                };
+                e.payload = Payload::from_json(kind, json).expect("payload");
+                e
+            })
+            .collect();
+        let ids = events.iter().map(|e| e.id).collect();
+        store.append(events).await.expect("append");
+        store.close();
+        ids
+    })
 }

@@ -240,7 +240,7 @@ async fn tls_with_a_test_ca_and_client_certificate_and_refusal_of_an_unknown_ca(
     let daemon = site.start();
     wait_until(Duration::from_secs(20), "the TLS refusal", || daemon.log().contains("MQTT connection failed"));
     let log = daemon.log();
-    assert!(log.contains("UnknownIssuer") && log.contains("check mqtt.tls.ca_file"), "{log}");
+    assert!(log.contains("UnknownIssuer") && log.contains("mqtt.tls.ca_file"), "{log}");
     assert!(!log.contains("Subscribed to handheld topics."));
     let out = site.cli(&["check-config", "--connect"]);
     let text = String::from_utf8_lossy(&out.stdout);

@@ -200,6 +200,14 @@ fn check_config(path: &std::path::Path, connect: bool) -> i32 {
                     .map(|()| format!("can append to {}", c.path.display())),
                 format!("sink {} (file)", c.name),
             ),
+            crate::sinks::SinkConfig::Http(c) => {
+                let sink = crate::sinks::http::HttpSink::new((**c).clone(), &config.gateway.id);
+                let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(sink.check()),
+                    Err(e) => Err(e.to_string()),
+                };
+                check(result, format!("sink {} (http)", c.name));
+            }
         }
     }
     if failed > 0 {

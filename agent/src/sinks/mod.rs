@@ -4,6 +4,7 @@
 //! [`crate::dispatcher::Dispatcher`], so every sink behaves the same way.
 
 pub mod file;
+pub mod http;
 
 use std::path::Path;
 
@@ -55,29 +56,48 @@ impl Default for RetryConfig {
 }
 
 /// One `[[sink]]` table, by `type`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum SinkConfig {
     File(file::FileSinkConfig),
+    Http(Box<http::HttpSinkConfig>),
 }
 
-const SINK_TYPES: &str = "\"file\"";
+const SINK_TYPES: &str = "\"file\", \"http\"";
 
 impl SinkConfig {
     pub fn name(&self) -> &str {
         match self {
             SinkConfig::File(c) => &c.name,
+            SinkConfig::Http(c) => &c.name,
+        }
+    }
+
+    /// Only these kinds go to the sink (`None`: all).
+    pub fn kinds(&self) -> Option<&[crate::event::Kind]> {
+        match self {
+            SinkConfig::File(_) => None,
+            SinkConfig::Http(c) => c.kinds.as_deref(),
+        }
+    }
+
+    pub fn rate_limit(&self) -> http::config::RateLimit {
+        match self {
+            SinkConfig::File(_) => http::config::RateLimit::default(),
+            SinkConfig::Http(c) => c.rate_limit.clone(),
         }
     }
 
     pub fn batch(&self) -> &BatchConfig {
         match self {
             SinkConfig::File(c) => &c.batch,
+            SinkConfig::Http(c) => &c.batch,
         }
     }
 
     pub fn retry(&self) -> &RetryConfig {
         match self {
             SinkConfig::File(c) => &c.retry,
+            SinkConfig::Http(c) => &c.retry,
         }
     }
 
@@ -93,6 +113,7 @@ impl SinkConfig {
         };
         let sink = match kind.as_str() {
             "file" => SinkConfig::File(typed::<file::FileSinkConfig>(value)?.resolved(base)),
+            "http" => SinkConfig::Http(Box::new(typed::<http::HttpSinkConfig>(value)?.resolved(base)?)),
             other => {
                 return Err(("type".into(), format!("unknown sink type `{other}`; this dockhand knows {SINK_TYPES}")));
             }
@@ -138,7 +159,9 @@ pub enum Outcome {
     /// dead-letter store; from `retry_from` (an index) on, events must be sent again.
     Accepted { rejected: Vec<(usize, String)>, retry_from: Option<usize> },
     /// Nothing was taken; try the whole batch again later (after `after` if the receiver said so).
-    Retry { error: String, after: Option<std::time::Duration> },
+    /// `unreachable`: no connection could be made, so the dispatcher probes for the receiver's
+    /// return instead of sleeping out the whole backoff.
+    Retry { error: String, after: Option<std::time::Duration>, unreachable: bool },
     /// A problem retries cannot fix (credentials, permissions): stop and raise an alarm; nothing
     /// is dead-lettered.
     Pause { error: String },
@@ -156,21 +179,34 @@ impl Outcome {
 #[derive(Debug)]
 pub enum Sink {
     File(file::FileSink),
+    Http(Box<http::HttpSink>),
     /// Answers from a script; for the dispatcher's own tests.
     #[cfg(test)]
     Scripted(crate::dispatcher::tests::ScriptedSink),
 }
 
 impl Sink {
-    pub fn build(config: &SinkConfig) -> Self {
+    pub fn build(config: &SinkConfig, gateway: &str) -> Self {
         match config {
             SinkConfig::File(c) => Sink::File(file::FileSink::new(c.clone())),
+            SinkConfig::Http(c) => Sink::Http(Box::new(http::HttpSink::new((**c).clone(), gateway))),
+        }
+    }
+
+    /// Whether the destination can be reached now (after it was unreachable).
+    pub async fn probe(&self) -> bool {
+        match self {
+            Sink::File(_) => true,
+            Sink::Http(s) => s.probe().await,
+            #[cfg(test)]
+            Sink::Scripted(_) => true,
         }
     }
 
     pub async fn deliver(&mut self, batch: &[BatchItem]) -> Outcome {
         match self {
             Sink::File(s) => s.deliver(batch).await,
+            Sink::Http(s) => s.deliver(batch).await,
             #[cfg(test)]
             Sink::Scripted(s) => s.deliver(batch),
         }

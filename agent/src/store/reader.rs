@@ -101,27 +101,43 @@ impl StoreReader {
     }
 
     /// Up to `max_events` events after `cursor`, stopping before `max_bytes` of bodies (but always
-    /// at least one event, so an oversized event still moves).
-    pub fn batch_after(&self, cursor: u64, max_events: usize, max_bytes: usize) -> Result<Vec<BatchItem>, StoreError> {
+    /// at least one event, so an oversized event still moves). With `kinds`, other kinds are
+    /// skipped. Also returns the last seq examined: a sink that settles the whole batch has
+    /// settled everything up to there (skipped kinds included).
+    pub fn batch_after(
+        &self,
+        cursor: u64,
+        max_events: usize,
+        max_bytes: usize,
+        kinds: Option<&[crate::event::Kind]>,
+    ) -> Result<(Vec<BatchItem>, u64), StoreError> {
+        // How far one read may look for events of the wanted kinds.
+        let scan = if kinds.is_some() { max_events.saturating_mul(20).max(1000) } else { max_events };
         self.with(|c| {
-            let mut stmt = c.prepare_cached("SELECT seq, id, body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
-            let mut rows = stmt.query(params![cursor as i64, max_events as i64])?;
+            let mut stmt =
+                c.prepare_cached("SELECT seq, id, body, kind FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+            let mut rows = stmt.query(params![cursor as i64, scan as i64])?;
             let mut out = Vec::new();
             let mut bytes = 0;
+            let mut scanned_to = cursor;
             while let Some(row) = rows.next()? {
+                let seq = row.get::<_, i64>(0)? as u64;
+                if let Some(kinds) = kinds {
+                    let kind = row.get_ref(3)?.as_str()?;
+                    if !kinds.iter().any(|k| k.as_str() == kind) {
+                        scanned_to = seq;
+                        continue;
+                    }
+                }
                 let body: String = row.get(2)?;
-                if !out.is_empty() && bytes + body.len() > max_bytes {
+                if !out.is_empty() && (bytes + body.len() > max_bytes || out.len() >= max_events) {
                     break;
                 }
                 bytes += body.len();
-                out.push(BatchItem {
-                    seq: row.get::<_, i64>(0)? as u64,
-                    id: uuid_of(row.get_ref(1)?.as_blob()?),
-                    body,
-                    redelivery: None,
-                });
+                scanned_to = seq;
+                out.push(BatchItem { seq, id: uuid_of(row.get_ref(1)?.as_blob()?), body, redelivery: None });
             }
-            Ok(out)
+            Ok((out, scanned_to))
         })
     }
 

@@ -46,7 +46,7 @@ fn appends_get_consecutive_seqs_and_duplicates_keep_the_first() {
         assert_eq!(r, vec![Appended::Stored { seq: 4 }, Appended::Duplicate { seq: 4 }]);
     });
     let reader = store.reader().unwrap();
-    let stored = reader.batch_after(0, 100, usize::MAX).unwrap();
+    let stored = reader.batch_after(0, 100, usize::MAX, None).unwrap().0;
     assert_eq!(stored.len(), 4);
     assert!(stored[1].body.contains("\"partition\":\"dev-1\""), "the original is kept");
     assert_eq!(reader.last_seq().unwrap(), 4);
@@ -89,7 +89,7 @@ fn pending_events_are_never_pruned() {
     });
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let reader = store.reader().unwrap();
-    let left = reader.batch_after(0, 100, usize::MAX).unwrap();
+    let left = reader.batch_after(0, 100, usize::MAX, None).unwrap().0;
     assert_eq!(left.first().map(|b| b.seq), Some(5), "only what both sinks settled is pruned");
     assert_eq!(left.len(), 6);
     store.close();
@@ -129,7 +129,7 @@ fn full_store_refuses_appends_keeps_events_and_recovers_after_pruning() {
     assert!(stored > 500, "a 1 MiB store holds more than {stored} events");
     // Everything stored is still there and deliverable.
     let reader = store.reader().unwrap();
-    let all = reader.batch_after(0, 100_000, usize::MAX).unwrap();
+    let all = reader.batch_after(0, 100_000, usize::MAX, None).unwrap().0;
     assert_eq!(all.len() as u64, stored);
     assert!(matches!(rt.block_on(store.append(events(1))), Err(StoreError::Full { .. })));
     // Closing checkpoints the WAL into the file, so its size is the store's size.

@@ -53,10 +53,14 @@ impl FileSink {
         let result = tokio::task::spawn_blocking(move || append_durably(&path, &bytes)).await;
         match result {
             Ok(Ok(())) => Outcome::delivered(),
-            Ok(Err(e)) => {
-                Outcome::Retry { error: format!("cannot write {}: {e}", self.config.path.display()), after: None }
+            Ok(Err(e)) => Outcome::Retry {
+                error: format!("cannot write {}: {e}", self.config.path.display()),
+                after: None,
+                unreachable: false,
+            },
+            Err(e) => {
+                Outcome::Retry { error: format!("the write was interrupted: {e}"), after: None, unreachable: false }
             }
-            Err(e) => Outcome::Retry { error: format!("the write was interrupted: {e}"), after: None },
         }
     }
 

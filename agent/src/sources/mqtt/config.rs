@@ -23,8 +23,8 @@ pub struct MqttConfig {
     pub username: Option<String>,
     /// File holding the password (never the password itself in this file).
     pub password_file: Option<PathBuf>,
-    /// Present: connect with TLS.
-    pub tls: Option<MqttTlsConfig>,
+    /// Present: connect with TLS (certificates verified against `host` as the server name).
+    pub tls: Option<crate::tls::TlsFiles>,
     /// How often the retained gateway status is refreshed.
     pub status_interval: HumanDuration,
 }
@@ -46,18 +46,6 @@ impl Default for MqttConfig {
     }
 }
 
-/// TLS to the broker. Certificates are always verified, against `mqtt.host` as the server name;
-/// without `ca_file` the system's roots are used.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MqttTlsConfig {
-    /// PEM file with the CA certificate(s) that signed the broker's certificate.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate and key, for brokers that require mutual TLS.
-    pub client_cert_file: Option<PathBuf>,
-    pub client_key_file: Option<PathBuf>,
-}
-
 impl MqttConfig {
     pub fn client_id(&self, gateway: &str) -> String {
         self.client_id.clone().unwrap_or_else(|| format!("dockhand-{gateway}"))
@@ -75,9 +63,7 @@ impl MqttConfig {
         };
         fix(&mut self.password_file);
         if let Some(tls) = &mut self.tls {
-            fix(&mut tls.ca_file);
-            fix(&mut tls.client_cert_file);
-            fix(&mut tls.client_key_file);
+            tls.resolve(base);
         }
     }
 
@@ -90,10 +76,8 @@ impl MqttConfig {
         if self.password_file.is_some() && self.username.is_none() {
             return Err(("mqtt.password_file".into(), "a password needs `username` too".into()));
         }
-        if let Some(tls) = &self.tls
-            && tls.client_cert_file.is_some() != tls.client_key_file.is_some()
-        {
-            return Err(("mqtt.tls".into(), "set both client_cert_file and client_key_file, or neither".into()));
+        if let Some(tls) = &self.tls {
+            tls.validate("mqtt.tls")?;
         }
         if self.keep_alive.0.as_secs() < 5 {
             return Err(("mqtt.keep_alive".into(), "must be at least 5s".into()));

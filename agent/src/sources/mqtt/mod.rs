@@ -2,14 +2,12 @@
 //!
 //! - [`message`]: pure classification of one message (topic + bytes → message or rejection).
 //! - [`source`]: the connection, ingest, ordered acks, gateway status.
-//! - [`config`]: `[mqtt]` and `[broker]`; [`tls`]: the rustls client config;
-//!   [`broker`]: the optional embedded broker.
+//! - [`config`]: `[mqtt]` and `[broker]`; [`broker`]: the optional embedded broker.
 
 pub mod broker;
 pub mod config;
 pub mod message;
 pub mod source;
-pub mod tls;
 
 pub use config::{BrokerConfig, MqttConfig};
 pub use source::{MqttSettings, MqttSource};

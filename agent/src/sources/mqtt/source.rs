@@ -69,7 +69,7 @@ impl MqttSettings {
             o.set_credentials(user.clone(), password);
         }
         if let Some(tls) = &m.tls {
-            let config = super::tls::client_config(tls)?;
+            let config = crate::tls::client_config(tls)?;
             o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
         }
         Ok(o)
@@ -79,11 +79,10 @@ impl MqttSettings {
 /// The connection error, with what to check for the common cases.
 fn explain(e: &rumqttc::ConnectionError) -> String {
     let text = e.to_string();
-    let hint = if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
-        "; the broker's certificate is not signed by a CA dockhand trusts: check mqtt.tls.ca_file"
-    } else if text.contains("NotValidForName") {
-        "; the broker's certificate does not name mqtt.host"
-    } else if text.contains("BadUserNamePassword") || text.contains("NotAuthorized") {
+    if let Some(hint) = crate::tls::explain(&text) {
+        return format!("{text}; {hint} (mqtt.tls.ca_file)");
+    }
+    let hint = if text.contains("BadUserNamePassword") || text.contains("NotAuthorized") {
         "; the broker refused the credentials: check mqtt.username and mqtt.password_file"
     } else if text.contains("refused") {
         "; nothing answers at mqtt.host:mqtt.port — is the broker running?"

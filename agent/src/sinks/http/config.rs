@@ -1,0 +1,84 @@
+//! `type = "http"`: the cloud integration layer (contracts.md §3).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::event::Kind;
+use crate::sinks::{BatchConfig, RetryConfig};
+use crate::tls::TlsFiles;
+use crate::units::HumanDuration;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSinkConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `https://…` (or `http://…` on a trusted local network).
+    pub url: String,
+    /// File holding the bearer token (never the token itself in this file).
+    pub token_file: Option<PathBuf>,
+    /// File holding the HMAC-SHA256 key for `X-Dockhand-Signature`.
+    pub signing_secret_file: Option<PathBuf>,
+    /// Compress request bodies (`Content-Encoding: gzip`).
+    #[serde(default)]
+    pub gzip: bool,
+    pub tls: Option<TlsFiles>,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: HumanDuration,
+    /// Only these kinds go to this sink (default: all).
+    pub kinds: Option<Vec<Kind>>,
+    #[serde(default)]
+    pub rate_limit: RateLimit,
+    #[serde(default)]
+    pub batch: BatchConfig,
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+/// Caps that keep a drained backlog from flooding the receiver (none by default).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub requests_per_second: Option<f64>,
+    pub events_per_second: Option<f64>,
+}
+
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(5))
+}
+
+fn default_request_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
+}
+
+impl HttpSinkConfig {
+    pub(crate) fn resolved(mut self, base: &Path) -> Result<Self, (String, String)> {
+        let lower = self.url.to_ascii_lowercase();
+        if !(lower.starts_with("https://") || lower.starts_with("http://")) || reqwest::Url::parse(&self.url).is_err() {
+            return Err(("url".into(), format!("`{}` is not an http:// or https:// URL", self.url)));
+        }
+        for p in [&mut self.token_file, &mut self.signing_secret_file].into_iter().flatten() {
+            *p = crate::config::resolve(base, p);
+        }
+        if let Some(tls) = &mut self.tls {
+            tls.resolve(base);
+            tls.validate("tls")?;
+        }
+        for (key, v) in [
+            ("rate_limit.requests_per_second", self.rate_limit.requests_per_second),
+            ("rate_limit.events_per_second", self.rate_limit.events_per_second),
+        ] {
+            if v.is_some_and(|v| !(v > 0.0 && v.is_finite())) {
+                return Err((key.into(), "must be a positive number".into()));
+            }
+        }
+        if self.kinds.as_ref().is_some_and(Vec::is_empty) {
+            return Err(("kinds".into(), "list at least one kind, or leave it out for all".into()));
+        }
+        Ok(self)
+    }
+}

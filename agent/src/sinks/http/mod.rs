@@ -1,0 +1,14 @@
+//! The HTTP sink: batches of envelopes POSTed to the cloud integration layer (contracts.md §3).
+//!
+//! - [`config`]: the `[[sink]] type = "http"` table.
+//! - [`request`]: body, `Idempotency-Key`, signature, gzip.
+//! - [`response`]: what each answer means (pure, unit-tested).
+//! - [`sink`]: the reqwest client that sends one batch.
+
+pub mod config;
+pub mod request;
+pub mod response;
+pub mod sink;
+
+pub use config::HttpSinkConfig;
+pub use sink::HttpSink;
