@@ -46,6 +46,17 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100)]
         inflight: u16,
     },
+    /// The HTTP sink against a local receiver: drain rate with batches and with one event per
+    /// request, RSS, and how fast delivery resumes after an outage.
+    Http {
+        #[arg(long, default_value = "dockhand-bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Backlog for the one-event-per-request run.
+        #[arg(long, default_value_t = 20_000)]
+        single: u64,
+    },
     /// Drain a backlog through the real daemon to a file sink.
     Drain {
         #[arg(long, default_value = "dockhand-bench")]
@@ -65,6 +76,7 @@ pub fn run(command: BenchCommand) -> i32 {
         BenchCommand::Append { dir, groups, payload_bytes, seconds } => append(&dir, &groups, payload_bytes, seconds),
         BenchCommand::Drain { dir, events, payload_bytes, batch } => drain(&dir, events, payload_bytes, batch),
         BenchCommand::Ingest { dir, messages, inflight } => crate::bench_ingest::run(&dir, messages, inflight),
+        BenchCommand::Http { dir, events, single } => crate::bench_http::run(&dir, events, single),
     };
     match result {
         Ok(()) => exit::OK,
