@@ -154,6 +154,7 @@ impl Dispatcher {
         let mut new_events = self.store.subscribe();
         info!(sink = %self.name, "Sink started.");
         while !shutdown.is_triggered() {
+            shutdown.beat();
             let limit = flow.limit;
             let Some((cursor, batch)) = self.next_batch(limit).await? else {
                 // Nothing to do: wait for the writer to commit new events.

@@ -7,6 +7,7 @@ use tokio::sync::watch;
 #[derive(Debug, Clone)]
 pub struct Shutdown {
     rx: watch::Receiver<bool>,
+    heartbeat: Option<crate::health::Heartbeat>,
 }
 
 /// The switch itself, held by the supervisor.
@@ -18,7 +19,7 @@ pub struct ShutdownSwitch {
 impl ShutdownSwitch {
     pub fn new() -> (ShutdownSwitch, Shutdown) {
         let (tx, rx) = watch::channel(false);
-        (ShutdownSwitch { tx }, Shutdown { rx })
+        (ShutdownSwitch { tx }, Shutdown { rx, heartbeat: None })
     }
 
     pub fn trigger(&self) {
@@ -26,7 +27,7 @@ impl ShutdownSwitch {
     }
 
     pub fn subscribe(&self) -> Shutdown {
-        Shutdown { rx: self.tx.subscribe() }
+        Shutdown { rx: self.tx.subscribe(), heartbeat: None }
     }
 }
 
@@ -41,11 +42,35 @@ impl Shutdown {
         let _ = self.rx.wait_for(|v| *v).await;
     }
 
-    /// Sleeps for `d` unless shutdown comes first; returns false if it did.
+    /// Sleeps for `d` unless shutdown comes first; returns false if it did. A long sleep (a
+    /// backoff of minutes) keeps beating `heartbeat`, so the watchdog knows the task is alive.
     pub async fn sleep(&mut self, d: std::time::Duration) -> bool {
-        tokio::select! {
-            _ = tokio::time::sleep(d) => true,
-            _ = self.wait() => false,
+        let until = tokio::time::Instant::now() + d;
+        loop {
+            if let Some(hb) = &self.heartbeat {
+                hb.beat();
+            }
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                return true;
+            }
+            let step = (until - now).min(std::time::Duration::from_secs(5));
+            tokio::select! {
+                _ = tokio::time::sleep(step) => {}
+                _ = self.wait() => return false,
+            }
+        }
+    }
+
+    /// The same shutdown signal, with a heartbeat that every sleep beats.
+    pub fn with_heartbeat(mut self, heartbeat: crate::health::Heartbeat) -> Self {
+        self.heartbeat = Some(heartbeat);
+        self
+    }
+
+    pub fn beat(&self) {
+        if let Some(hb) = &self.heartbeat {
+            hb.beat();
         }
     }
 }

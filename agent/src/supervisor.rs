@@ -3,6 +3,7 @@
 //! the running one kept). It also stops when the store reports damage, so that the next start
 //! moves the file aside.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{SignalKind, signal};
@@ -11,6 +12,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::dispatcher::Dispatcher;
+use crate::health::Health;
 use crate::shutdown::ShutdownSwitch;
 use crate::sources::mqtt::{MqttSettings, MqttSource};
 use crate::store::{Store, StoreError, StoreOptions};
@@ -34,11 +36,15 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    async fn start(config: &Config, store: &Store) -> Result<Pipeline, StoreError> {
-        let mut pipeline = Self::start_sinks(config, store).await?;
+    async fn start(config: &Config, store: &Store, health: &Health) -> Result<Pipeline, StoreError> {
+        let mut pipeline = Self::start_sinks(config, store, health).await?;
+        let mut tasks: Vec<String> = config.sinks.iter().map(|s| format!("sink {}", s.name())).collect();
+        health.set_mqtt(None);
         if let Some(settings) = MqttSettings::from_config(config) {
             let source = MqttSource::new(settings.clone(), store.clone());
-            let shutdown = pipeline.switch.subscribe();
+            health.set_mqtt(Some(source.health()));
+            tasks.push("mqtt".into());
+            let shutdown = pipeline.switch.subscribe().with_heartbeat(health.register("mqtt"));
             pipeline.tasks.spawn(async move { ("mqtt".to_string(), source.run(shutdown).await) });
             if let Some(sim) = config.simulate.clone() {
                 let shutdown = pipeline.switch.subscribe();
@@ -51,17 +57,18 @@ impl Pipeline {
                 });
             }
         }
+        health.retain(&tasks);
         Ok(pipeline)
     }
 
-    async fn start_sinks(config: &Config, store: &Store) -> Result<Pipeline, StoreError> {
+    async fn start_sinks(config: &Config, store: &Store, health: &Health) -> Result<Pipeline, StoreError> {
         store.register_sinks(config.sinks.iter().map(|s| s.name().to_string()).collect()).await?;
         let (switch, _) = ShutdownSwitch::new();
         let mut tasks = JoinSet::new();
         for sink_config in &config.sinks {
             let name = sink_config.name().to_string();
             let dispatcher = Dispatcher::for_sink(sink_config, &config.gateway.id, store.clone())?;
-            let shutdown = switch.subscribe();
+            let shutdown = switch.subscribe().with_heartbeat(health.register(&format!("sink {name}")));
             tasks.spawn(async move { (name, dispatcher.run(shutdown).await) });
         }
         Ok(Pipeline { switch, tasks })
@@ -91,6 +98,19 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         error!(moved_to = %aside.display(), %reason, "Started on a fresh store; see `dockhand status`.");
     }
     let mut damage = store.damage();
+    let health = Arc::new(Health::default());
+    health.watch_store(store.clone());
+    // Tasks that live as long as the process (not restarted on reload).
+    let (process_switch, _) = ShutdownSwitch::new();
+    if config.metrics.enabled {
+        tokio::spawn(crate::metrics::serve(
+            config.metrics.clone(),
+            store.clone(),
+            config.store.max_bytes.0,
+            health.clone(),
+            process_switch.subscribe(),
+        ));
+    }
     if let Some(broker) = &config.broker {
         // A broker that cannot start is a setup problem the technician must see, not a crash loop:
         // log it and carry on storing from the other sources.
@@ -98,7 +118,8 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
             error!(error = %e, "The embedded MQTT broker could not start.");
         }
     }
-    let mut pipeline = Pipeline::start(&config, &store).await?;
+    let mut pipeline = Pipeline::start(&config, &store, &health).await?;
+    tokio::spawn(report_to_systemd(store.clone(), health.clone(), process_switch.subscribe()));
     info!(
         gateway = %config.gateway.id,
         site = %config.gateway.site,
@@ -107,27 +128,30 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
         startup_ms = started.elapsed().as_millis() as u64,
         "dockhand is ready."
     );
+    crate::systemd::ready(&format!("Ready: {} sink(s), last seq {}.", config.sinks.len(), report.last_seq));
 
     let result = loop {
         tokio::select! {
             _ = sigterm.recv() => { info!("SIGTERM received; stopping."); break Ok(()); }
             _ = sigint.recv() => { info!("SIGINT received; stopping."); break Ok(()); }
             _ = sighup.recv() => {
+                crate::systemd::reloading();
                 match Config::load(&config.file) {
                     Err(e) => error!(error = %e, "The new config is invalid; keeping the running one."),
                     Ok(new) if new.store != config.store => {
                         warn!("Store settings changed; they take effect at the next restart. Reloading sinks only.");
                         pipeline.stop().await;
                         config = Config { store: config.store.clone(), ..new };
-                        pipeline = Pipeline::start(&config, &store).await?;
+                        pipeline = Pipeline::start(&config, &store, &health).await?;
                     }
                     Ok(new) => {
                         pipeline.stop().await;
                         config = new;
-                        pipeline = Pipeline::start(&config, &store).await?;
+                        pipeline = Pipeline::start(&config, &store, &health).await?;
                         info!(sinks = config.sinks.len(), "Config reloaded.");
                     }
                 }
+                crate::systemd::ready("Running.");
             }
             _ = damage.changed() => {
                 let reason = damage.borrow().clone().unwrap_or_default();
@@ -145,8 +169,65 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
             }
         }
     };
+    crate::systemd::stopping();
+    process_switch.trigger();
     pipeline.stop().await;
     tokio::task::block_in_place(|| store.close());
     info!("dockhand stopped.");
     result
+}
+
+/// Pings systemd's watchdog while every task is healthy, and keeps a one-line STATUS current:
+/// what `systemctl status dockhand` shows a technician.
+async fn report_to_systemd(store: Store, health: Arc<Health>, mut shutdown: crate::shutdown::Shutdown) {
+    let every = crate::systemd::watchdog_interval().unwrap_or(Duration::from_secs(10)).min(Duration::from_secs(10));
+    loop {
+        let problems = health.problems();
+        if problems.is_empty() {
+            crate::systemd::watchdog();
+        } else {
+            warn!(problems = %problems.join("; "), "A task stopped reporting; not pinging the watchdog.");
+        }
+        let line = match store.reader() {
+            Ok(r) => r
+                .run(|r| r.summary())
+                .await
+                .map(|s| status_line(&s, &health))
+                .unwrap_or_else(|e| format!("Store unreadable: {e}")),
+            Err(e) => format!("Store unreadable: {e}"),
+        };
+        crate::systemd::status(&line);
+        if !shutdown.sleep(every).await {
+            return;
+        }
+    }
+}
+
+/// `12 pending (cloud 12, archive 0), oldest 3m12s; MQTT connected` — or what is wrong.
+pub fn status_line(s: &crate::store::StoreSummary, health: &Health) -> String {
+    let now = crate::timestamp::Timestamp::now();
+    let active: Vec<_> = s.sinks.iter().filter(|k| k.state.retired_at.is_none()).collect();
+    let pending: u64 = active.iter().map(|k| k.pending).sum();
+    let oldest = active.iter().filter_map(|k| k.oldest_pending_at).min();
+    let per_sink: Vec<String> = active
+        .iter()
+        .map(|k| match (&k.state.paused, k.state.attempts) {
+            (Some(_), _) => format!("{} PAUSED", k.state.name),
+            (None, a) if a > 0 => format!("{} {} retrying", k.state.name, k.pending),
+            _ => format!("{} {}", k.state.name, k.pending),
+        })
+        .collect();
+    let mut line = format!("{pending} pending ({})", per_sink.join(", "));
+    if let Some(t) = oldest {
+        line.push_str(&format!(", oldest {}", crate::units::describe_age(t.millis_until(now))));
+    }
+    match health.mqtt_connected() {
+        Some(true) => line.push_str("; MQTT connected"),
+        Some(false) => line.push_str("; MQTT DISCONNECTED"),
+        None => {}
+    }
+    if !s.alarms.is_empty() {
+        line.push_str(&format!("; {} alarm(s)", s.alarms.len()));
+    }
+    line
 }

@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 pub struct Site {
     pub dir: tempfile::TempDir,
     pub exe: PathBuf,
+    /// Where this site's daemon serves /metrics and /health.
+    pub metrics_port: u16,
 }
 
 impl Site {
     /// `exe` is `env!("CARGO_BIN_EXE_dockhand-e2e")` from the test.
     pub fn new(exe: &str) -> Site {
-        Site { dir: tempfile::tempdir().expect("temp dir"), exe: PathBuf::from(exe) }
+        Site { dir: tempfile::tempdir().expect("temp dir"), exe: PathBuf::from(exe), metrics_port: mqtt::free_port() }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -34,7 +36,8 @@ impl Site {
     /// Writes `dockhand.toml`: a gateway, a store in the folder, and the given extra TOML.
     pub fn write_config(&self, extra: &str) {
         let text = format!(
-            "[gateway]\nid = \"test-gw\"\nsite = \"T1\"\n\n[store]\npath = \"store.db\"\n\n[log]\nlevel = \"info\"\n\n{extra}"
+            "[gateway]\nid = \"test-gw\"\nsite = \"T1\"\n\n[store]\npath = \"store.db\"\n\n[log]\nlevel = \"info\"\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n\n{extra}",
+            self.metrics_port
         );
         std::fs::write(self.config(), text).expect("write config");
     }
@@ -50,11 +53,16 @@ impl Site {
 
     /// Starts `dockhand run` and waits until it says it is ready.
     pub fn start(&self) -> Daemon {
+        self.start_with_env(&[])
+    }
+
+    pub fn start_with_env(&self, env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(&self.exe)
             .arg("--config")
             .arg(self.config())
             .arg("run")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -33,6 +33,8 @@ pub struct Config {
     pub broker: Option<BrokerConfig>,
     /// Simulated handheld traffic (demos and commissioning only).
     pub simulate: Option<SimulateConfig>,
+    /// The local `/metrics` and `/health` endpoint.
+    pub metrics: crate::metrics::MetricsConfig,
     pub sinks: Vec<SinkConfig>,
 }
 
@@ -102,6 +104,8 @@ struct RawConfig {
     broker: Option<BrokerConfig>,
     simulate: Option<SimulateConfig>,
     #[serde(default)]
+    metrics: crate::metrics::MetricsConfig,
+    #[serde(default)]
     sink: Vec<toml::Value>,
 }
 
@@ -148,6 +152,7 @@ impl Config {
             mqtt,
             broker: raw.broker,
             simulate: raw.simulate,
+            metrics: raw.metrics,
             sinks,
         };
         config.validate().map_err(|(key, msg)| ConfigError::at_key(file, text, &key, msg))?;

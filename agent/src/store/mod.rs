@@ -227,6 +227,9 @@ struct Shared {
     damage: watch::Receiver<Option<String>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
+    /// When the writer last went round its loop (ms since `opened`).
+    writer_beat: Arc<std::sync::atomic::AtomicU64>,
+    opened: std::time::Instant,
 }
 
 impl Store {
@@ -266,7 +269,9 @@ impl Store {
         // fsync) never stalls an append.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let checkpointer = checkpoint::Checkpointer::start(&options.path)?;
-        let writer = Writer::new(conn, &options, damage_tx)?;
+        let opened = std::time::Instant::now();
+        let writer_beat = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let writer = Writer::new(conn, &options, damage_tx, writer_beat.clone(), opened)?;
         let last_seq = writer.last_seq();
         let (seq_tx, seq_rx) = watch::channel(last_seq);
         let (tx, rx) = mpsc::channel();
@@ -283,6 +288,8 @@ impl Store {
                 damage: damage_rx,
                 writer: Mutex::new(Some(handle)),
                 checkpointer: Mutex::new(Some(checkpointer)),
+                writer_beat,
+                opened,
             }),
         };
         Ok((store, OpenReport { moved_aside, last_seq }))
@@ -330,6 +337,13 @@ impl Store {
     /// Fires with a reason when the file turns out to be damaged while running.
     pub fn damage(&self) -> watch::Receiver<Option<String>> {
         self.shared.damage.clone()
+    }
+
+    /// How long since the writer thread last went round its loop (it does at least every second).
+    pub fn writer_idle(&self) -> std::time::Duration {
+        let beat = self.shared.writer_beat.load(std::sync::atomic::Ordering::Relaxed);
+        let now = self.shared.opened.elapsed().as_millis() as u64;
+        std::time::Duration::from_millis(now.saturating_sub(beat))
     }
 
     /// A read connection for a sink or a tool.

@@ -80,6 +80,8 @@ pub(super) struct Writer {
     damage: watch::Sender<Option<String>>,
     last_housekeeping: Instant,
     last_heartbeat: Option<Instant>,
+    beat: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    opened: Instant,
 }
 
 impl Writer {
@@ -87,6 +89,8 @@ impl Writer {
         conn: Connection,
         options: &StoreOptions,
         damage: watch::Sender<Option<String>>,
+        beat: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        opened: Instant,
     ) -> Result<Self, StoreError> {
         // The high-water mark survives pruning of every event: seq never goes backwards.
         let last = super::reader::last_seq(&conn)?;
@@ -102,6 +106,8 @@ impl Writer {
             damage,
             last_housekeeping: Instant::now(),
             last_heartbeat: None,
+            beat,
+            opened,
         })
     }
 
@@ -112,6 +118,7 @@ impl Writer {
     pub(super) fn run(mut self, rx: Receiver<Request>, last_seq: watch::Sender<u64>) {
         self.heartbeat(false);
         loop {
+            self.beat.store(self.opened.elapsed().as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
             let first = match rx.recv_timeout(HOUSEKEEPING_EVERY) {
                 Ok(r) => r,
                 Err(RecvTimeoutError::Timeout) => {

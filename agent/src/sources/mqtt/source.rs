@@ -169,6 +169,7 @@ impl MqttSource {
             paused_interval: HumanDuration(Duration::from_secs(30)),
         });
         let mut status_tick = tokio::time::interval(self.settings.mqtt.status_interval.0);
+        let mut heartbeat_tick = tokio::time::interval(Duration::from_secs(5));
         let mut failures: u32 = 0;
         info!(broker = %format!("{}:{}", self.settings.mqtt.host, self.settings.mqtt.port), %client_id, %filter, "MQTT source started.");
         loop {
@@ -211,6 +212,7 @@ impl MqttSource {
                     }
                 },
                 _ = status_tick.tick() => self.publish_status(&client).await,
+                _ = heartbeat_tick.tick() => shutdown.beat(),
                 _ = shutdown.wait() => break,
             }
         }

@@ -1,0 +1,202 @@
+//! The local observability endpoint (`[metrics]`, default 127.0.0.1:9464), served with hyper:
+//!
+//! - `GET /metrics`: Prometheus text — per-sink depth, oldest pending age, delivered / retried /
+//!   dead-lettered counters and paused state, store size and fill, open dead letters, alarms, MQTT
+//!   connection state, build info. Read from the store on each scrape, so it agrees with `status`.
+//! - `GET /health`: `200 {"status":"ok"}` while every task reports in, `503` with the reasons
+//!   otherwise (for a load balancer or a watchdog script).
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tracing::{info, warn};
+
+use crate::health::Health;
+use crate::shutdown::Shutdown;
+use crate::store::{Store, StoreSummary};
+use crate::timestamp::Timestamp;
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// Keep it on loopback unless a firewall guards the port: the figures are not secret, but
+    /// there is no authentication.
+    pub listen: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true, listen: SocketAddr::from(([127, 0, 0, 1], 9464)) }
+    }
+}
+
+pub async fn serve(config: MetricsConfig, store: Store, max_bytes: u64, health: Arc<Health>, mut shutdown: Shutdown) {
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(listen = %config.listen, error = %e, "Cannot serve /metrics and /health; change [metrics] listen or free the port.");
+            return;
+        }
+    };
+    info!(listen = %config.listen, "Serving /metrics and /health.");
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait() => return,
+        };
+        let Ok((tcp, _)) = accepted else { continue };
+        let (store, health) = (store.clone(), health.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (store, health) = (store.clone(), health.clone());
+                async move { Ok::<_, std::convert::Infallible>(respond(req.uri().path(), &store, max_bytes, &health).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
+        });
+    }
+}
+
+async fn respond(path: &str, store: &Store, max_bytes: u64, health: &Health) -> hyper::Response<Full<Bytes>> {
+    let reply = |status: u16, kind: &'static str, body: String| {
+        hyper::Response::builder()
+            .status(status)
+            .header("content-type", kind)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_default()
+    };
+    match path {
+        "/metrics" => {
+            let summary = match store.reader() {
+                Ok(r) => r.run(|r| r.summary()).await,
+                Err(e) => Err(e),
+            };
+            match summary {
+                Ok(s) => reply(200, "text/plain; version=0.0.4", render(&s, max_bytes, health, Timestamp::now())),
+                Err(e) => reply(503, "text/plain", format!("store unreadable: {e}\n")),
+            }
+        }
+        "/health" => {
+            let problems = health.problems();
+            if problems.is_empty() {
+                reply(200, "application/json", r#"{"status":"ok"}"#.into())
+            } else {
+                reply(
+                    503,
+                    "application/json",
+                    serde_json::json!({"status": "failing", "problems": problems}).to_string(),
+                )
+            }
+        }
+        _ => reply(404, "text/plain", "try /metrics or /health\n".into()),
+    }
+}
+
+/// The Prometheus text exposition of one store summary.
+pub fn render(s: &StoreSummary, max_bytes: u64, health: &Health, now: Timestamp) -> String {
+    let mut out = String::with_capacity(4096);
+    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let sinks: Vec<_> = s.sinks.iter().filter(|k| k.state.retired_at.is_none()).collect();
+    let per_sink = |f: &dyn Fn(&crate::store::SinkSummary) -> f64| -> Vec<(String, f64)> {
+        sinks.iter().map(|k| (format!("{{sink=\"{}\"}}", escape(&k.state.name)), f(k))).collect()
+    };
+    family(
+        "dockhand_sink_pending_events",
+        "gauge",
+        "Events the sink has not settled yet.",
+        per_sink(&|k| k.pending as f64),
+    );
+    family(
+        "dockhand_sink_oldest_pending_age_seconds",
+        "gauge",
+        "Age of the oldest event the sink has not settled (0 when none).",
+        per_sink(&|k| k.oldest_pending_at.map_or(0.0, |t| t.millis_until(now) as f64 / 1000.0)),
+    );
+    family("dockhand_sink_delivered_total", "counter", "Events delivered.", per_sink(&|k| k.state.delivered as f64));
+    family(
+        "dockhand_sink_retried_total",
+        "counter",
+        "Failed delivery attempts.",
+        per_sink(&|k| k.state.retried as f64),
+    );
+    family(
+        "dockhand_sink_dead_lettered_total",
+        "counter",
+        "Events the sink refused for good.",
+        per_sink(&|k| k.state.dead_lettered as f64),
+    );
+    family(
+        "dockhand_sink_paused",
+        "gauge",
+        "1 while the sink is paused (credentials, TLS).",
+        per_sink(&|k| f64::from(u8::from(k.state.paused.is_some()))),
+    );
+    family(
+        "dockhand_sink_last_success_timestamp_seconds",
+        "gauge",
+        "When the sink last delivered (0: never).",
+        per_sink(&|k| k.state.last_success_at.map_or(0.0, |t| t.as_millis() as f64 / 1000.0)),
+    );
+    family(
+        "dockhand_store_used_bytes",
+        "gauge",
+        "Bytes of data in the store (what store.max_bytes limits).",
+        vec![(String::new(), s.used_bytes as f64)],
+    );
+    family("dockhand_store_max_bytes", "gauge", "store.max_bytes.", vec![(String::new(), max_bytes as f64)]);
+    family(
+        "dockhand_store_file_bytes",
+        "gauge",
+        "Store file plus WAL on disk.",
+        vec![(String::new(), s.file_bytes as f64)],
+    );
+    family("dockhand_store_events", "gauge", "Events kept in the store.", vec![(String::new(), s.events as f64)]);
+    family(
+        "dockhand_store_last_seq",
+        "counter",
+        "Highest event sequence number.",
+        vec![(String::new(), s.last_seq as f64)],
+    );
+    family(
+        "dockhand_dead_letters_open",
+        "gauge",
+        "Dead letters waiting for a decision, by sink (`ingest`: refused input).",
+        s.dead_letters
+            .iter()
+            .map(|(sink, n)| (format!("{{sink=\"{}\"}}", escape(sink.as_deref().unwrap_or("ingest"))), *n as f64))
+            .collect(),
+    );
+    family(
+        "dockhand_alarms_active",
+        "gauge",
+        "Alarms shown by `dockhand status`.",
+        vec![(String::new(), s.alarms.len() as f64)],
+    );
+    family(
+        "dockhand_mqtt_connected",
+        "gauge",
+        "1 while connected to the MQTT broker.",
+        health.mqtt_connected().map(|c| vec![(String::new(), f64::from(u8::from(c)))]).unwrap_or_default(),
+    );
+    family(
+        "dockhand_build_info",
+        "gauge",
+        "Build of the running dockhand.",
+        vec![(format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")), 1.0)],
+    );
+    out
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
