@@ -36,9 +36,11 @@ impl Timestamp {
     /// digits are truncated.
     pub fn parse(text: &str) -> Result<Self, TimestampError> {
         let dt = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| TimestampError(e.to_string()))?;
-        if !(0..=9999).contains(&dt.year()) {
-            return Err(TimestampError("year out of range".into()));
-        }
+        // The range is checked in UTC, the form the timestamp is printed in: year 0000 at +01:00
+        // is still year -1 in UTC and could not be printed back as RFC 3339.
+        let Some(dt) = dt.checked_to_offset(time::UtcOffset::UTC).filter(|d| (0..=9999).contains(&d.year())) else {
+            return Err(TimestampError("year out of range (0000 to 9999 in UTC)".into()));
+        };
         Ok(Self((dt.unix_timestamp_nanos() / 1_000_000) as i64))
     }
 
@@ -106,6 +108,15 @@ mod tests {
     fn truncates_sub_millisecond_digits() {
         let t = Timestamp::parse("2026-01-02T03:04:05.123999Z").unwrap();
         assert_eq!(t.to_string(), "2026-01-02T03:04:05.123Z");
+    }
+
+    #[test]
+    fn rejects_times_that_leave_years_0000_to_9999_in_utc() {
+        // Found by the fuzzer: accepted, then printed in a form nothing can parse back.
+        assert!(Timestamp::parse("0000-01-01T00:00:00+01:00").is_err());
+        assert!(Timestamp::parse("9999-12-31T23:59:59.999-01:00").is_err());
+        let edge = Timestamp::parse("0000-01-01T00:00:00Z").unwrap();
+        assert_eq!(Timestamp::parse(&edge.to_string()).unwrap(), edge);
     }
 
     #[test]
