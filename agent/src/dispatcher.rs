@@ -237,11 +237,9 @@ impl Dispatcher {
         if !self.pace.wait_for(batch.len(), shutdown).await {
             return Ok(());
         }
-        let outcome = tokio::select! {
-            o = self.sink.deliver(&batch) => o,
-            // Abandoning an attempt is safe: nothing was recorded, so the batch goes out again.
-            _ = shutdown.wait() => return Ok(()),
-        };
+        // A delivery in hand is finished even when asked to stop (it is bounded by the sink's
+        // timeouts), so a reload or a clean stop does not send the batch twice.
+        let outcome = self.sink.deliver(&batch).await;
         match outcome {
             Outcome::Accepted { rejected, retry_from } => {
                 let settled = retry_from.unwrap_or(batch.len()).min(batch.len());

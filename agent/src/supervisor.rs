@@ -6,20 +6,24 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::task::JoinSet;
+
+use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::dispatcher::Dispatcher;
 use crate::health::Health;
 use crate::shutdown::ShutdownSwitch;
+use crate::simulate::SimulateConfig;
+use crate::sinks::SinkConfig;
 use crate::sources::mqtt::{MqttSettings, MqttSource};
 use crate::store::{Store, StoreError, StoreOptions};
 
 /// How long a clean stop may take before the remaining tasks are abandoned (their work is
 /// redone after the restart; nothing acknowledged is lost).
-const STOP_DEADLINE: Duration = Duration::from_secs(10);
+const STOP_DEADLINE: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -29,58 +33,137 @@ pub enum RunError {
     Signals(std::io::Error),
 }
 
-/// The running sources and sinks: replaced as a whole on reload.
-struct Pipeline {
+/// A task to run, and what it is built from: a reload restarts a task only when this changed.
+enum Plan {
+    Sink(SinkConfig),
+    Mqtt(MqttSettings),
+    Simulate(MqttSettings, SimulateConfig),
+}
+
+struct Task {
+    /// The plan's settings as text; equal text means nothing to restart.
+    fingerprint: String,
     switch: ShutdownSwitch,
-    tasks: JoinSet<(String, Result<(), StoreError>)>,
+    handle: JoinHandle<Result<(), StoreError>>,
+}
+
+/// The running sources and sinks, by name (`sink cloud`, `mqtt`, `simulate`).
+#[derive(Default)]
+struct Pipeline {
+    tasks: BTreeMap<String, Task>,
 }
 
 impl Pipeline {
-    async fn start(config: &Config, store: &Store, health: &Health) -> Result<Pipeline, StoreError> {
-        let mut pipeline = Self::start_sinks(config, store, health).await?;
-        let mut tasks: Vec<String> = config.sinks.iter().map(|s| format!("sink {}", s.name())).collect();
-        health.set_mqtt(None);
+    /// Makes the running tasks match `config`: stops what was removed or changed, starts what is
+    /// new or changed, and leaves everything else running untouched.
+    async fn apply(&mut self, config: &Config, store: &Store, health: &Health) -> Result<(), StoreError> {
+        let mut plans: BTreeMap<String, (String, Plan)> = BTreeMap::new();
+        for sink in &config.sinks {
+            let fingerprint = format!("{}|{sink:?}", config.gateway.id);
+            plans.insert(format!("sink {}", sink.name()), (fingerprint, Plan::Sink(sink.clone())));
+        }
         if let Some(settings) = MqttSettings::from_config(config) {
-            let source = MqttSource::new(settings.clone(), store.clone());
-            health.set_mqtt(Some(source.health()));
-            tasks.push("mqtt".into());
-            let shutdown = pipeline.switch.subscribe().with_heartbeat(health.register("mqtt"));
-            pipeline.tasks.spawn(async move { ("mqtt".to_string(), source.run(shutdown).await) });
+            plans.insert("mqtt".into(), (format!("{settings:?}"), Plan::Mqtt(settings.clone())));
             if let Some(sim) = config.simulate.clone() {
-                let shutdown = pipeline.switch.subscribe();
-                warn!("Simulated handhelds are on ([simulate] in the config): for demos and commissioning only.");
-                pipeline.tasks.spawn(async move {
-                    if let Err(e) = crate::simulate::run(settings, sim, shutdown, false).await {
-                        warn!(error = %e, "The handheld simulator stopped.");
-                    }
-                    ("simulate".to_string(), Ok(()))
-                });
+                let fingerprint = format!("{settings:?}|{sim:?}");
+                plans.insert("simulate".into(), (fingerprint, Plan::Simulate(settings, sim)));
             }
         }
-        health.retain(&tasks);
-        Ok(pipeline)
-    }
-
-    async fn start_sinks(config: &Config, store: &Store, health: &Health) -> Result<Pipeline, StoreError> {
-        store.register_sinks(config.sinks.iter().map(|s| s.name().to_string()).collect()).await?;
-        let (switch, _) = ShutdownSwitch::new();
-        let mut tasks = JoinSet::new();
-        for sink_config in &config.sinks {
-            let name = sink_config.name().to_string();
-            let dispatcher = Dispatcher::for_sink(sink_config, &config.gateway.id, store.clone())?;
-            let shutdown = switch.subscribe().with_heartbeat(health.register(&format!("sink {name}")));
-            tasks.spawn(async move { (name, dispatcher.run(shutdown).await) });
+        // A paused sink (credentials, certificate) is rebuilt even when its settings did not change:
+        // that re-reads its secret files, which is how a reload resumes it.
+        let names: Vec<String> = config.sinks.iter().map(|s| s.name().to_string()).collect();
+        let paused: Vec<String> = store
+            .reader()?
+            .run(move |r| {
+                let mut paused = Vec::new();
+                for name in names {
+                    if r.sink_state(&name)?.is_some_and(|s| s.paused.is_some()) {
+                        paused.push(format!("sink {name}"));
+                    }
+                }
+                Ok(paused)
+            })
+            .await?;
+        let stale: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(name, task)| {
+                paused.contains(name) || plans.get(*name).is_none_or(|(fp, _)| *fp != task.fingerprint)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some(task) = self.tasks.remove(&name) {
+                info!(task = %name, "Stopping a task whose settings changed or that was removed.");
+                stop(name, task).await;
+            }
         }
-        Ok(Pipeline { switch, tasks })
+        // Registering clears the paused state of every configured sink; after the paused check.
+        store.register_sinks(config.sinks.iter().map(|s| s.name().to_string()).collect()).await?;
+        for (name, (fingerprint, plan)) in plans {
+            if self.tasks.contains_key(&name) {
+                continue;
+            }
+            let (switch, _) = ShutdownSwitch::new();
+            let shutdown = switch.subscribe().with_heartbeat(health.register(&name));
+            let handle = match plan {
+                Plan::Sink(sink) => {
+                    let dispatcher = Dispatcher::for_sink(&sink, &config.gateway.id, store.clone())?;
+                    tokio::spawn(dispatcher.run(shutdown))
+                }
+                Plan::Mqtt(settings) => {
+                    let source = MqttSource::new(settings, store.clone());
+                    health.set_mqtt(Some(source.health()));
+                    tokio::spawn(source.run(shutdown))
+                }
+                Plan::Simulate(settings, sim) => {
+                    warn!("Simulated handhelds are on ([simulate] in the config): for demos and commissioning only.");
+                    tokio::spawn(async move {
+                        if let Err(e) = crate::simulate::run(settings, sim, shutdown, false).await {
+                            warn!(error = %e, "The handheld simulator stopped.");
+                        }
+                        Ok(())
+                    })
+                }
+            };
+            self.tasks.insert(name, Task { fingerprint, switch, handle });
+        }
+        if !self.tasks.contains_key("mqtt") {
+            health.set_mqtt(None);
+        }
+        health.retain(&self.tasks.keys().cloned().collect::<Vec<_>>());
+        Ok(())
     }
 
-    async fn stop(mut self) {
-        self.switch.trigger();
-        let drained =
-            tokio::time::timeout(STOP_DEADLINE, async { while self.tasks.join_next().await.is_some() {} }).await;
-        if drained.is_err() {
-            warn!("Some sinks did not stop in time; their batches will be sent again after the restart.");
-            self.tasks.abort_all();
+    /// A task that has ended on its own, with its result.
+    async fn take_finished(&mut self) -> Option<(String, Result<(), StoreError>)> {
+        let name = self.tasks.iter().find(|(_, t)| t.handle.is_finished()).map(|(n, _)| n.clone())?;
+        let task = self.tasks.remove(&name)?;
+        let result = task.handle.await.unwrap_or_else(|e| Err(StoreError::Setup(format!("the task failed: {e}"))));
+        Some((name, result))
+    }
+
+    async fn stop_all(&mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for task in tasks.values() {
+            task.switch.trigger();
+        }
+        for (name, task) in tasks {
+            stop(name, task).await;
+        }
+    }
+}
+
+/// Asks a task to stop and waits for it (a sink finishes the delivery it has in hand).
+async fn stop(name: String, task: Task) {
+    task.switch.trigger();
+    let abort = task.handle.abort_handle();
+    match tokio::time::timeout(STOP_DEADLINE, task.handle).await {
+        Ok(Ok(Err(e))) => warn!(task = %name, error = %e, "A task stopped with an error."),
+        Ok(_) => {}
+        Err(_) => {
+            warn!(task = %name, "A task did not stop in time; its work is redone after the restart.");
+            abort.abort();
         }
     }
 }
@@ -118,7 +201,8 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
             error!(error = %e, "The embedded MQTT broker could not start.");
         }
     }
-    let mut pipeline = Pipeline::start(&config, &store, &health).await?;
+    let mut pipeline = Pipeline::default();
+    pipeline.apply(&config, &store, &health).await?;
     tokio::spawn(report_to_systemd(store.clone(), health.clone(), process_switch.subscribe()));
     info!(
         gateway = %config.gateway.id,
@@ -138,16 +222,12 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
                 crate::systemd::reloading();
                 match Config::load(&config.file) {
                     Err(e) => error!(error = %e, "The new config is invalid; keeping the running one."),
-                    Ok(new) if new.store != config.store => {
-                        warn!("Store settings changed; they take effect at the next restart. Reloading sinks only.");
-                        pipeline.stop().await;
-                        config = Config { store: config.store.clone(), ..new };
-                        pipeline = Pipeline::start(&config, &store, &health).await?;
-                    }
                     Ok(new) => {
-                        pipeline.stop().await;
-                        config = new;
-                        pipeline = Pipeline::start(&config, &store, &health).await?;
+                        if new.store != config.store || new.broker != config.broker || new.metrics != config.metrics || new.log != config.log {
+                            warn!("[store], [broker], [metrics] and [log] changes take effect at the next restart; the rest is applied now.");
+                        }
+                        config = Config { store: config.store.clone(), broker: config.broker.clone(), metrics: config.metrics.clone(), log: config.log.clone(), ..new };
+                        pipeline.apply(&config, &store, &health).await?;
                         info!(sinks = config.sinks.len(), "Config reloaded.");
                     }
                 }
@@ -157,21 +237,22 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
                 let reason = damage.borrow().clone().unwrap_or_default();
                 break Err(RunError::Store(StoreError::Damaged(reason)));
             }
-            Some(joined) = pipeline.tasks.join_next() => {
-                match joined {
-                    Ok((name, Err(e))) => {
-                        error!(sink = %name, error = %e, "A sink stopped on a store error; dockhand is stopping.");
-                        break Err(RunError::Store(e));
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                if let Some((name, result)) = pipeline.take_finished().await {
+                    match result {
+                        Err(e) => {
+                            error!(task = %name, error = %e, "A task stopped on a store error; dockhand is stopping.");
+                            break Err(RunError::Store(e));
+                        }
+                        Ok(()) => info!(task = %name, "A task finished."),
                     }
-                    Ok((name, Ok(()))) => info!(task = %name, "A task finished."),
-                    Err(e) => { error!(error = %e, "A sink task failed."); break Err(RunError::Store(StoreError::Setup(e.to_string()))); }
                 }
             }
         }
     };
     crate::systemd::stopping();
     process_switch.trigger();
-    pipeline.stop().await;
+    pipeline.stop_all().await;
     tokio::task::block_in_place(|| store.close());
     info!("dockhand stopped.");
     result

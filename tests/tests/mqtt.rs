@@ -335,3 +335,74 @@ async fn simulate_handhelds_reports_every_message_answered() {
     let out = site.cli(&["simulate", "handhelds", "--count", "3", "--rate", "100"]);
     assert_ne!(out.status.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_under_load_adds_a_sink_refuses_a_bad_file_and_changes_broker_without_loss_or_repeats() {
+    if !mosquitto_available() {
+        return;
+    }
+    let site = Site::new(EXE);
+    let first = Mosquitto::start(site.dir.path());
+    let second = Mosquitto::start(site.dir.path());
+    config(&site, first.port, "");
+    let daemon = site.start();
+    subscribed(&daemon);
+    let publish = |port: u16, from: u64, to: u64| async move {
+        let handheld = Publisher::connect(port, &format!("reload-hh-{port}"));
+        let mut ids = Vec::new();
+        for n in from..to {
+            let id = uuid::Uuid::new_v4();
+            handheld.publish(&format!("{PREFIX}/handheld/hh-r/count"), id, count_message(id, n)).await;
+            ids.push(id);
+            if n % 20 == 19 {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+        wait_until_async(Duration::from_secs(30), || handheld.acked().len() == ids.len()).await;
+        ids
+    };
+    // Messages flow while a second sink is added.
+    let load = tokio::spawn(publish(first.port, 0, 1500));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let sinks = "[[sink]]\nname = \"archive\"\ntype = \"file\"\npath = \"archive.ndjson\"\n\n[[sink]]\nname = \"audit\"\ntype = \"file\"\npath = \"audit.ndjson\"\n";
+    let mqtt = |port: u16| format!("[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nkeep_alive = \"5s\"\n");
+    site.write_config(&format!("{}\n{sinks}", mqtt(first.port)));
+    daemon.signal(libc::SIGHUP);
+    wait_until_async(Duration::from_secs(10), || daemon.log().contains("Config reloaded.")).await;
+    // A broken file is refused; everything keeps running.
+    std::fs::write(
+        site.config(),
+        "[gateway]\nid = \"test-gw\"\nsite = \"T1\"\n[store]\npath = \"store.db\"\nmax_byte = 1\n",
+    )
+    .unwrap();
+    daemon.signal(libc::SIGHUP);
+    wait_until_async(Duration::from_secs(10), || {
+        daemon.log().contains("The new config is invalid; keeping the running one.")
+    })
+    .await;
+    let mut ids = load.await.unwrap();
+    // Move to the other broker; the handhelds follow.
+    site.write_config(&format!("{}\n{sinks}", mqtt(second.port)));
+    daemon.signal(libc::SIGHUP);
+    wait_until_async(Duration::from_secs(15), || daemon.log().matches("Subscribed to handheld topics.").count() >= 2)
+        .await;
+    ids.extend(publish(second.port, 1500, 2500).await);
+    let store = site.store_path();
+    wait_until_async(Duration::from_secs(30), || dockhand_tests::mqtt::stored_total(&store) >= 2500).await;
+    wait_until_async(Duration::from_secs(30), || {
+        dockhand_tests::read_ndjson(&site.path("archive.ndjson")).len() >= 2500
+    })
+    .await;
+    let counts = stored_counts(&store, &ids);
+    assert!(counts.values().all(|n| *n == 1), "every message stored exactly once");
+    // The sink that did not change was never restarted, so it delivered everything exactly once.
+    let archive = dockhand_tests::read_ndjson(&site.path("archive.ndjson"));
+    assert_eq!(dockhand_tests::check_delivery(&ids, &archive), 0, "no repeats in the untouched sink");
+    let log = daemon.log();
+    assert!(!log.contains("task=sink archive"), "the unchanged sink was left alone:\n{log}");
+    assert!(log.contains("task=mqtt"), "the MQTT source was restarted for the new broker");
+    // The new sink got everything from when it was added.
+    wait_until_async(Duration::from_secs(30), || !dockhand_tests::read_ndjson(&site.path("audit.ndjson")).is_empty())
+        .await;
+    assert_eq!(daemon.stop().code(), Some(0));
+}
