@@ -179,32 +179,8 @@ fn drain(dir: &Path, events: u64, payload_bytes: usize, batch: usize) -> Result<
     .map_err(|e| e.to_string())?;
 
     // 1. The backlog, written in large groups (this part is not what is measured).
-    let rt = runtime()?;
     let fill_started = Instant::now();
-    let options = StoreOptions { max_group_events: 10_000, max_bytes: u64::MAX / 2, ..StoreOptions::new(&store_path) };
-    let (store, _) = Store::open(options).map_err(|e| e.to_string())?;
-    let template = sample_event("bench-1", payload_bytes);
-    rt.block_on(async {
-        let mut written = 0;
-        while written < events {
-            let n = (events - written).min(5000);
-            let chunk = (0..n)
-                .map(|i| {
-                    let mut e = template.clone();
-                    e.id = new_event_id();
-                    e.partition = format!("dev-{}", i % 8);
-                    e
-                })
-                .collect();
-            store.append(chunk).await.map_err(|e| e.to_string())?;
-            written += n;
-            if written % 100_000 == 0 {
-                eprint!("\rfilling backlog: {written}/{events}");
-            }
-        }
-        Ok::<_, String>(())
-    })?;
-    store.close();
+    fill_backlog(&store_path, events, payload_bytes)?;
     let file_mb = std::fs::metadata(&store_path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
     eprintln!(
         "\rbacklog: {events} events, {file_mb:.0} MB store file, filled in {:.1}s",
@@ -272,6 +248,39 @@ fn drain(dir: &Path, events: u64, payload_bytes: usize, batch: usize) -> Result<
     Ok(())
 }
 
+/// Writes `events` sample events (8 partitions) into a new store at `path`, in large groups.
+pub(crate) fn fill_backlog(path: &Path, events: u64, payload_bytes: usize) -> Result<(), String> {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let rt = runtime()?;
+    let options = StoreOptions { max_group_events: 10_000, max_bytes: u64::MAX / 2, ..StoreOptions::new(path) };
+    let (store, _) = Store::open(options).map_err(|e| e.to_string())?;
+    let template = sample_event("bench-1", payload_bytes);
+    let result = rt.block_on(async {
+        let mut written = 0;
+        while written < events {
+            let n = (events - written).min(5000);
+            let chunk = (0..n)
+                .map(|i| {
+                    let mut e = template.clone();
+                    e.id = new_event_id();
+                    e.partition = format!("dev-{}", i % 8);
+                    e
+                })
+                .collect();
+            store.append(chunk).await.map_err(|e| e.to_string())?;
+            written += n;
+            if written % 100_000 == 0 {
+                eprint!("\rfilling backlog: {written}/{events}");
+            }
+        }
+        Ok::<_, String>(())
+    });
+    store.close();
+    result
+}
+
 fn time_status(exe: &Path, config: &Path, runs: usize) -> Result<f64, String> {
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
@@ -297,7 +306,7 @@ fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn rss_kb(pid: u32) -> Option<u64> {
+pub(crate) fn rss_kb(pid: u32) -> Option<u64> {
     proc_status_kb(pid, "VmRSS:")
 }
 

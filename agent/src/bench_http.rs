@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
-use crate::store::{Store, StoreOptions, StoreReader};
+use crate::store::StoreReader;
 
 pub fn run(dir: &Path, events: u64, single: u64) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
@@ -94,33 +94,7 @@ fn config(dir: &Path, url: &str, max_events: usize, retry: &str) -> Result<std::
 }
 
 fn fill(dir: &Path, events: u64) -> Result<(), String> {
-    let path = dir.join("http.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    let options = StoreOptions { max_group_events: 10_000, max_bytes: u64::MAX / 2, ..StoreOptions::new(&path) };
-    let (store, _) = Store::open(options).map_err(|e| e.to_string())?;
-    let template = crate::bench::sample_event("bench-1", 200);
-    rt.block_on(async {
-        let mut written = 0;
-        while written < events {
-            let n = (events - written).min(5000);
-            let chunk = (0..n)
-                .map(|i| {
-                    let mut e = template.clone();
-                    e.id = crate::event::new_event_id();
-                    e.partition = format!("dev-{}", i % 8);
-                    e
-                })
-                .collect();
-            store.append(chunk).await.map_err(|e| e.to_string())?;
-            written += n;
-        }
-        Ok::<_, String>(())
-    })?;
-    store.close();
-    Ok(())
+    crate::bench::fill_backlog(&dir.join("http.db"), events, 200)
 }
 
 fn spawn_daemon(config: &Path) -> Result<std::process::Child, String> {
@@ -192,10 +166,5 @@ fn recovery(dir: &Path, addr: std::net::SocketAddr, rt: &tokio::runtime::Runtime
 }
 
 fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|t| {
-            t.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    crate::bench::rss_kb(pid).unwrap_or(0)
 }
