@@ -138,3 +138,16 @@ fn secrets_never_appear_in_logs_status_or_errors() {
     // The token file readable by everyone is called out.
     assert!(outputs[0].contains("readable by every user"), "{}", outputs[0]);
 }
+
+#[test]
+fn logs_fall_back_to_stderr_when_the_journal_is_not_there() {
+    let site = Site::new(EXE);
+    site.write_config("[[sink]]\nname = \"archive\"\ntype = \"file\"\npath = \"archive.ndjson\"\n");
+    // As under systemd, but this machine has no journal socket: nothing may be lost.
+    if std::path::Path::new("/run/systemd/journal/socket").exists() {
+        eprintln!("a journal is running here; the fallback path is not exercised");
+    }
+    let daemon = site.start_with_env(&[("JOURNAL_STREAM", "8:12345")]);
+    assert!(daemon.log().contains("dockhand is ready."));
+    assert_eq!(daemon.stop().code(), Some(0));
+}

@@ -71,9 +71,13 @@ impl Default for StoreConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// journald when the service runs under systemd with the journal, text otherwise.
     #[default]
+    Auto,
     Text,
     Json,
+    /// Structured entries straight to the journal (fields become journal fields).
+    Journald,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
