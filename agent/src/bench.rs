@@ -57,6 +57,11 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20_000)]
         single: u64,
     },
+    /// Device codec throughput on one core (scanner + GS1, every scale protocol).
+    Codecs {
+        #[arg(long, default_value_t = 2_000_000)]
+        iterations: u64,
+    },
     /// Drain a backlog through the real daemon to a file sink.
     Drain {
         #[arg(long, default_value = "dockhand-bench")]
@@ -77,6 +82,7 @@ pub fn run(command: BenchCommand) -> i32 {
         BenchCommand::Drain { dir, events, payload_bytes, batch } => drain(&dir, events, payload_bytes, batch),
         BenchCommand::Ingest { dir, messages, inflight } => crate::bench_ingest::run(&dir, messages, inflight),
         BenchCommand::Http { dir, events, single } => crate::bench_http::run(&dir, events, single),
+        BenchCommand::Codecs { iterations } => crate::bench_codecs::run(iterations),
     };
     match result {
         Ok(()) => exit::OK,

@@ -18,6 +18,7 @@
 //! [`shutdown`], [`telemetry`] (logs), [`secrets`] (secret files), [`exit`] (exit codes).
 
 pub mod bench;
+mod bench_codecs;
 mod bench_http;
 mod bench_ingest;
 pub mod cli;
