@@ -8,12 +8,15 @@ use firmware_bridge::scale::toledo_8217::UnitMode;
 use firmware_bridge::scale::{cas, mt_sics, nci, sma, toledo_8217, toledo_continuous};
 use firmware_bridge::{ScanOptions, WeightUnit, decode_scan};
 
+/// A named decode of one vector; true when it decoded.
+type Case = (&'static str, Box<dyn Fn() -> bool>);
+
 pub fn run(iterations: u64) -> Result<(), String> {
     let opts = ScanOptions::new(2026);
     let gs1: &[u8] = b"]C101095011015300031714112310AB-123\x1d21SER42";
     let ean: &[u8] = b"]E04006381333931";
     let frame = toledo_continuous::encode_frame([0x22, 0x30, 0x20], b"001250", b"000000");
-    let cases: Vec<(&str, Box<dyn Fn() -> bool>)> = vec![
+    let cases: Vec<Case> = vec![
         ("scan: GS1-128 (GTIN, expiry, lot, serial)", Box::new(move || decode_scan(black_box(gs1), &opts).is_ok())),
         ("scan: EAN-13 with check digit", Box::new(move || decode_scan(black_box(ean), &opts).is_ok())),
         (
