@@ -203,26 +203,11 @@ async fn publish_all(
 }
 
 async fn ceiling(port: u16, messages: u64) -> Result<f64, String> {
-    let (sub, mut events) = client(port, "bench-ceiling-sub");
+    let (sub, events) = client(port, "bench-ceiling-sub");
     sub.subscribe("bench/ceiling/#", QoS::AtLeastOnce).await.map_err(|e| e.to_string())?;
     let received = Arc::new(Mutex::new(0u64));
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let r = received.clone();
-    tokio::spawn(async move {
-        let mut ready = Some(ready_tx);
-        while let Ok(ev) = events.poll().await {
-            match ev {
-                Event::Incoming(Packet::SubAck(_)) => {
-                    if let Some(tx) = ready.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                Event::Incoming(Packet::Publish(_)) => *r.lock().unwrap_or_else(|e| e.into_inner()) += 1,
-                _ => {}
-            }
-        }
-    });
-    let _ = ready_rx.await;
+    let _ = subscriber(events, move |_| *r.lock().unwrap_or_else(|e| e.into_inner()) += 1).await;
     let start = Instant::now();
     let want = messages / PUBLISHERS as u64 * PUBLISHERS as u64;
     publish_all(port, messages, None, Arc::default(), |p| format!("bench/ceiling/{p}")).await;
@@ -237,12 +222,35 @@ struct Ingest {
 }
 
 async fn through_dockhand(port: u16, messages: u64, rate: Option<f64>) -> Result<Ingest, String> {
-    let (sub, mut events) = client(port, &format!("bench-acks-{}", fastrand::u32(..)));
+    let (sub, events) = client(port, &format!("bench-acks-{}", fastrand::u32(..)));
     sub.subscribe("warehouse/BENCH/handheld/+/ack", QoS::AtMostOnce).await.map_err(|e| e.to_string())?;
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let latencies = Arc::new(Mutex::new(Vec::new()));
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (s, l) = (sent.clone(), latencies.clone());
+    let _ = subscriber(events, move |payload| {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else { return };
+        let Some(id) = v["id"].as_str() else { return };
+        if let Some(t) = s.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            l.lock().unwrap_or_else(|e| e.into_inner()).push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    })
+    .await;
+    let want = (messages / PUBLISHERS as u64 * PUBLISHERS as u64) as usize;
+    let start = Instant::now();
+    publish_all(port, messages, rate, sent, |p| format!("warehouse/BENCH/handheld/bench-hh-{p}/count")).await;
+    wait_for(|| latencies.lock().unwrap_or_else(|e| e.into_inner()).len() >= want, Duration::from_secs(600)).await?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let latencies_ms = latencies.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Ok(Ingest { rate: want as f64 / elapsed, latencies_ms })
+}
+
+/// Drives a subscriber's event loop, handing each message's payload to `on_message`; completes
+/// once the broker has confirmed the subscription.
+fn subscriber(
+    mut events: rumqttc::EventLoop,
+    mut on_message: impl FnMut(&[u8]) + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<()> {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let mut ready = Some(ready_tx);
         while let Ok(ev) = events.poll().await {
@@ -252,25 +260,12 @@ async fn through_dockhand(port: u16, messages: u64, rate: Option<f64>) -> Result
                         let _ = tx.send(());
                     }
                 }
-                Event::Incoming(Packet::Publish(p)) => {
-                    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&p.payload) else { continue };
-                    let Some(id) = v["id"].as_str() else { continue };
-                    if let Some(t) = s.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
-                        l.lock().unwrap_or_else(|e| e.into_inner()).push(t.elapsed().as_secs_f64() * 1000.0);
-                    }
-                }
+                Event::Incoming(Packet::Publish(p)) => on_message(&p.payload),
                 _ => {}
             }
         }
     });
-    let _ = ready_rx.await;
-    let want = (messages / PUBLISHERS as u64 * PUBLISHERS as u64) as usize;
-    let start = Instant::now();
-    publish_all(port, messages, rate, sent, |p| format!("warehouse/BENCH/handheld/bench-hh-{p}/count")).await;
-    wait_for(|| latencies.lock().unwrap_or_else(|e| e.into_inner()).len() >= want, Duration::from_secs(600)).await?;
-    let elapsed = start.elapsed().as_secs_f64();
-    let latencies_ms = latencies.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    Ok(Ingest { rate: want as f64 / elapsed, latencies_ms })
+    ready_rx
 }
 
 async fn wait_for(mut done: impl FnMut() -> bool, limit: Duration) -> Result<(), String> {

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::health::Health;
 use crate::shutdown::Shutdown;
-use crate::store::{Store, StoreSummary};
+use crate::store::{Store, StoreReader, StoreSummary};
 use crate::timestamp::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -44,6 +44,14 @@ pub async fn serve(config: MetricsConfig, store: Store, max_bytes: u64, health: 
             return;
         }
     };
+    // One read connection for every scrape, not one per scrape.
+    let reader = match store.reader() {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(error = %e, "Cannot read the store; /metrics and /health are off.");
+            return;
+        }
+    };
     info!(listen = %config.listen, "Serving /metrics and /health.");
     loop {
         let accepted = tokio::select! {
@@ -51,18 +59,20 @@ pub async fn serve(config: MetricsConfig, store: Store, max_bytes: u64, health: 
             _ = shutdown.wait() => return,
         };
         let Ok((tcp, _)) = accepted else { continue };
-        let (store, health) = (store.clone(), health.clone());
+        let (reader, health) = (reader.clone(), health.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let (store, health) = (store.clone(), health.clone());
-                async move { Ok::<_, std::convert::Infallible>(respond(req.uri().path(), &store, max_bytes, &health).await) }
+                let (reader, health) = (reader.clone(), health.clone());
+                async move {
+                    Ok::<_, std::convert::Infallible>(respond(req.uri().path(), &reader, max_bytes, &health).await)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
         });
     }
 }
 
-async fn respond(path: &str, store: &Store, max_bytes: u64, health: &Health) -> hyper::Response<Full<Bytes>> {
+async fn respond(path: &str, reader: &StoreReader, max_bytes: u64, health: &Health) -> hyper::Response<Full<Bytes>> {
     let reply = |status: u16, kind: &'static str, body: String| {
         hyper::Response::builder()
             .status(status)
@@ -71,16 +81,10 @@ async fn respond(path: &str, store: &Store, max_bytes: u64, health: &Health) -> 
             .unwrap_or_default()
     };
     match path {
-        "/metrics" => {
-            let summary = match store.reader() {
-                Ok(r) => r.run(|r| r.summary()).await,
-                Err(e) => Err(e),
-            };
-            match summary {
-                Ok(s) => reply(200, "text/plain; version=0.0.4", render(&s, max_bytes, health, Timestamp::now())),
-                Err(e) => reply(503, "text/plain", format!("store unreadable: {e}\n")),
-            }
-        }
+        "/metrics" => match reader.run(|r| r.summary()).await {
+            Ok(s) => reply(200, "text/plain; version=0.0.4", render(&s, max_bytes, health, Timestamp::now())),
+            Err(e) => reply(503, "text/plain", format!("store unreadable: {e}\n")),
+        },
         "/health" => {
             let problems = health.problems();
             if problems.is_empty() {

@@ -262,6 +262,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
 /// what `systemctl status dockhand` shows a technician.
 async fn report_to_systemd(store: Store, health: Arc<Health>, mut shutdown: crate::shutdown::Shutdown) {
     let every = crate::systemd::watchdog_interval().unwrap_or(Duration::from_secs(10)).min(Duration::from_secs(10));
+    let reader = store.reader();
     loop {
         let problems = health.problems();
         if problems.is_empty() {
@@ -269,7 +270,7 @@ async fn report_to_systemd(store: Store, health: Arc<Health>, mut shutdown: crat
         } else {
             warn!(problems = %problems.join("; "), "A task stopped reporting; not pinging the watchdog.");
         }
-        let line = match store.reader() {
+        let line = match &reader {
             Ok(r) => r
                 .run(|r| r.summary())
                 .await

@@ -24,7 +24,7 @@ use crate::dispatcher::RetrySchedule;
 use crate::event::{Event as DhEvent, Source, Transport as DhTransport, new_event_id};
 use crate::shutdown::Shutdown;
 use crate::sinks::RetryConfig;
-use crate::store::{Appended, NewDeadLetter, Store, StoreError};
+use crate::store::{Appended, NewDeadLetter, Store, StoreError, StoreReader};
 use crate::timestamp::Timestamp;
 use crate::units::HumanDuration;
 
@@ -169,6 +169,8 @@ impl MqttSource {
             paused_interval: HumanDuration(Duration::from_secs(30)),
         });
         let mut status_tick = tokio::time::interval(self.settings.mqtt.status_interval.0);
+        // One read connection for every status refresh.
+        let status_reader = self.store.reader();
         let mut heartbeat_tick = tokio::time::interval(Duration::from_secs(5));
         let mut failures: u32 = 0;
         info!(broker = %format!("{}:{}", self.settings.mqtt.host, self.settings.mqtt.port), %client_id, %filter, "MQTT source started.");
@@ -187,7 +189,7 @@ impl MqttSource {
                         if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
                             warn!(error = %e, "Cannot queue the MQTT subscription.");
                         }
-                        self.publish_status(&client).await;
+                        self.publish_status(&client, &status_reader).await;
                     }
                     Ok(Event::Incoming(Packet::SubAck(_))) => info!(%filter, "Subscribed to handheld topics."),
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
@@ -211,7 +213,7 @@ impl MqttSource {
                         }
                     }
                 },
-                _ = status_tick.tick() => self.publish_status(&client).await,
+                _ = status_tick.tick() => self.publish_status(&client, &status_reader).await,
                 _ = heartbeat_tick.tick() => shutdown.beat(),
                 _ = shutdown.wait() => break,
             }
@@ -240,11 +242,11 @@ impl MqttSource {
         Ok(())
     }
 
-    async fn publish_status(&self, client: &AsyncClient) {
+    async fn publish_status(&self, client: &AsyncClient, reader: &Result<StoreReader, StoreError>) {
         let gateway = self.settings.gateway.clone();
-        let read = match self.store.reader() {
+        let read = match reader {
             Ok(reader) => reader.run(move |r| gateway_status(r, &gateway)).await,
-            Err(e) => Err(e),
+            Err(e) => Err(StoreError::Setup(e.to_string())),
         };
         let payload = match read {
             Ok(p) => p,
@@ -260,7 +262,7 @@ impl MqttSource {
 }
 
 /// The retained `…/gateway/<id>/status` payload: online, and each sink's queue.
-fn gateway_status(reader: &crate::store::StoreReader, gateway: &str) -> Result<String, StoreError> {
+fn gateway_status(reader: &StoreReader, gateway: &str) -> Result<String, StoreError> {
     let summary = reader.summary()?;
     let now = Timestamp::now();
     let queue: serde_json::Map<String, serde_json::Value> = summary
