@@ -22,6 +22,19 @@ fn config(site: &Site, port: u16, extra: &str) {
     ));
 }
 
+/// A site whose daemon listens to a fresh mosquitto and has subscribed (None: no mosquitto here).
+fn site_on_mosquitto() -> Option<(Site, Mosquitto, dockhand_tests::Daemon)> {
+    if !mosquitto_available() {
+        return None;
+    }
+    let site = Site::new(EXE);
+    let broker = Mosquitto::start(site.dir.path());
+    config(&site, broker.port, "");
+    let daemon = site.start();
+    subscribed(&daemon);
+    Some((site, broker, daemon))
+}
+
 fn subscribed(daemon: &dockhand_tests::Daemon) {
     wait_until(Duration::from_secs(20), "the MQTT subscription", || {
         daemon.log().contains("Subscribed to handheld topics.")
@@ -100,14 +113,7 @@ async fn embedded_broker_stores_acks_dedups_and_rejects_with_precise_reasons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_five_times_while_handhelds_publish_10000_messages_loses_nothing() {
-    if !mosquitto_available() {
-        return;
-    }
-    let site = Site::new(EXE);
-    let broker = Mosquitto::start(site.dir.path());
-    config(&site, broker.port, "");
-    let daemon = site.start();
-    subscribed(&daemon);
+    let Some((site, broker, daemon)) = site_on_mosquitto() else { return };
 
     let mut handhelds = Vec::new();
     for h in 0..4 {
@@ -161,14 +167,7 @@ async fn kill_9_five_times_while_handhelds_publish_10000_messages_loses_nothing(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_stream_loses_nothing() {
-    if !mosquitto_available() {
-        return;
-    }
-    let site = Site::new(EXE);
-    let mut broker = Mosquitto::start(site.dir.path());
-    config(&site, broker.port, "");
-    let daemon = site.start();
-    subscribed(&daemon);
+    let Some((site, mut broker, daemon)) = site_on_mosquitto() else { return };
     let ids: Vec<uuid::Uuid> = (0..1000).map(|_| uuid::Uuid::new_v4()).collect();
     let first = Publisher::connect(broker.port, "restart-hh");
     for (n, id) in ids.iter().enumerate().take(500) {
@@ -282,14 +281,7 @@ async fn watch_status(port: u16) -> std::sync::Arc<std::sync::Mutex<Vec<serde_js
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_retained_gateway_status_says_online_with_queue_figures_then_offline_when_killed() {
-    if !mosquitto_available() {
-        return;
-    }
-    let site = Site::new(EXE);
-    let broker = Mosquitto::start(site.dir.path());
-    config(&site, broker.port, "");
-    let daemon = site.start();
-    subscribed(&daemon);
+    let Some((_site, broker, daemon)) = site_on_mosquitto() else { return };
     // A watcher that connects later still gets the status: it is retained.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = watch_status(broker.port).await;
