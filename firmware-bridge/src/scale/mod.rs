@@ -10,6 +10,8 @@
 //! - [`cas`]: CAS 22- and 18-byte continuous lines.
 //! - [`pattern`]: a configurable template for everything else.
 //! - [`stable`]: stable-weight capture (N equal stable readings within a timeout).
+//! - [`settle`]: "the scale settled on a new weight" (weight events outside stations).
+//! - [`stream`]: a scale's byte stream → frames → readings, for any protocol above.
 //!
 //! Weights are decimal strings; every byte is masked to 7 bits where the protocol is 7-bit, so a
 //! 7E1 device read as 8N1 decodes the same.
@@ -18,18 +20,20 @@ pub mod cas;
 pub mod mt_sics;
 pub mod nci;
 pub mod pattern;
+pub mod settle;
 pub mod sma;
 pub mod stable;
+pub mod stream;
 pub mod toledo_8217;
 pub mod toledo_continuous;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::decimal;
 
 /// A weight unit of the `weight` payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WeightUnit {
     /// Kilogram.
@@ -84,7 +88,7 @@ impl std::fmt::Display for WeightUnit {
 }
 
 /// A weight: the `weight` event payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Weight {
     /// Decimal string, e.g. `"12.345"` or `"-0.89"`.
     pub value: String,
@@ -123,7 +127,7 @@ impl Weight {
 }
 
 /// A state in which the scale gives no usable weight.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScaleCondition {
     /// The load is moving; no stable weight.
@@ -137,7 +141,7 @@ pub enum ScaleCondition {
 }
 
 /// What a scale said, in protocol-independent terms.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScaleReading {
     /// A weight (possibly unstable).

@@ -136,6 +136,13 @@ impl Framer {
         if config.prefix.is_some() { State::Hunting } else { State::InFrame }
     }
 
+    /// Drops a partial frame (the port was reopened: the rest of it will never come).
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        self.state = Self::start_state(&self.config);
+        self.last_byte_ms = None;
+    }
+
     /// What has been emitted and discarded so far.
     pub fn stats(&self) -> FramerStats {
         self.stats

@@ -104,7 +104,7 @@ pub enum ScanError {
     },
 }
 
-fn bytes_to_string(raw: &[u8]) -> String {
+pub(crate) fn bytes_to_string(raw: &[u8]) -> String {
     match std::str::from_utf8(raw) {
         Ok(s) => s.to_owned(),
         Err(_) => raw.iter().map(|&b| char::from(b)).collect(),
