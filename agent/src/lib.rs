@@ -23,6 +23,7 @@ mod bench_http;
 mod bench_ingest;
 pub mod cli;
 pub mod config;
+pub mod devices;
 pub mod dispatcher;
 pub mod event;
 pub mod exit;

@@ -187,6 +187,15 @@ pub fn render(s: &StoreSummary, max_bytes: u64, health: &Health, now: Timestamp)
         vec![(String::new(), s.alarms.len() as f64)],
     );
     family(
+        "dockhand_device_connected",
+        "gauge",
+        "1 while the device is connected and answering, 0 otherwise.",
+        s.devices
+            .iter()
+            .map(|d| (format!("{{device=\"{}\"}}", escape(&d.name)), f64::from(u8::from(d.state == "connected"))))
+            .collect(),
+    );
+    family(
         "dockhand_mqtt_connected",
         "gauge",
         "1 while connected to the MQTT broker.",

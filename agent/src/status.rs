@@ -73,6 +73,14 @@ pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp) -> StatusRepo
             ));
         }
     }
+    for device in store.devices.iter().filter(|d| d.state != "connected") {
+        problems.push(format!(
+            "device {} is {}{}",
+            device.name,
+            device.state,
+            device.detail.as_deref().map_or(String::new(), |d| format!(": {d}"))
+        ));
+    }
     let used_pct = store.used_bytes as f64 * 100.0 / max_bytes.max(1) as f64;
     if used_pct >= 90.0 {
         problems.push(format!("the store is {used_pct:.0}% full: new events will be refused at 100%"));
@@ -126,6 +134,11 @@ impl StatusReport {
             .map(|(sink, n)| format!("{}: {n}", sink.as_deref().unwrap_or("refused at ingest")))
             .collect();
         let _ = writeln!(out, "dead    {}", if dead.is_empty() { "none".to_string() } else { dead.join(", ") });
+        for d in &s.devices {
+            let detail = d.detail.as_deref().map_or(String::new(), |x| format!(" — {x}"));
+            let _ =
+                writeln!(out, "device  {} {} for {}{detail}", d.name, d.state, describe_age(d.since.millis_until(now)));
+        }
         let _ = writeln!(out);
         if s.sinks.is_empty() {
             let _ = writeln!(out, "no sinks configured: events are stored but go nowhere");

@@ -38,6 +38,7 @@ enum Plan {
     Sink(SinkConfig),
     Mqtt(MqttSettings),
     Simulate(MqttSettings, SimulateConfig),
+    Device(Box<crate::devices::DeviceTask>),
 }
 
 struct Task {
@@ -48,9 +49,10 @@ struct Task {
 }
 
 /// The running sources and sinks, by name (`sink cloud`, `mqtt`, `simulate`).
-#[derive(Default)]
 struct Pipeline {
     tasks: BTreeMap<String, Task>,
+    /// Lives as long as the process, so restarting a device or the MQTT source keeps them linked.
+    live: crate::devices::live::LiveReadings,
 }
 
 impl Pipeline {
@@ -62,7 +64,17 @@ impl Pipeline {
             let fingerprint = format!("{}|{sink:?}", config.gateway.id);
             plans.insert(format!("sink {}", sink.name()), (fingerprint, Plan::Sink(sink.clone())));
         }
-        if let Some(settings) = MqttSettings::from_config(config) {
+        let mqtt = MqttSettings::from_config(config);
+        for device in &config.devices {
+            let task = crate::devices::DeviceTask {
+                config: device.clone(),
+                gateway: config.gateway.id.clone(),
+                site: config.gateway.site.clone(),
+                mqtt: mqtt.clone(),
+            };
+            plans.insert(format!("device {}", device.name), (format!("{task:?}"), Plan::Device(Box::new(task))));
+        }
+        if let Some(settings) = mqtt {
             plans.insert("mqtt".into(), (format!("{settings:?}"), Plan::Mqtt(settings.clone())));
             if let Some(sim) = config.simulate.clone() {
                 let fingerprint = format!("{settings:?}|{sim:?}");
@@ -100,6 +112,7 @@ impl Pipeline {
         }
         // Registering clears the paused state of every configured sink; after the paused check.
         store.register_sinks(config.sinks.iter().map(|s| s.name().to_string()).collect()).await?;
+        store.register_devices(config.devices.iter().map(|d| d.name.clone()).collect()).await?;
         for (name, (fingerprint, plan)) in plans {
             if self.tasks.contains_key(&name) {
                 continue;
@@ -112,10 +125,11 @@ impl Pipeline {
                     tokio::spawn(dispatcher.run(shutdown))
                 }
                 Plan::Mqtt(settings) => {
-                    let source = MqttSource::new(settings, store.clone());
+                    let source = MqttSource::new(settings, store.clone(), self.live.clone());
                     health.set_mqtt(Some(source.health()));
                     tokio::spawn(source.run(shutdown))
                 }
+                Plan::Device(task) => tokio::spawn(task.run(store.clone(), self.live.clone(), shutdown)),
                 Plan::Simulate(settings, sim) => {
                     warn!("Simulated handhelds are on ([simulate] in the config): for demos and commissioning only.");
                     tokio::spawn(async move {
@@ -201,7 +215,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
             error!(error = %e, "The embedded MQTT broker could not start.");
         }
     }
-    let mut pipeline = Pipeline::default();
+    let mut pipeline = Pipeline { tasks: BTreeMap::new(), live: Default::default() };
     pipeline.apply(&config, &store, &health).await?;
     tokio::spawn(report_to_systemd(store.clone(), health.clone(), process_switch.subscribe()));
     info!(

@@ -2,6 +2,7 @@
 //! print for people by default and JSON with `--json`; errors go to stderr with an exit code from
 //! [`crate::exit`].
 
+mod devices;
 mod dlq;
 
 use std::path::PathBuf;
@@ -35,7 +36,7 @@ pub enum Command {
     Run,
     /// Validate the config file (line and column on errors; exit 78 if invalid).
     CheckConfig {
-        /// Also try every sink and the store folder.
+        /// Also try the store folder, the broker, every device and every sink.
         #[arg(long)]
         connect: bool,
     },
@@ -47,6 +48,8 @@ pub enum Command {
         #[arg(long)]
         clear_alarms: bool,
     },
+    /// Serial ports present (by-id paths) and which configured devices they are.
+    Devices,
     /// Dead letters: events a sink refused for good, and input refused at ingest.
     Dlq {
         #[command(subcommand)]
@@ -102,6 +105,13 @@ fn run(cli: Cli) -> i32 {
         Command::Run => run_daemon(&cli.config),
         Command::CheckConfig { connect } => check_config(&cli.config, connect),
         Command::Status { json, clear_alarms } => with_config(&cli.config, |c| status(c, json, clear_alarms)),
+        Command::Devices => {
+            let config = Config::load(&cli.config);
+            if let Err(e) = &config {
+                eprintln!("note: configured devices are not shown: {e}");
+            }
+            devices::list(config.ok().as_ref())
+        }
         Command::Dlq { command } => with_config(&cli.config, |c| dlq::run(c, command)),
         Command::Replay { sink, since } => with_config(&cli.config, |c| replay(c, &sink, &since)),
         Command::Simulate { command } => simulate(&cli.config, command),
@@ -166,11 +176,12 @@ fn check_config(path: &std::path::Path, connect: bool) -> i32 {
         }
     };
     println!(
-        "✓ config {}: gateway {} at site {}, {} sink(s)",
+        "✓ config {}: gateway {} at site {}, {} sink(s), {} device(s)",
         path.display(),
         config.gateway.id,
         config.gateway.site,
-        config.sinks.len()
+        config.sinks.len(),
+        config.devices.len()
     );
     if !connect {
         return exit::OK;
@@ -209,6 +220,9 @@ fn check_config(path: &std::path::Path, connect: bool) -> i32 {
                 check(result, format!("sink {} (http)", c.name));
             }
         }
+    }
+    for (what, result) in devices::check_all(&config) {
+        check(result, what);
     }
     if failed > 0 {
         println!("{failed} check(s) failed");

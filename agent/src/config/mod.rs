@@ -36,6 +36,8 @@ pub struct Config {
     /// The local `/metrics` and `/health` endpoint.
     pub metrics: crate::metrics::MetricsConfig,
     pub sinks: Vec<SinkConfig>,
+    /// Serial scanners and scales (`[[device]]`).
+    pub devices: Vec<crate::devices::DeviceConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -111,6 +113,8 @@ struct RawConfig {
     metrics: crate::metrics::MetricsConfig,
     #[serde(default)]
     sink: Vec<toml::Value>,
+    #[serde(default)]
+    device: Vec<crate::devices::DeviceConfig>,
 }
 
 impl Config {
@@ -148,6 +152,10 @@ impl Config {
         if let Some(m) = &mut mqtt {
             m.resolve(&base);
         }
+        let mut devices = raw.device;
+        for d in &mut devices {
+            d.resolve(&base);
+        }
         let config = Config {
             file: file.to_path_buf(),
             gateway: raw.gateway,
@@ -158,6 +166,7 @@ impl Config {
             simulate: raw.simulate,
             metrics: raw.metrics,
             sinks,
+            devices,
         };
         config.validate().map_err(|(key, msg)| ConfigError::at_key(file, text, &key, msg))?;
         Ok(config)
@@ -192,6 +201,29 @@ impl Config {
             }
             if !(s.rate > 0.0 && s.rate <= 10_000.0) || s.handhelds == 0 {
                 return Err(("simulate".into(), "needs 1 or more handhelds and 0 < rate <= 10000".into()));
+            }
+        }
+        let mut device_names = HashSet::new();
+        for (i, device) in self.devices.iter().enumerate() {
+            if !is_identifier(&device.name) {
+                return Err((
+                    format!("device[{i}].name"),
+                    format!("`{}` is not usable here: use letters, digits, `-`, `_` or `.`", device.name),
+                ));
+            }
+            if !device_names.insert(device.name.as_str()) {
+                return Err((
+                    format!("device[{i}].name"),
+                    format!("another device is already named `{}`", device.name),
+                ));
+            }
+            device.validate().map_err(|(key, msg)| (format!("device[{i}].{key}"), msg))?;
+            if device.transport == crate::devices::config::Attachment::Mqtt && self.mqtt.is_none() {
+                return Err((
+                    format!("device[{i}].transport"),
+                    "a device behind a firmware-bridge needs an [mqtt] section (the broker the bridge publishes to)"
+                        .into(),
+                ));
             }
         }
         let mut names = HashSet::new();

@@ -329,6 +329,11 @@ impl Store {
         self.call(|reply| Request::RegisterSinks { names, reply }).await
     }
 
+    /// Makes `names` the configured devices for `status` (rows of removed devices go).
+    pub async fn register_devices(&self, names: Vec<String>) -> Result<(), StoreError> {
+        self.call(|reply| Request::RegisterDevices { names, reply }).await
+    }
+
     /// The highest committed seq; changes after every commit that stored events.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.last_seq.clone()
@@ -411,3 +416,25 @@ pub(crate) fn report_damage(path: &Path, damage: &watch::Sender<Option<String>>,
 
 #[cfg(test)]
 mod tests;
+
+/// Retries a store write until it is durable, for sources that cannot refuse their input (an MQTT
+/// message not yet acknowledged, a scan already read off a serial port). A full store holds the
+/// input — `held` says where it waits, for the log — and other errors are retried too, with a
+/// backoff up to 5 s. `None` means the store closed (shutdown): the input was not stored.
+pub async fn until_stored<T, F, Fut>(held: &str, mut write: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut waited = std::time::Duration::from_millis(100);
+    loop {
+        match write().await {
+            Ok(v) => return Some(v),
+            Err(StoreError::Closed) => return None,
+            Err(e @ StoreError::Full { .. }) => tracing::warn!(error = %e, "Store full: {held}."),
+            Err(e) => tracing::warn!(error = %e, "Cannot store; {held}, and the write is retried."),
+        }
+        tokio::time::sleep(waited).await;
+        waited = (waited * 2).min(std::time::Duration::from_secs(5));
+    }
+}

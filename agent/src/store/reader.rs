@@ -43,6 +43,16 @@ pub struct AlarmRow {
     pub raised_at: Timestamp,
 }
 
+/// A configured device's last known state (from its newest `device_status` event).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceRow {
+    pub name: String,
+    /// `connected`, `disconnected`, `error`, or `unknown` before the device first reported.
+    pub state: String,
+    pub detail: Option<String>,
+    pub since: Timestamp,
+}
+
 /// Everything `dockhand status` shows, read in one transaction.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreSummary {
@@ -58,6 +68,7 @@ pub struct StoreSummary {
     /// Dead letters not yet retried, by sink (`None` for input refused at ingest).
     pub dead_letters: Vec<(Option<String>, u64)>,
     pub alarms: Vec<AlarmRow>,
+    pub devices: Vec<DeviceRow>,
     pub heartbeat_at: Option<Timestamp>,
     pub stopped_at: Option<Timestamp>,
     pub pid: Option<u32>,
@@ -227,6 +238,23 @@ fn summary_in(c: &Connection, path: PathBuf, file_bytes: u64) -> Result<StoreSum
             })
         })?
         .collect::<Result<_, _>>()?;
+    // A store last opened by a dockhand without devices has no such table.
+    let has_devices: bool =
+        c.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'devices'", [], |r| r.get(0))?;
+    let devices = if has_devices {
+        let mut stmt = c.prepare("SELECT name, state, detail, since FROM devices ORDER BY name")?;
+        stmt.query_map([], |r| {
+            Ok(DeviceRow {
+                name: r.get(0)?,
+                state: r.get(1)?,
+                detail: r.get(2)?,
+                since: Timestamp::from_millis(r.get(3)?),
+            })
+        })?
+        .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
     let meta = |key: &str| -> Result<Option<String>, rusqlite::Error> {
         c.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0)).optional()
     };
@@ -240,6 +268,7 @@ fn summary_in(c: &Connection, path: PathBuf, file_bytes: u64) -> Result<StoreSum
         sinks,
         dead_letters,
         alarms,
+        devices,
         heartbeat_at: ts(meta("heartbeat_at")?),
         stopped_at: ts(meta("stopped_at")?),
         pid: meta("pid")?.and_then(|s| s.parse().ok()),

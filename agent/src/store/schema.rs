@@ -62,6 +62,17 @@ CREATE TABLE IF NOT EXISTS redeliveries (
 );
 CREATE INDEX IF NOT EXISTS redeliveries_by_sink ON redeliveries (sink, id);
 
+-- The last known state of each configured device, kept in step with its device_status events
+-- (the writer updates a row in the transaction that stores the event). Added without a schema
+-- bump: an older dockhand ignores the table.
+CREATE TABLE IF NOT EXISTS devices (
+    name      TEXT PRIMARY KEY,
+    state     TEXT NOT NULL,
+    detail    TEXT,
+    since     INTEGER NOT NULL,
+    event_seq INTEGER
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS alarms (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     kind       TEXT NOT NULL,

@@ -10,7 +10,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, warn};
 
 use super::{Appended, NewDeadLetter, SinkFailure, SinkProgress, StoreError, StoreOptions};
-use crate::event::Event;
+use crate::event::{DeviceStatusPayload, Event, Payload};
 use crate::timestamp::Timestamp;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -21,6 +21,7 @@ pub(super) enum Request {
     Progress { progress: SinkProgress, reply: Reply<()> },
     Failure { failure: SinkFailure, reply: Reply<()> },
     RegisterSinks { names: Vec<String>, reply: Reply<()> },
+    RegisterDevices { names: Vec<String>, reply: Reply<()> },
 }
 
 impl Request {
@@ -208,6 +209,10 @@ impl Writer {
                         register_sinks(&self.conn, &names)?;
                         answers.push(Answer::Unit(reply, Ok(())));
                     }
+                    Request::RegisterDevices { names, reply } => {
+                        register_devices(&self.conn, &names)?;
+                        answers.push(Answer::Unit(reply, Ok(())));
+                    }
                 }
             }
             if self.next_seq != seq_before {
@@ -254,6 +259,9 @@ impl Writer {
                 body
             ])?;
             if inserted == 1 {
+                if let Payload::DeviceStatus(status) = &event.payload {
+                    record_device_state(&self.conn, status, event.occurred_at, seq)?;
+                }
                 self.next_seq += 1;
                 out.push(Appended::Stored { seq });
             } else {
@@ -433,6 +441,39 @@ fn register_sinks(conn: &Connection, names: &[String]) -> Result<(), StoreError>
     for name in current.iter().filter(|n| !names.contains(n)) {
         conn.execute("UPDATE sinks SET retired_at = ?2 WHERE name = ?1", params![name, now])?;
         warn!(sink = %name, "A sink is no longer in the config; it is retired and its backlog is no longer delivered.");
+    }
+    Ok(())
+}
+
+fn record_device_state(
+    conn: &Connection,
+    status: &DeviceStatusPayload,
+    at: Timestamp,
+    seq: u64,
+) -> Result<(), StoreError> {
+    let state = serde_json::to_value(status.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    conn.prepare_cached(
+        "INSERT INTO devices (name, state, detail, since, event_seq) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (name) DO UPDATE SET state = ?2, detail = ?3, since = ?4, event_seq = ?5",
+    )?
+    .execute(params![status.device.0, state, status.detail, at.as_millis(), seq as i64])?;
+    Ok(())
+}
+
+/// Keeps device rows only for configured devices; new ones start as `unknown` until their task
+/// reports.
+fn register_devices(conn: &Connection, names: &[String]) -> Result<(), StoreError> {
+    let now = Timestamp::now().as_millis();
+    for name in names {
+        conn.execute(
+            "INSERT INTO devices (name, state, since) VALUES (?1, 'unknown', ?2) ON CONFLICT (name) DO NOTHING",
+            params![name, now],
+        )?;
+    }
+    let mut stmt = conn.prepare("SELECT name FROM devices")?;
+    let current: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    for name in current.iter().filter(|n| !names.contains(n)) {
+        conn.execute("DELETE FROM devices WHERE name = ?1", params![name])?;
     }
     Ok(())
 }

@@ -24,7 +24,10 @@ use crate::dispatcher::RetrySchedule;
 use crate::event::{Event as DhEvent, Source, Transport as DhTransport, new_event_id};
 use crate::shutdown::Shutdown;
 use crate::sinks::RetryConfig;
-use crate::store::{Appended, NewDeadLetter, Store, StoreError, StoreReader};
+use crate::store::{Appended, NewDeadLetter, Store, StoreError, StoreReader, until_stored};
+
+/// What waits while the store cannot take a message.
+const HELD: &str = "the MQTT message is held unacknowledged; the broker keeps it";
 use crate::timestamp::Timestamp;
 use crate::units::HumanDuration;
 
@@ -116,6 +119,7 @@ pub struct MqttSource {
     settings: MqttSettings,
     store: Store,
     health: Arc<MqttHealth>,
+    live: crate::devices::live::LiveReadings,
 }
 
 impl std::fmt::Debug for MqttSource {
@@ -132,8 +136,8 @@ type Reply = (String, String);
 type PendingAck = (Publish, oneshot::Receiver<Option<Reply>>);
 
 impl MqttSource {
-    pub fn new(settings: MqttSettings, store: Store) -> Self {
-        Self { settings, store, health: Arc::default() }
+    pub fn new(settings: MqttSettings, store: Store, live: crate::devices::live::LiveReadings) -> Self {
+        Self { settings, store, health: Arc::default(), live }
     }
 
     pub fn health(&self) -> Arc<MqttHealth> {
@@ -173,6 +177,8 @@ impl MqttSource {
         let status_reader = self.store.reader();
         let mut heartbeat_tick = tokio::time::interval(Duration::from_secs(5));
         let mut failures: u32 = 0;
+        let mut readings = self.live.subscribe();
+        let reading_prefix = format!("{}/gateway/{}/reading", self.settings.prefix, self.settings.gateway);
         info!(broker = %format!("{}:{}", self.settings.mqtt.host, self.settings.mqtt.port), %client_id, %filter, "MQTT source started.");
         loop {
             tokio::select! {
@@ -212,6 +218,14 @@ impl MqttSource {
                             break;
                         }
                     }
+                },
+                reading = readings.recv() => match reading {
+                    Ok(r) => {
+                        // QoS 0 and never waiting: a reading that cannot go now is replaced by the next.
+                        let _ = client.try_publish(format!("{reading_prefix}/{}", r.device), QoS::AtMostOnce, false, r.body);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => readings = self.live.subscribe(),
                 },
                 _ = status_tick.tick() => self.publish_status(&client, &status_reader).await,
                 _ = heartbeat_tick.tick() => shutdown.beat(),
@@ -281,7 +295,12 @@ fn gateway_status(reader: &StoreReader, gateway: &str) -> Result<String, StoreEr
             )
         })
         .collect();
-    Ok(json!({"state": "online", "gateway": gateway, "at": now, "last_seq": summary.last_seq, "queue": queue, "devices": {}})
+    let devices: serde_json::Map<String, serde_json::Value> = summary
+        .devices
+        .iter()
+        .map(|d| (d.name.clone(), json!({"state": d.state, "detail": d.detail, "since": d.since})))
+        .collect();
+    Ok(json!({"state": "online", "gateway": gateway, "at": now, "last_seq": summary.last_seq, "queue": queue, "devices": devices})
         .to_string())
 }
 
@@ -325,7 +344,7 @@ async fn ingest(settings: MqttSettings, store: Store, publish: Publish, done: on
                 payload: m.payload,
             };
             let id = event.id;
-            let Some(outcome) = until_stored(|| store.append_one(event.clone())).await else { return };
+            let Some(outcome) = until_stored(HELD, || store.append_one(event.clone())).await else { return };
             let status = match outcome {
                 Appended::Stored { .. } => "stored",
                 Appended::Duplicate { .. } => "duplicate",
@@ -345,7 +364,7 @@ async fn ingest(settings: MqttSettings, store: Store, publish: Publish, done: on
                 body: publish.payload.to_vec(),
             };
             warn!(topic = %publish.topic, reason = %entry.reason, "Rejected a handheld message; it is in the dead-letter store.");
-            let Some(()) = until_stored(|| store.dead_letter(entry.clone())).await else { return };
+            let Some(()) = until_stored(HELD, || store.dead_letter(entry.clone())).await else { return };
             r.device.as_ref().map(|device| {
                 let body = RejectedReply { id: r.id, error: &r.error, field: r.field.as_deref() };
                 (
@@ -362,27 +381,5 @@ fn rejection_text(r: &Rejection) -> String {
     match &r.field {
         Some(field) => format!("{field}: {}", r.error),
         None => r.error.clone(),
-    }
-}
-
-/// Retries a store write until it is durable. A full store holds the message (no ack), and the
-/// broker keeps it; `None` means the store closed (shutdown): the message is not acknowledged.
-async fn until_stored<T, F, Fut>(mut write: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, StoreError>>,
-{
-    let mut waited = Duration::from_millis(100);
-    loop {
-        match write().await {
-            Ok(v) => return Some(v),
-            Err(StoreError::Closed) => return None,
-            Err(e @ StoreError::Full { .. }) => {
-                warn!(error = %e, "Store full: the MQTT message is held unacknowledged; the broker keeps it.");
-            }
-            Err(e) => warn!(error = %e, "Cannot store an MQTT message; holding it and retrying."),
-        }
-        tokio::time::sleep(waited).await;
-        waited = (waited * 2).min(Duration::from_secs(5));
     }
 }

@@ -1,0 +1,228 @@
+//! `[[device]]`: a serial scanner or scale, where it is attached and how it talks. Checked at
+//! load time so a technician sees a bad baud rate or an unknown protocol with its line number,
+//! not at the first scan.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use firmware_bridge::link::{FlowControl, Parity, SerialSettings, Transport};
+use firmware_bridge::spec::{DeviceKind, DeviceSpec, ScaleProtocolName, ScaleSpec, ScannerSpec};
+use firmware_bridge::{WeightUnit, device::DeviceDecoder};
+use serde::Deserialize;
+
+use crate::units::HumanDuration;
+
+/// Where the device is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Attachment {
+    /// A serial port on this gateway (`path`).
+    #[default]
+    Serial,
+    /// A serial-device server reached over TCP (`address`).
+    Tcp,
+    /// A `firmware-bridge` process on another host, through the MQTT broker of `[mqtt]`.
+    Mqtt,
+}
+
+/// What a scale's readings turn into outside a station.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum WeightEvents {
+    /// A `weight` event each time the scale settles on a new non-zero weight.
+    #[default]
+    StableChange,
+    /// No `weight` events (live readings only; stations ask for weights themselves).
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Unique name: in events (`source.device`), topics and `status`.
+    pub name: String,
+    pub kind: DeviceKind,
+    #[serde(default)]
+    pub transport: Attachment,
+    /// Serial: the device path; prefer `/dev/serial/by-id/…` (see `dockhand devices`).
+    pub path: Option<PathBuf>,
+    /// TCP: `host:port` of the serial-device server.
+    pub address: Option<String>,
+    #[serde(default = "defaults::baud")]
+    pub baud: u32,
+    #[serde(default = "defaults::data_bits")]
+    pub data_bits: u8,
+    #[serde(default)]
+    pub parity: Parity,
+    #[serde(default = "defaults::stop_bits")]
+    pub stop_bits: u8,
+    #[serde(default)]
+    pub flow_control: FlowControl,
+    /// Scales: `mt-sics`, `toledo-continuous`, `toledo-8217`, `sma`, `nci`, `cas`, `pattern`.
+    pub protocol: Option<String>,
+    /// Scales: fixed unit (Toledo 8217, pattern without `{unit}`).
+    pub unit: Option<String>,
+    /// `protocol = "pattern"`: the frame template.
+    pub pattern: Option<String>,
+    /// `protocol = "pattern"`: what to send to ask for a weight (absent: the scale streams).
+    pub request: Option<String>,
+    /// Demand-mode scales: how often to ask.
+    #[serde(default = "defaults::poll_interval")]
+    pub poll_interval: HumanDuration,
+    /// A polled scale silent this long is reported in error.
+    #[serde(default = "defaults::answer_timeout")]
+    pub answer_timeout: HumanDuration,
+    #[serde(default)]
+    pub weight_events: WeightEvents,
+    /// Equal stable readings in a row before a weight counts as settled.
+    #[serde(default = "defaults::stable_readings")]
+    pub stable_readings: usize,
+    /// Scanners: bytes after each scan (default `"\r\n"`: CR, LF or CRLF); `""` for none.
+    pub suffix: Option<String>,
+    /// Scanners: bytes before each scan.
+    pub prefix: Option<String>,
+    /// Scanners: a scan ends after this much silence (needed without a suffix).
+    pub inter_char_timeout: Option<HumanDuration>,
+    /// Scanners: a character accepted as GS1 FNC1 besides `<GS>` (keyboard-wedge setups).
+    pub fnc1: Option<String>,
+}
+
+mod defaults {
+    use crate::units::HumanDuration;
+    use std::time::Duration;
+
+    pub fn baud() -> u32 {
+        9600
+    }
+    pub fn data_bits() -> u8 {
+        8
+    }
+    pub fn stop_bits() -> u8 {
+        1
+    }
+    pub fn poll_interval() -> HumanDuration {
+        HumanDuration(Duration::from_millis(250))
+    }
+    pub fn answer_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(3))
+    }
+    pub fn stable_readings() -> usize {
+        3
+    }
+}
+
+impl DeviceConfig {
+    /// The device as firmware-bridge sees it. Errors name the key at fault.
+    pub fn spec(&self) -> Result<DeviceSpec, (&'static str, String)> {
+        match self.kind {
+            DeviceKind::Scanner => {
+                for (key, set) in [("protocol", self.protocol.is_some()), ("pattern", self.pattern.is_some())] {
+                    if set {
+                        return Err((key, "is a scale setting; this device is a scanner".into()));
+                    }
+                }
+                let fnc1 = match self.fnc1.as_deref().map(str::as_bytes) {
+                    None => None,
+                    Some([b]) => Some(*b),
+                    Some(_) => return Err(("fnc1", "must be exactly one character".into())),
+                };
+                let suffix = match self.suffix.as_deref() {
+                    None => Some(b"\r\n".to_vec()),
+                    Some("") => None,
+                    Some(s) => Some(s.as_bytes().to_vec()),
+                };
+                Ok(DeviceSpec::Scanner(ScannerSpec {
+                    prefix: self.prefix.as_ref().filter(|p| !p.is_empty()).map(|p| p.as_bytes().to_vec()),
+                    suffix,
+                    inter_char_timeout: self.inter_char_timeout.map(|d| d.0),
+                    fnc1,
+                }))
+            }
+            DeviceKind::Scale => {
+                let name = self
+                    .protocol
+                    .as_deref()
+                    .ok_or(("protocol", format!("a scale needs a protocol: one of {}", ScaleProtocolName::NAMES)))?;
+                let protocol = ScaleProtocolName::parse(name).ok_or_else(|| {
+                    ("protocol", format!("`{name}` is not a scale protocol: use one of {}", ScaleProtocolName::NAMES))
+                })?;
+                let unit = match &self.unit {
+                    None => None,
+                    Some(u) => Some(
+                        WeightUnit::parse(u).ok_or(("unit", format!("`{u}` is not a unit (kg, g, lb, oz or t)")))?,
+                    ),
+                };
+                if self.poll_interval.0 < Duration::from_millis(20) {
+                    return Err(("poll_interval", "must be at least 20ms".into()));
+                }
+                Ok(DeviceSpec::Scale(ScaleSpec {
+                    protocol,
+                    unit,
+                    pattern: self.pattern.clone(),
+                    request: self.request.as_ref().map(|r| r.as_bytes().to_vec()),
+                    stable_by_default: true,
+                    poll_interval: self.poll_interval.0,
+                    answer_timeout: self.answer_timeout.0,
+                }))
+            }
+        }
+    }
+
+    /// Where to open the device; `None` for devices behind a firmware-bridge.
+    pub fn transport(&self) -> Result<Option<Transport>, (&'static str, String)> {
+        match self.transport {
+            Attachment::Serial => {
+                let path = self.path.clone().ok_or((
+                    "path",
+                    "a serial device needs `path` (e.g. /dev/serial/by-id/...; `dockhand devices` lists them)".into(),
+                ))?;
+                if !(5..=8).contains(&self.data_bits) {
+                    return Err(("data_bits", "must be 5, 6, 7 or 8".into()));
+                }
+                if !(1..=2).contains(&self.stop_bits) {
+                    return Err(("stop_bits", "must be 1 or 2".into()));
+                }
+                if self.baud == 0 {
+                    return Err(("baud", "must be greater than 0".into()));
+                }
+                Ok(Some(Transport::Serial(SerialSettings {
+                    path,
+                    baud: self.baud,
+                    data_bits: self.data_bits,
+                    parity: self.parity,
+                    stop_bits: self.stop_bits,
+                    flow_control: self.flow_control,
+                })))
+            }
+            Attachment::Tcp => {
+                let address =
+                    self.address.clone().ok_or(("address", "a tcp device needs `address` (host:port)".into()))?;
+                if address.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
+                    return Err(("address", format!("`{address}` is not host:port")));
+                }
+                Ok(Some(Transport::Tcp(address)))
+            }
+            Attachment::Mqtt => Ok(None),
+        }
+    }
+
+    /// Checks everything that can be checked without opening the device.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let spec = self.spec()?;
+        // Building the decoder compiles a pattern template and checks scanner framing.
+        let key = match self.kind {
+            DeviceKind::Scanner => "suffix",
+            DeviceKind::Scale if self.pattern.is_some() => "pattern",
+            DeviceKind::Scale => "protocol",
+        };
+        let _: DeviceDecoder = spec.decoder().map_err(|e| (key, e))?;
+        self.transport()?;
+        Ok(())
+    }
+
+    pub(crate) fn resolve(&mut self, base: &Path) {
+        if let Some(p) = &mut self.path {
+            *p = crate::config::resolve(base, p);
+        }
+    }
+}

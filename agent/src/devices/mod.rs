@@ -1,0 +1,226 @@
+//! Serial scanners and scales (`[[device]]`): one task per device, started, stopped and restarted
+//! by the supervisor like any other (so a reload touches only the devices whose settings changed).
+//!
+//! - [`config`]: the `[[device]]` section and its checks.
+//! - [`processor`]: device output → events, device state, live readings (shared by both kinds of
+//!   attachment below).
+//! - [`live`]: the live-readings hub the MQTT source publishes from.
+//! - This module: the task itself — a local port (serial or TCP) read by a firmware-bridge
+//!   [`DeviceLink`] thread, or a device on another host behind a `firmware-bridge` process,
+//!   reached through the MQTT broker (see [`firmware_bridge::remote`] for its topics).
+//!
+//! A local scan is stored when it has been read off the port; a scan lost between the read and
+//! the commit (the process killed in that instant) was never acknowledged to anyone. A bridged
+//! scan is acknowledged to the broker only after its commit, with the bridge's id, so it is
+//! stored exactly once whatever is killed when.
+
+pub mod config;
+pub mod live;
+pub mod processor;
+
+use std::time::Duration;
+
+use firmware_bridge::device::DeviceOutput;
+use firmware_bridge::link::{DeviceLink, LinkEvent, Transport as LinkTransport};
+use firmware_bridge::remote::{self, ReadingMessage, RemoteState, StateMessage};
+use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+pub use config::DeviceConfig;
+use live::LiveReadings;
+use processor::DeviceProcessor;
+
+use crate::event::{DeviceState, Transport};
+use crate::shutdown::Shutdown;
+use crate::sources::mqtt::MqttSettings;
+use crate::store::{Store, StoreError};
+use crate::timestamp::Timestamp;
+
+/// Everything one device task needs.
+#[derive(Debug, Clone)]
+pub struct DeviceTask {
+    pub config: DeviceConfig,
+    pub gateway: String,
+    pub site: String,
+    /// The broker, for devices behind a firmware-bridge.
+    pub mqtt: Option<MqttSettings>,
+}
+
+impl DeviceTask {
+    pub async fn run(self, store: Store, live: LiveReadings, mut shutdown: Shutdown) -> Result<(), StoreError> {
+        let transport = match self.config.transport() {
+            Ok(t) => t,
+            Err((key, msg)) => {
+                error!(device = %self.config.name, key, %msg, "The device cannot start: fix its [[device]] entry.");
+                shutdown.wait().await;
+                return Ok(());
+            }
+        };
+        match transport {
+            Some(link) => self.run_local(link, store, live, shutdown).await,
+            None => self.run_bridged(store, live, shutdown).await,
+        }
+    }
+
+    async fn run_local(
+        self,
+        transport: LinkTransport,
+        store: Store,
+        live: LiveReadings,
+        mut shutdown: Shutdown,
+    ) -> Result<(), StoreError> {
+        let name = self.config.name.clone();
+        let kind = if matches!(transport, LinkTransport::Tcp(_)) { Transport::Tcp } else { Transport::Serial };
+        let mut processor = DeviceProcessor::new(&self.config, kind, &self.gateway, &self.site, store, live);
+        let spec = self.config.spec().map_err(|(k, m)| StoreError::Setup(format!("device {name}: {k}: {m}")))?;
+        let decoder = spec.decoder().map_err(|m| StoreError::Setup(format!("device {name}: {m}")))?;
+        // Bounded: while the store cannot keep up, the device thread waits and the port's own
+        // buffer holds the bytes.
+        let (tx, mut rx) = mpsc::channel::<LinkEvent>(256);
+        info!(device = %name, port = %transport.describe(), "Device task started.");
+        let link = DeviceLink::spawn(&name, transport, decoder, spec.link_options(), move |event| {
+            let _ = tx.blocking_send(event);
+        })
+        .map_err(|e| StoreError::Setup(format!("cannot start the thread for device {name}: {e}")))?;
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
+        let result = loop {
+            tokio::select! {
+                event = rx.recv() => {
+                    let Some(event) = event else { break Ok(()) };
+                    let handled = match event {
+                        LinkEvent::Connected { detail } => processor.state(DeviceState::Connected, Some(detail)).await,
+                        LinkEvent::Disconnected { reason } => processor.state(DeviceState::Disconnected, Some(reason)).await,
+                        LinkEvent::Unresponsive { reason } => processor.state(DeviceState::Error, Some(reason)).await,
+                        LinkEvent::Output(output) => processor.output(output, None, None).await,
+                    };
+                    if let Err(e) = handled {
+                        break Err(e);
+                    }
+                }
+                _ = heartbeat.tick() => shutdown.beat(),
+                _ = shutdown.wait() => break Ok(()),
+            }
+        };
+        // The thread may be waiting to hand over an event: closing the channel releases it.
+        drop(rx);
+        let _ = tokio::task::spawn_blocking(move || link.stop()).await;
+        info!(device = %name, "Device task stopped.");
+        result
+    }
+
+    async fn run_bridged(self, store: Store, live: LiveReadings, mut shutdown: Shutdown) -> Result<(), StoreError> {
+        let name = self.config.name.clone();
+        let mut processor = DeviceProcessor::new(&self.config, Transport::Mqtt, &self.gateway, &self.site, store, live);
+        let Some(settings) = self.mqtt.clone() else {
+            error!(device = %name, "The device is attached through a firmware-bridge (transport = \"mqtt\") but the config has no [mqtt] section.");
+            shutdown.wait().await;
+            return Ok(());
+        };
+        // Its own persistent session: a scan the bridge published while dockhand was restarting
+        // waits at the broker.
+        let client_id = format!("{}-device-{name}", settings.mqtt.client_id(&settings.gateway));
+        let mut options = match settings.options(&client_id, false) {
+            Ok(o) => o,
+            Err(e) => {
+                error!(device = %name, %e, "The device's MQTT connection cannot start: fix [mqtt] in the config.");
+                shutdown.wait().await;
+                return Ok(());
+            }
+        };
+        options.set_clean_session(false);
+        options.set_manual_acks(true);
+        let (client, mut events) = AsyncClient::new(options, 64);
+        crate::sources::mqtt::source::no_delay(&mut events);
+        let filter = remote::topic(&settings.prefix, &name, "+");
+        let mut delay = Duration::from_millis(250);
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
+        info!(device = %name, %filter, "Device task started (through a firmware-bridge).");
+        loop {
+            tokio::select! {
+                polled = events.poll() => match polled {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        delay = Duration::from_millis(250);
+                        if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
+                            warn!(device = %name, error = %e, "Cannot queue the bridge subscription.");
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        handle_bridge_message(&mut processor, &name, &publish).await?;
+                        if let Err(e) = client.ack(&publish).await {
+                            warn!(device = %name, error = %e, "Cannot acknowledge a bridge message; the broker will send it again.");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let reason = format!("cannot reach the MQTT broker the firmware-bridge publishes to: {e}");
+                        processor.state(DeviceState::Disconnected, Some(reason)).await?;
+                        if !shutdown.sleep(delay).await {
+                            break;
+                        }
+                        delay = (delay * 2).min(Duration::from_secs(10));
+                    }
+                },
+                _ = heartbeat.tick() => shutdown.beat(),
+                _ = shutdown.wait() => break,
+            }
+        }
+        let _ = client.try_disconnect();
+        info!(device = %name, "Device task stopped.");
+        Ok(())
+    }
+}
+
+/// One message from a firmware-bridge. Malformed ones are logged and acknowledged (the bridge is
+/// dockhand's own software; repeating a broken message would not mend it).
+async fn handle_bridge_message(
+    processor: &mut DeviceProcessor,
+    device: &str,
+    publish: &Publish,
+) -> Result<(), StoreError> {
+    let leaf = publish.topic.rsplit('/').next().unwrap_or("");
+    let body: serde_json::Value = match serde_json::from_slice(&publish.payload) {
+        Ok(v) => v,
+        Err(e) => {
+            warn!(%device, topic = %publish.topic, error = %e, "A firmware-bridge message is not JSON; ignored.");
+            return Ok(());
+        }
+    };
+    match leaf {
+        remote::STATE => match serde_json::from_value::<StateMessage>(body) {
+            Ok(m) => {
+                let (state, detail) = match m.state {
+                    RemoteState::Connected => (DeviceState::Connected, m.detail),
+                    RemoteState::Disconnected => (DeviceState::Disconnected, m.detail),
+                    RemoteState::Unresponsive => (DeviceState::Error, m.detail),
+                    RemoteState::Offline => (
+                        DeviceState::Disconnected,
+                        Some("its firmware-bridge is offline (process stopped, host down or network cut)".to_owned()),
+                    ),
+                };
+                processor.state(state, detail).await?;
+            }
+            Err(e) => warn!(%device, error = %e, "A firmware-bridge state message is malformed; ignored."),
+        },
+        remote::SCAN => {
+            let id = body.get("id").and_then(|v| v.as_str()).and_then(|s| s.parse::<uuid::Uuid>().ok());
+            let at = body.get("at_ms").and_then(serde_json::Value::as_i64).map(Timestamp::from_millis);
+            let problem = body.get("problem").and_then(|v| v.as_str()).map(str::to_owned);
+            match (id, body.get("scan")) {
+                (Some(id), Some(scan)) => {
+                    processor.scan(scan.clone(), problem, Some(id), at.unwrap_or_else(Timestamp::now)).await?
+                }
+                _ => warn!(%device, "A firmware-bridge scan message has no id or no scan; ignored."),
+            }
+        }
+        remote::READING => match serde_json::from_value::<ReadingMessage>(body) {
+            Ok(m) => {
+                let at = Timestamp::from_millis(i64::try_from(m.at_ms).unwrap_or(i64::MAX));
+                processor.output(DeviceOutput::Reading(m.reading), None, Some(at)).await?;
+            }
+            Err(e) => warn!(%device, error = %e, "A firmware-bridge reading is malformed; ignored."),
+        },
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,345 @@
+//! Serial scanners and scales end to end: the real daemon opens pseudo-terminals (socat) where a
+//! simulated firmware answers, and the events land in a file sink. Unplugging is killing socat.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::time::Duration;
+
+use dockhand_tests::pty::{Display, SimulatedScale, VirtualPort, toledo_continuous_frame};
+use dockhand_tests::{Site, read_ndjson, wait_until};
+use serde_json::Value;
+
+const EXE: &str = env!("CARGO_BIN_EXE_dockhand-e2e");
+
+const FILE_SINK: &str = r#"
+[[sink]]
+name = "file"
+type = "file"
+path = "events.ndjson"
+batch = { max_events = 100, linger = "0ms" }
+"#;
+
+fn events(site: &Site, kind: &str) -> Vec<Value> {
+    read_ndjson(&site.path("events.ndjson")).into_iter().filter(|e| e["kind"] == kind).collect()
+}
+
+fn device_states(site: &Site, device: &str) -> Vec<String> {
+    events(site, "device_status")
+        .into_iter()
+        .filter(|e| e["payload"]["device"] == device)
+        .map(|e| e["payload"]["state"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn status_json(site: &Site) -> Value {
+    let out = site.cli(&["status", "--json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("status --json: {e}: {out:?}"))
+}
+
+fn device_row(site: &Site, device: &str) -> Value {
+    let status = status_json(site);
+    status["devices"].as_array().and_then(|a| a.iter().find(|d| d["name"] == device).cloned()).unwrap_or(Value::Null)
+}
+
+#[test]
+fn an_mt_sics_scale_gives_one_weight_event_per_settled_load() {
+    let site = Site::new(EXE);
+    let port = VirtualPort::start(site.dir.path(), "scale0");
+    let scale = SimulatedScale::mt_sics(&port);
+    site.write_config(&format!(
+        r#"{FILE_SINK}
+[[device]]
+name = "scale-1"
+kind = "scale"
+path = "{}"
+protocol = "mt-sics"
+poll_interval = "50ms"
+stable_readings = 3
+"#,
+        port.path.display()
+    ));
+    let daemon = site.start();
+    wait_until(Duration::from_secs(10), "the scale to be connected", || {
+        device_states(&site, "scale-1").contains(&"connected".to_owned())
+    });
+    // A parcel goes on: moving, then stable for a while, then it stays there.
+    scale.show(Display::Weight("0.840".into(), false));
+    std::thread::sleep(Duration::from_millis(300));
+    scale.show(Display::Weight("1.250".into(), true));
+    wait_until(Duration::from_secs(10), "a weight event", || !events(&site, "weight").is_empty());
+    std::thread::sleep(Duration::from_millis(600));
+    let weights = events(&site, "weight");
+    assert_eq!(weights.len(), 1, "one settled load, one event: {weights:?}");
+    let w = &weights[0]["payload"];
+    assert_eq!(
+        (w["value"].as_str(), w["unit"].as_str(), w["stable"].as_bool()),
+        (Some("1.250"), Some("kg"), Some(true))
+    );
+    assert_eq!(weights[0]["source"]["device"], "scale-1");
+    assert_eq!(weights[0]["source"]["transport"], "serial");
+    assert!(*scale.polls.lock().unwrap() >= 5, "the scale was polled");
+
+    // Taken off and put back: a second weighing.
+    scale.show(Display::Weight("0.000".into(), true));
+    std::thread::sleep(Duration::from_millis(500));
+    scale.show(Display::Weight("1.250".into(), true));
+    wait_until(Duration::from_secs(10), "a second weight event", || events(&site, "weight").len() == 2);
+
+    let row = device_row(&site, "scale-1");
+    assert_eq!(row["state"], "connected", "{row}");
+    let text = String::from_utf8(site.cli(&["status"]).stdout).unwrap();
+    assert!(text.contains("device  scale-1 connected"), "{text}");
+    daemon.stop();
+}
+
+#[test]
+fn a_toledo_8217_scale_in_motion_then_stable() {
+    let site = Site::new(EXE);
+    let port = VirtualPort::start(site.dir.path(), "scale8217");
+    let scale = SimulatedScale::toledo_8217(&port);
+    scale.show(Display::Motion);
+    site.write_config(&format!(
+        r#"{FILE_SINK}
+[[device]]
+name = "scale-8217"
+kind = "scale"
+path = "{}"
+protocol = "toledo-8217"
+data_bits = 7
+parity = "even"
+poll_interval = "50ms"
+"#,
+        port.path.display()
+    ));
+    let daemon = site.start();
+    wait_until(Duration::from_secs(10), "polls answered with motion", || *scale.polls.lock().unwrap() >= 5);
+    assert!(events(&site, "weight").is_empty(), "no weight while in motion");
+    scale.show(Display::Weight("01.250".into(), true));
+    wait_until(Duration::from_secs(10), "the stable weight", || !events(&site, "weight").is_empty());
+    let w = &events(&site, "weight")[0]["payload"];
+    assert_eq!((w["value"].as_str(), w["unit"].as_str()), (Some("1.250"), Some("kg")), "{w}");
+    daemon.stop();
+}
+
+#[test]
+fn toledo_continuous_frames_survive_garbage_and_truncation() {
+    let site = Site::new(EXE);
+    let mut port = VirtualPort::start(site.dir.path(), "toledo");
+    site.write_config(&format!(
+        r#"{FILE_SINK}
+[[device]]
+name = "floor-scale"
+kind = "scale"
+path = "{}"
+protocol = "toledo-continuous"
+stable_readings = 3
+"#,
+        port.path.display()
+    ));
+    let daemon = site.start();
+    wait_until(Duration::from_secs(10), "the scale to be connected", || {
+        device_states(&site, "floor-scale").contains(&"connected".to_owned())
+    });
+    let moving = toledo_continuous_frame(3845, true);
+    let stable = toledo_continuous_frame(500, false);
+    for _ in 0..3 {
+        port.write(&moving);
+    }
+    // Line noise, a frame cut after 11 bytes, a corrupted checksum: none of it may count.
+    port.write(b"\x00\xff noise \r\n");
+    port.write(&stable[..11]);
+    let mut corrupt = stable.clone();
+    corrupt[17] ^= 0x01;
+    port.write(&corrupt);
+    for _ in 0..2 {
+        port.write(&stable);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(events(&site, "weight").is_empty(), "two good frames are not yet three: {:?}", events(&site, "weight"));
+    port.write(&stable);
+    port.write(&stable);
+    wait_until(Duration::from_secs(10), "the weight", || !events(&site, "weight").is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    let weights = events(&site, "weight");
+    assert_eq!(weights.len(), 1, "{weights:?}");
+    assert_eq!(weights[0]["payload"]["value"], "5.00");
+    daemon.stop();
+}
+
+#[test]
+fn scanners_with_and_without_a_suffix() {
+    let site = Site::new(EXE);
+    let mut with_suffix = VirtualPort::start(site.dir.path(), "scanner-cr");
+    let mut no_suffix = VirtualPort::start(site.dir.path(), "scanner-quiet");
+    site.write_config(&format!(
+        r#"{FILE_SINK}
+[[device]]
+name = "dock-scanner"
+kind = "scanner"
+path = "{}"
+
+[[device]]
+name = "quiet-scanner"
+kind = "scanner"
+path = "{}"
+suffix = ""
+inter_char_timeout = "80ms"
+"#,
+        with_suffix.path.display(),
+        no_suffix.path.display()
+    ));
+    let daemon = site.start();
+    wait_until(Duration::from_secs(10), "both scanners connected", || {
+        device_states(&site, "dock-scanner").contains(&"connected".to_owned())
+            && device_states(&site, "quiet-scanner").contains(&"connected".to_owned())
+    });
+    // GS1-128 with FNC1 as <GS>, split across two writes as a slow UART would deliver it.
+    with_suffix.write(b"]C10109506000134352310300125015260300");
+    std::thread::sleep(Duration::from_millis(30));
+    with_suffix.write(b"10ABC123\x1d2112345\r\n]E05901234123457\r\n");
+    no_suffix.write(b"]C100106141411234567897");
+    std::thread::sleep(Duration::from_millis(300));
+    no_suffix.write(b"]E02112345678901");
+    wait_until(Duration::from_secs(10), "four scans", || events(&site, "scan").len() == 4);
+    let scans = events(&site, "scan");
+    let by = |device: &str| -> Vec<Value> {
+        scans.iter().filter(|e| e["source"]["device"] == device).map(|e| e["payload"].clone()).collect()
+    };
+    let dock = by("dock-scanner");
+    assert_eq!(dock[0]["parsed"]["gtin"], "09506000134352");
+    assert_eq!(dock[0]["parsed"]["lot"], "ABC123");
+    assert_eq!(dock[0]["parsed"]["serial"], "12345");
+    assert_eq!(dock[0]["parsed"]["best_before"], "2026-03-31");
+    assert_eq!(dock[0]["parsed"]["net_weight"]["value"], "1.250");
+    assert_eq!(dock[1]["symbology"], "ean-13");
+    let quiet = by("quiet-scanner");
+    assert_eq!(quiet[0]["parsed"]["sscc"], "106141411234567897");
+    // A bad check digit is kept as received (raw, AIM), not dropped and not "interpreted".
+    assert_eq!(quiet[1]["raw"], "]E02112345678901");
+    assert!(quiet[1].get("parsed").is_none(), "{}", quiet[1]);
+    assert!(daemon.log().contains("could not be interpreted"), "{}", daemon.log());
+    daemon.stop();
+}
+
+#[test]
+fn unplug_and_replug_reports_the_device_and_decodes_everything_after_it() {
+    let site = Site::new(EXE);
+    let mut port = VirtualPort::start(site.dir.path(), "usb-scanner");
+    site.write_config(&format!(
+        r#"{FILE_SINK}
+[[device]]
+name = "scanner-1"
+kind = "scanner"
+path = "{}"
+"#,
+        port.path.display()
+    ));
+    let daemon = site.start();
+    wait_until(Duration::from_secs(10), "connected", || device_states(&site, "scanner-1") == ["connected"]);
+    port.write(b"]E05901234123457\r");
+    wait_until(Duration::from_secs(10), "the first scan", || events(&site, "scan").len() == 1);
+
+    // Mid-frame: half a scan, then the cable is pulled.
+    port.write(b"]E0590123");
+    std::thread::sleep(Duration::from_millis(100));
+    port.unplug();
+    wait_until(Duration::from_secs(10), "disconnected", || {
+        device_states(&site, "scanner-1").last().map(String::as_str) == Some("disconnected")
+    });
+    let row = device_row(&site, "scanner-1");
+    assert_eq!(row["state"], "disconnected");
+    let status = String::from_utf8(site.cli(&["status"]).stdout).unwrap();
+    assert!(status.contains("ATTENTION") && status.contains("device scanner-1 is disconnected"), "{status}");
+
+    // Plugged back in at the same path: reopened with backoff, and every complete frame decoded.
+    std::thread::sleep(Duration::from_millis(700));
+    port.plug();
+    wait_until(Duration::from_secs(15), "connected again", || {
+        device_states(&site, "scanner-1").last().map(String::as_str) == Some("connected")
+    });
+    let codes: Vec<String> = (0..20).map(|i| format!("]C0PARCEL-{i:04}")).collect();
+    for code in &codes {
+        port.write(format!("{code}\r\n").as_bytes());
+    }
+    wait_until(Duration::from_secs(10), "all scans after the replug", || events(&site, "scan").len() == 21);
+    let raws: Vec<String> =
+        events(&site, "scan").iter().skip(1).map(|e| e["payload"]["raw"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(raws, codes, "every frame after the reconnect, in order, and nothing from the half frame");
+    let states = device_states(&site, "scanner-1");
+    assert_eq!(states, ["connected", "disconnected", "connected"], "one event per change, not per retry");
+    daemon.stop();
+}
+
+#[test]
+fn a_missing_device_is_named_and_the_others_keep_working() {
+    let site = Site::new(EXE);
+    let mut good = VirtualPort::start(site.dir.path(), "good");
+    let missing = site.path("serial/by-id/usb-Datalogic_QD2430-if00");
+    site.write_config(&format!(
+        r#"{FILE_SINK}
+[[device]]
+name = "gone"
+kind = "scanner"
+path = "{}"
+
+[[device]]
+name = "present"
+kind = "scanner"
+path = "{}"
+"#,
+        missing.display(),
+        good.path.display()
+    ));
+    let check = site.cli(&["check-config", "--connect"]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(!check.status.success());
+    assert!(text.contains("✗ device gone") && text.contains("usb-Datalogic_QD2430-if00"), "{text}");
+    assert!(text.contains("✓ device present"), "{text}");
+    let list = site.cli(&["devices"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(text.contains("✗ gone") && text.contains("is not there"), "{text}");
+
+    let daemon = site.start();
+    wait_until(Duration::from_secs(10), "the missing device reported", || {
+        device_states(&site, "gone") == ["disconnected"]
+    });
+    let row = device_row(&site, "gone");
+    assert!(row["detail"].as_str().unwrap().contains("usb-Datalogic_QD2430-if00"), "{row}");
+    assert!(daemon.log().contains("does not exist"), "{}", daemon.log());
+    wait_until(Duration::from_secs(10), "the present device connected", || {
+        device_states(&site, "present") == ["connected"]
+    });
+    good.write(b"]E05901234123457\r\n");
+    wait_until(Duration::from_secs(10), "the other scanner's scan", || events(&site, "scan").len() == 1);
+    daemon.stop();
+}
+
+#[test]
+fn wrong_device_settings_are_config_errors_with_their_line() {
+    let site = Site::new(EXE);
+    site.write_config(
+        r#"
+[[device]]
+name = "scale-1"
+kind = "scale"
+path = "/dev/ttyUSB0"
+protocol = "mt-sics"
+data_bits = 9
+"#,
+    );
+    let out = site.cli(&["check-config"]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("device[0].data_bits") && err.contains("5, 6, 7 or 8"), "{err}");
+    site.write_config(
+        r#"
+[[device]]
+name = "scale-1"
+kind = "scale"
+path = "/dev/ttyUSB0"
+protocol = "mettler"
+"#,
+    );
+    let err = String::from_utf8_lossy(&site.cli(&["check-config"]).stderr).into_owned();
+    assert!(err.contains("device[0].protocol") && err.contains("toledo-8217"), "{err}");
+}
