@@ -17,8 +17,9 @@
 //! - [`remote`]: the MQTT messages between a firmware-bridge process and the agent.
 //!
 //! And the thin I/O shell: [`link`] (one thread per serial or TCP device, reopen with backoff)
-//! and [`ports`] (which serial ports this host has).
+//! and [`ports`] (which serial ports this host has); [`bridge`] is the `firmware-bridge` program.
 
+pub mod bridge;
 pub mod decimal;
 pub mod device;
 pub mod link;

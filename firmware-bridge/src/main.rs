@@ -1,12 +1,7 @@
-//! `firmware-bridge`: bridges one serial device on a remote host to the gateway's MQTT broker.
+//! `firmware-bridge`: one serial scanner or scale on a remote host, bridged to the gateway's
+//! MQTT broker. The program lives in the library ([`firmware_bridge::bridge`]) so the end-to-end
+//! tests can build it as their own binary.
 
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    eprintln!(
-        "firmware-bridge {}: this build bridges no devices yet; serial scanners and scales arrive in a later release.",
-        env!("CARGO_PKG_VERSION")
-    );
-    // EX_UNAVAILABLE: a service unit using this binary fails visibly instead of looping silently.
-    ExitCode::from(69)
+fn main() -> std::process::ExitCode {
+    firmware_bridge::bridge::main()
 }

@@ -79,7 +79,11 @@ impl Site {
             }
         });
         let daemon = Daemon { child, log };
-        wait_until(Duration::from_secs(30), "the daemon to be ready", || daemon.log().contains("dockhand is ready."));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !daemon.log().contains("dockhand is ready.") {
+            assert!(Instant::now() < deadline, "the daemon was not ready within 30 s; its log:\n{}", daemon.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
         daemon
     }
 }

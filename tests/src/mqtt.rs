@@ -252,11 +252,16 @@ impl std::fmt::Debug for ReplyListener {
 
 impl ReplyListener {
     pub async fn connect(port: u16, prefix: &str) -> ReplyListener {
+        Self::listen(port, vec![format!("{prefix}/handheld/+/ack"), format!("{prefix}/handheld/+/rejected")]).await
+    }
+
+    /// Collects every message on these topic filters.
+    pub async fn listen(port: u16, filters: Vec<String>) -> ReplyListener {
         let (client, mut events) = AsyncClient::new(options(port, &format!("listener-{}", free_port())), 100);
         let replies = Arc::new(Mutex::new(Vec::new()));
         let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
         let r = replies.clone();
-        let filters = [format!("{prefix}/handheld/+/ack"), format!("{prefix}/handheld/+/rejected")];
+        let wanted = filters.len();
         for f in &filters {
             client.subscribe(f, QoS::AtLeastOnce).await.expect("subscribe");
         }
@@ -268,7 +273,7 @@ impl ReplyListener {
                 match events.poll().await {
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         subacks += 1;
-                        if subacks == 2
+                        if subacks == wanted
                             && let Some(tx) = subscribed_tx.take()
                         {
                             let _ = tx.send(());

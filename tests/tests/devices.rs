@@ -343,3 +343,161 @@ protocol = "mettler"
     let err = String::from_utf8_lossy(&site.cli(&["check-config"]).stderr).into_owned();
     assert!(err.contains("device[0].protocol") && err.contains("toledo-8217"), "{err}");
 }
+
+const BRIDGE: &str = env!("CARGO_BIN_EXE_firmware-bridge-e2e");
+
+/// A firmware-bridge process for one device on `port`.
+fn start_bridge(broker: u16, device: &str, port: &VirtualPort, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(BRIDGE)
+        .args(["--broker", &format!("127.0.0.1:{broker}"), "--site", "T1", "--device", device, "--path"])
+        .arg(&port.path)
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start firmware-bridge")
+}
+
+fn kill9(child: &mut std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn devices_behind_a_firmware_bridge_behave_like_local_ones() {
+    if !dockhand_tests::mqtt::mosquitto_available() {
+        return;
+    }
+    let site = Site::new(EXE);
+    let broker = dockhand_tests::mqtt::Mosquitto::start(site.dir.path());
+    // The same scale and scanner models twice: one pair local, one pair behind bridges.
+    let local_scale_port = VirtualPort::start(site.dir.path(), "local-scale");
+    let remote_scale_port = VirtualPort::start(site.dir.path(), "remote-scale");
+    let mut local_scanner = VirtualPort::start(site.dir.path(), "local-scanner");
+    let mut remote_scanner = VirtualPort::start(site.dir.path(), "remote-scanner");
+    let local_scale = SimulatedScale::mt_sics(&local_scale_port);
+    let remote_scale = SimulatedScale::mt_sics(&remote_scale_port);
+    site.write_config(&format!(
+        r#"{FILE_SINK}
+[mqtt]
+host = "127.0.0.1"
+port = {}
+status_interval = "1s"
+
+[[device]]
+name = "scale-local"
+kind = "scale"
+path = "{}"
+protocol = "mt-sics"
+poll_interval = "50ms"
+
+[[device]]
+name = "scale-remote"
+kind = "scale"
+transport = "mqtt"
+
+[[device]]
+name = "scanner-local"
+kind = "scanner"
+path = "{}"
+
+[[device]]
+name = "scanner-remote"
+kind = "scanner"
+transport = "mqtt"
+"#,
+        broker.port,
+        local_scale_port.path.display(),
+        local_scanner.path.display()
+    ));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let readings = rt.block_on(dockhand_tests::mqtt::ReplyListener::listen(
+        broker.port,
+        vec!["warehouse/T1/gateway/test-gw/reading/#".into(), "warehouse/T1/gateway/test-gw/status".into()],
+    ));
+    let daemon = site.start();
+    let mut scale_bridge = start_bridge(
+        broker.port,
+        "scale-remote",
+        &remote_scale_port,
+        &["--kind", "scale", "--protocol", "mt-sics", "--poll-interval-ms", "50"],
+    );
+    let mut scanner_bridge = start_bridge(broker.port, "scanner-remote", &remote_scanner, &["--kind", "scanner"]);
+    for device in ["scale-local", "scale-remote", "scanner-local", "scanner-remote"] {
+        wait_until(Duration::from_secs(15), &format!("{device} connected"), || {
+            device_states(&site, device).last().map(String::as_str) == Some("connected")
+        });
+    }
+
+    // The same load on both scales, the same label under both scanners.
+    for scale in [&local_scale, &remote_scale] {
+        scale.show(Display::Weight("2.480".into(), false));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for scale in [&local_scale, &remote_scale] {
+        scale.show(Display::Weight("2.480".into(), true));
+    }
+    let label = b"]C10109506000134352310300125015260300\r\n";
+    local_scanner.write(label);
+    remote_scanner.write(label);
+    wait_until(Duration::from_secs(15), "two weights and two scans", || {
+        events(&site, "weight").len() == 2 && events(&site, "scan").len() == 2
+    });
+    for kind in ["weight", "scan"] {
+        let evs = events(&site, kind);
+        assert_eq!(evs[0]["payload"], evs[1]["payload"], "{kind}: bridged and local payloads differ");
+        let transports: Vec<&str> = evs.iter().map(|e| e["source"]["transport"].as_str().unwrap()).collect();
+        assert!(transports.contains(&"serial") && transports.contains(&"mqtt"), "{transports:?}");
+    }
+    // Live readings of both scales reach local consumers; the retained status lists the devices.
+    wait_until(Duration::from_secs(10), "live readings and device status", || {
+        let r = readings.replies();
+        r.iter().any(|(t, v)| t.ends_with("/reading/scale-remote") && v["reading"]["weight"]["value"] == "2.480")
+            && r.iter().any(|(t, _)| t.ends_with("/reading/scale-local"))
+            && r.iter().any(|(t, v)| t.ends_with("/status") && v["devices"]["scanner-remote"]["state"] == "connected")
+    });
+
+    // Killing the bridge shows the device disconnected (its last will); a restart reconnects.
+    kill9(&mut scanner_bridge);
+    wait_until(Duration::from_secs(30), "the bridged scanner disconnected", || {
+        device_states(&site, "scanner-remote").last().map(String::as_str) == Some("disconnected")
+    });
+    assert!(device_row(&site, "scanner-remote")["detail"].as_str().unwrap().contains("firmware-bridge is offline"));
+    scanner_bridge = start_bridge(broker.port, "scanner-remote", &remote_scanner, &["--kind", "scanner"]);
+    wait_until(Duration::from_secs(15), "the bridged scanner reconnected", || {
+        device_states(&site, "scanner-remote").last().map(String::as_str) == Some("connected")
+    });
+
+    // Scans through the bridge while the agent is killed: each stored exactly once.
+    let codes: Vec<String> = (0..40).map(|i| format!("]C0BRIDGED-{i:03}")).collect();
+    for code in &codes[..20] {
+        remote_scanner.write(format!("{code}\r\n").as_bytes());
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    daemon.kill9();
+    for code in &codes[20..] {
+        remote_scanner.write(format!("{code}\r\n").as_bytes());
+    }
+    let daemon = site.start();
+    wait_until(Duration::from_secs(20), "every bridged scan", || {
+        let raws: Vec<Value> = events(&site, "scan").iter().map(|e| e["payload"]["raw"].clone()).collect();
+        codes.iter().all(|c| raws.contains(&Value::String(c.clone())))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let reader = dockhand::store::StoreReader::open(&site.store_path()).unwrap();
+    let stored: Vec<Value> = reader
+        .batch_after(0, 100_000, usize::MAX, None)
+        .unwrap()
+        .0
+        .iter()
+        .map(|item| serde_json::from_str::<Value>(&item.body).unwrap())
+        .filter(|e| e["kind"] == "scan")
+        .collect();
+    for code in &codes {
+        let n = stored.iter().filter(|e| e["payload"]["raw"] == code.as_str()).count();
+        assert_eq!(n, 1, "{code} stored {n} times");
+    }
+    daemon.stop();
+    kill9(&mut scanner_bridge);
+    kill9(&mut scale_bridge);
+}

@@ -208,6 +208,16 @@ impl DeviceConfig {
 
     /// Checks everything that can be checked without opening the device.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.transport == Attachment::Mqtt {
+            // Port, protocol and framing are the firmware-bridge's settings, not the agent's.
+            if self.path.is_some() || self.address.is_some() || self.protocol.is_some() {
+                return Err((
+                    "transport",
+                    "a device behind a firmware-bridge takes its path and protocol from the bridge's command line; remove them here".into(),
+                ));
+            }
+            return Ok(());
+        }
         let spec = self.spec()?;
         // Building the decoder compiles a pattern template and checks scanner framing.
         let key = match self.kind {
