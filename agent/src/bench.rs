@@ -57,6 +57,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20_000)]
         single: u64,
     },
+    /// CPU and memory of the whole daemon with idle serial devices on pseudo-terminals (two
+    /// scanners, a streaming scale, a polled scale answering "0.000 kg").
+    Devices {
+        /// Scratch folder for the config and store.
+        #[arg(long, default_value = "target/bench-devices")]
+        dir: PathBuf,
+        /// Seconds measured (after a 3 s settling time).
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Device codec throughput on one core (scanner + GS1, every scale protocol).
     Codecs {
         #[arg(long, default_value_t = 2_000_000)]
@@ -83,6 +93,7 @@ pub fn run(command: BenchCommand) -> i32 {
         BenchCommand::Ingest { dir, messages, inflight } => crate::bench_ingest::run(&dir, messages, inflight),
         BenchCommand::Http { dir, events, single } => crate::bench_http::run(&dir, events, single),
         BenchCommand::Codecs { iterations } => crate::bench_codecs::run(iterations),
+        BenchCommand::Devices { dir, seconds } => crate::bench_devices::run(&dir, seconds),
     };
     match result {
         Ok(()) => exit::OK,
@@ -199,25 +210,9 @@ fn drain(dir: &Path, events: u64, payload_bytes: usize, batch: usize) -> Result<
 
     // 3. The daemon: ready time, drain time, memory.
     let started = Instant::now();
-    let mut child = std::process::Command::new(&exe)
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start the daemon: {e}"))?;
+    let mut child = start_daemon(&config, "dockhand is ready.")?;
+    let ready_at = Instant::now();
     let pid = child.id();
-    let stderr = child.stderr.take().ok_or("no stderr")?;
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("dockhand is ready.") {
-                let _ = ready_tx.send(Instant::now());
-            }
-        }
-    });
-    let ready_at =
-        ready_rx.recv_timeout(Duration::from_secs(30)).map_err(|_| "the daemon did not become ready in 30s")?;
     let ready_ms = (ready_at - started).as_secs_f64() * 1000.0;
     let reader = StoreReader::open(&store_path).map_err(|e| e.to_string())?;
     let mut peak_rss_kb = 0;
@@ -310,6 +305,49 @@ fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = text.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// User + system CPU seconds of a process, from /proc.
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // USER_HZ is 100 on Linux.
+    ticks / 100.0
+}
+
+/// Starts `dockhand run` on `config` and waits (30 s at most) until it logs `marker`; its log
+/// is drained on a thread and warnings and errors are echoed.
+pub(crate) fn start_daemon(config: &Path, marker: &'static str) -> Result<std::process::Child, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = std::process::Command::new(exe)
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the daemon: {e}"))?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(marker) {
+                let _ = ready_tx.send(());
+            }
+            if line.contains("ERROR") {
+                eprintln!("dockhand: {line}");
+            }
+        }
+    });
+    if ready_rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        return Err(format!("the daemon did not log \"{marker}\" within 30 s"));
+    }
+    Ok(child)
 }
 
 pub(crate) fn rss_kb(pid: u32) -> Option<u64> {

@@ -29,15 +29,15 @@ pub fn run(dir: &Path, messages: u64, inflight: u16) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let ceiling = rt.block_on(ceiling(port, messages))?;
         let mut daemon = start_daemon(dir, port)?;
-        let cpu_before = (cpu_seconds(daemon.id()), cpu_seconds(broker.id()));
+        let cpu_before = (crate::bench::cpu_seconds(daemon.id()), crate::bench::cpu_seconds(broker.id()));
         let outcome = rt.block_on(async {
             // Latency first, on a fresh store, so the throughput run's backlog does not colour it.
             let latency = through_dockhand(port, 10_000, Some(1000.0)).await?;
-            let cpu_mid = (cpu_seconds(daemon.id()), cpu_seconds(broker.id()));
+            let cpu_mid = (crate::bench::cpu_seconds(daemon.id()), crate::bench::cpu_seconds(broker.id()));
             let started = Instant::now();
             let ingest = through_dockhand(port, messages, None).await?;
             let wall = started.elapsed().as_secs_f64();
-            let cpu_after = (cpu_seconds(daemon.id()), cpu_seconds(broker.id()));
+            let cpu_after = (crate::bench::cpu_seconds(daemon.id()), crate::bench::cpu_seconds(broker.id()));
             println!(
                 "CPU during the throughput run: dockhand {:.0}% of one core, mosquitto {:.0}% (wall {wall:.1} s)",
                 (cpu_after.0 - cpu_mid.0) * 100.0 / wall,
@@ -75,18 +75,6 @@ pub fn run(dir: &Path, messages: u64, inflight: u16) -> Result<(), String> {
     let _ = broker.kill();
     let _ = broker.wait();
     result
-}
-
-/// User + system CPU seconds of a process, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // USER_HZ is 100 on Linux.
-    ticks / 100.0
 }
 
 fn free_port() -> Result<u16, String> {

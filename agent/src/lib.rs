@@ -19,6 +19,7 @@
 
 pub mod bench;
 mod bench_codecs;
+mod bench_devices;
 mod bench_http;
 mod bench_ingest;
 pub mod cli;
