@@ -501,3 +501,100 @@ transport = "mqtt"
     kill9(&mut scanner_bridge);
     kill9(&mut scale_bridge);
 }
+
+/// A serial-device server (a Moxa NPort in TCP server mode) with an MT-SICS scale behind it.
+fn serial_device_server(weight: &'static str) -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        // One connection, as such servers allow by default; it ends when the test ends.
+        let Ok((mut conn, _)) = listener.accept() else { return };
+        let mut buf = [0u8; 64];
+        let mut pending = Vec::new();
+        while let Ok(n) = conn.read(&mut buf) {
+            if n == 0 {
+                return;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(end) = pending.windows(2).position(|w| w == b"\r\n") {
+                pending.drain(..end + 2);
+                if conn.write_all(format!("S S {weight:>10} kg\r\n").as_bytes()).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (port, handle)
+}
+
+#[test]
+fn a_scale_behind_a_serial_device_server_over_tcp() {
+    let site = Site::new(EXE);
+    let (port, _server) = serial_device_server("7.125");
+    site.write_config(&format!(
+        r#"{FILE_SINK}
+[[device]]
+name = "dock-scale"
+kind = "scale"
+transport = "tcp"
+address = "127.0.0.1:{port}"
+protocol = "mt-sics"
+poll_interval = "50ms"
+"#
+    ));
+    let daemon = site.start();
+    wait_until(Duration::from_secs(10), "the weight over TCP", || !events(&site, "weight").is_empty());
+    let w = &events(&site, "weight")[0];
+    assert_eq!(w["payload"]["value"], "7.125");
+    assert_eq!(w["source"]["transport"], "tcp");
+    assert_eq!(device_row(&site, "dock-scale")["state"], "connected");
+    daemon.stop();
+}
+
+#[test]
+fn a_reload_restarts_only_the_devices_whose_settings_changed() {
+    let site = Site::new(EXE);
+    let mut first = VirtualPort::start(site.dir.path(), "first");
+    let mut second = VirtualPort::start(site.dir.path(), "second");
+    let device = |name: &str, port: &VirtualPort, extra: &str| {
+        format!("[[device]]\nname = \"{name}\"\nkind = \"scanner\"\npath = \"{}\"\n{extra}\n", port.path.display())
+    };
+    site.write_config(&format!("{FILE_SINK}\n{}", device("first", &first, "")));
+    let daemon = site.start();
+    wait_until(Duration::from_secs(10), "first connected", || device_states(&site, "first") == ["connected"]);
+
+    // Add a device: the running one is left alone (no second "connected"), the new one starts.
+    site.write_config(&format!("{FILE_SINK}\n{}\n{}", device("first", &first, ""), device("second", &second, "")));
+    daemon.signal(libc::SIGHUP);
+    wait_until(Duration::from_secs(10), "second connected", || device_states(&site, "second") == ["connected"]);
+    first.write(b"]C0KEPT-OPEN\r\n");
+    second.write(b"]C0NEW-DEVICE\r\n");
+    wait_until(Duration::from_secs(10), "both scans", || events(&site, "scan").len() == 2);
+    assert_eq!(device_states(&site, "first"), ["connected"], "an unchanged device is not restarted");
+
+    // Change the first one's framing: only it restarts, and the new framing applies.
+    site.write_config(&format!(
+        "{FILE_SINK}\n{}\n{}",
+        device("first", &first, "suffix = \"#\""),
+        device("second", &second, "")
+    ));
+    daemon.signal(libc::SIGHUP);
+    wait_until(Duration::from_secs(10), "the first device restarted", || {
+        daemon.log().matches("Device task started").count() == 3
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    first.write(b"]C0HASH-FRAMED#");
+    wait_until(Duration::from_secs(10), "the hash-framed scan", || {
+        events(&site, "scan").iter().any(|e| e["payload"]["raw"] == "]C0HASH-FRAMED")
+    });
+    assert_eq!(device_states(&site, "second"), ["connected"]);
+
+    // Remove the second: its row leaves `status`.
+    site.write_config(&format!("{FILE_SINK}\n{}", device("first", &first, "suffix = \"#\"")));
+    daemon.signal(libc::SIGHUP);
+    wait_until(Duration::from_secs(10), "the removed device gone from status", || {
+        status_json(&site)["devices"].as_array().is_some_and(|d| d.len() == 1)
+    });
+    daemon.stop();
+}
