@@ -219,6 +219,14 @@ fn check_config(path: &std::path::Path, connect: bool) -> i32 {
                 };
                 check(result, format!("sink {} (http)", c.name));
             }
+            crate::sinks::SinkConfig::Odoo(c) => {
+                let mut sink = crate::sinks::odoo::OdooSink::new((**c).clone(), &config.gateway.id);
+                let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt.block_on(sink.check()),
+                    Err(e) => Err(e.to_string()),
+                };
+                check(result, format!("sink {} (odoo)", c.name));
+            }
         }
     }
     for (what, result) in devices::check_all(&config) {

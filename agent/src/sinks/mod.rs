@@ -5,6 +5,7 @@
 
 pub mod file;
 pub mod http;
+pub mod odoo;
 
 use std::path::Path;
 
@@ -60,15 +61,17 @@ impl Default for RetryConfig {
 pub enum SinkConfig {
     File(file::FileSinkConfig),
     Http(Box<http::HttpSinkConfig>),
+    Odoo(Box<odoo::config::OdooSinkConfig>),
 }
 
-const SINK_TYPES: &str = "\"file\", \"http\"";
+const SINK_TYPES: &str = "\"file\", \"http\", \"odoo\"";
 
 impl SinkConfig {
     pub fn name(&self) -> &str {
         match self {
             SinkConfig::File(c) => &c.name,
             SinkConfig::Http(c) => &c.name,
+            SinkConfig::Odoo(c) => &c.name,
         }
     }
 
@@ -77,6 +80,7 @@ impl SinkConfig {
         match self {
             SinkConfig::File(_) => None,
             SinkConfig::Http(c) => c.kinds.as_deref(),
+            SinkConfig::Odoo(_) => Some(&odoo::KINDS),
         }
     }
 
@@ -84,6 +88,8 @@ impl SinkConfig {
         match self {
             SinkConfig::File(_) => http::config::RateLimit::default(),
             SinkConfig::Http(c) => c.rate_limit.clone(),
+            // The Odoo sink paces its own calls (several per batch).
+            SinkConfig::Odoo(_) => http::config::RateLimit::default(),
         }
     }
 
@@ -91,6 +97,7 @@ impl SinkConfig {
         match self {
             SinkConfig::File(c) => &c.batch,
             SinkConfig::Http(c) => &c.batch,
+            SinkConfig::Odoo(c) => &c.batch,
         }
     }
 
@@ -98,6 +105,7 @@ impl SinkConfig {
         match self {
             SinkConfig::File(c) => &c.retry,
             SinkConfig::Http(c) => &c.retry,
+            SinkConfig::Odoo(c) => &c.retry,
         }
     }
 
@@ -114,6 +122,7 @@ impl SinkConfig {
         let sink = match kind.as_str() {
             "file" => SinkConfig::File(typed::<file::FileSinkConfig>(value)?.resolved(base)),
             "http" => SinkConfig::Http(Box::new(typed::<http::HttpSinkConfig>(value)?.resolved(base)?)),
+            "odoo" => SinkConfig::Odoo(Box::new(typed::<odoo::config::OdooSinkConfig>(value)?.resolved(base)?)),
             other => {
                 return Err(("type".into(), format!("unknown sink type `{other}`; this dockhand knows {SINK_TYPES}")));
             }
@@ -180,6 +189,7 @@ impl Outcome {
 pub enum Sink {
     File(file::FileSink),
     Http(Box<http::HttpSink>),
+    Odoo(Box<odoo::OdooSink>),
     /// Answers from a script; for the dispatcher's own tests.
     #[cfg(test)]
     Scripted(crate::dispatcher::tests::ScriptedSink),
@@ -190,6 +200,7 @@ impl Sink {
         match config {
             SinkConfig::File(c) => Sink::File(file::FileSink::new(c.clone())),
             SinkConfig::Http(c) => Sink::Http(Box::new(http::HttpSink::new((**c).clone(), gateway))),
+            SinkConfig::Odoo(c) => Sink::Odoo(Box::new(odoo::OdooSink::new((**c).clone(), gateway))),
         }
     }
 
@@ -198,6 +209,7 @@ impl Sink {
         match self {
             Sink::File(_) => true,
             Sink::Http(s) => s.probe().await,
+            Sink::Odoo(s) => s.probe().await,
             #[cfg(test)]
             Sink::Scripted(_) => true,
         }
@@ -207,6 +219,7 @@ impl Sink {
         match self {
             Sink::File(s) => s.deliver(batch).await,
             Sink::Http(s) => s.deliver(batch).await,
+            Sink::Odoo(s) => s.deliver(batch).await,
             #[cfg(test)]
             Sink::Scripted(s) => s.deliver(batch),
         }

@@ -1,0 +1,114 @@
+//! `type = "odoo"`: stock events applied straight to an Odoo database (16, 17, 18, 19).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::sinks::{BatchConfig, RetryConfig};
+use crate::tls::TlsFiles;
+use crate::units::HumanDuration;
+
+/// Which external API to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OdooProtocol {
+    /// Ask the server its version: JSON-2 on 19 and later, JSON-RPC before.
+    #[default]
+    Auto,
+    /// `POST /json/2/<model>/<method>` with a bearer API key (Odoo 19+).
+    Json2,
+    /// `POST /jsonrpc` `execute_kw` (Odoo 16-18; deprecated in 19).
+    Jsonrpc,
+}
+
+/// What to do with the rest of a picking validated with less than its demand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BackorderPolicy {
+    /// Create a backorder for what was not picked (Odoo's default answer).
+    #[default]
+    Create,
+    /// Close the picking without a backorder.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OdooSinkConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The Odoo server, e.g. `https://erp.example.com`.
+    pub url: String,
+    /// The database name.
+    pub database: String,
+    /// The user the API key belongs to (JSON-RPC authenticates with it).
+    pub login: String,
+    /// File holding the API key (never the key itself in this file).
+    pub api_key_file: PathBuf,
+    #[serde(default)]
+    pub protocol: OdooProtocol,
+    pub tls: Option<TlsFiles>,
+    #[serde(default = "defaults::connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    #[serde(default = "defaults::request_timeout")]
+    pub request_timeout: HumanDuration,
+    /// A pick or receipt without its own `backorder` field follows this.
+    #[serde(default)]
+    pub backorder: BackorderPolicy,
+    /// The most Odoo calls per second, so that draining a backlog never overloads the server.
+    #[serde(default = "defaults::calls_per_second")]
+    pub calls_per_second: f64,
+    /// How long product, location and lot look-ups are reused.
+    #[serde(default = "defaults::cache_ttl")]
+    pub cache_ttl: HumanDuration,
+    #[serde(default = "defaults::batch")]
+    pub batch: BatchConfig,
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+mod defaults {
+    use crate::sinks::BatchConfig;
+    use crate::units::HumanDuration;
+    use std::time::Duration;
+
+    pub fn connect_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(5))
+    }
+    pub fn request_timeout() -> HumanDuration {
+        HumanDuration(Duration::from_secs(60))
+    }
+    pub fn calls_per_second() -> f64 {
+        10.0
+    }
+    pub fn cache_ttl() -> HumanDuration {
+        HumanDuration(Duration::from_secs(300))
+    }
+    pub fn batch() -> BatchConfig {
+        // Counts are applied a batch at a time (two Odoo calls per batch); larger batches mean
+        // longer transactions on the Odoo side.
+        BatchConfig { max_events: 200, ..BatchConfig::default() }
+    }
+}
+
+impl OdooSinkConfig {
+    pub(crate) fn resolved(mut self, base: &Path) -> Result<Self, (String, String)> {
+        let lower = self.url.to_ascii_lowercase();
+        if !(lower.starts_with("https://") || lower.starts_with("http://")) || reqwest::Url::parse(&self.url).is_err() {
+            return Err(("url".into(), format!("`{}` is not an http:// or https:// URL", self.url)));
+        }
+        self.api_key_file = crate::config::resolve(base, &self.api_key_file);
+        if let Some(tls) = &mut self.tls {
+            tls.resolve(base);
+            tls.validate("tls")?;
+        }
+        if !(self.calls_per_second > 0.0 && self.calls_per_second.is_finite()) {
+            return Err(("calls_per_second".into(), "must be a positive number".into()));
+        }
+        if self.database.trim().is_empty() {
+            return Err(("database".into(), "must name the Odoo database".into()));
+        }
+        Ok(self)
+    }
+}
