@@ -30,6 +30,7 @@ pub mod event;
 pub mod exit;
 pub mod health;
 pub mod metrics;
+pub mod printing;
 pub mod secrets;
 pub mod shutdown;
 pub mod simulate;

@@ -81,6 +81,19 @@ pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp) -> StatusRepo
             device.detail.as_deref().map_or(String::new(), |d| format!(": {d}"))
         ));
     }
+    let mut waiting: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for job in store.print_jobs.iter().filter(|j| j.state == "queued") {
+        *waiting.entry(job.printer.as_str()).or_default() += 1;
+    }
+    for (printer, n) in waiting {
+        let state = store.devices.iter().find(|d| d.name == printer);
+        if state.is_none_or(|d| d.state != "connected") {
+            let why = state.map_or("unknown".to_owned(), |d| {
+                format!("{}{}", d.state, d.detail.as_deref().map_or(String::new(), |x| format!(": {x}")))
+            });
+            problems.push(format!("{n} print job(s) wait for printer {printer}, which is {why}"));
+        }
+    }
     let used_pct = store.used_bytes as f64 * 100.0 / max_bytes.max(1) as f64;
     if used_pct >= 90.0 {
         problems.push(format!("the store is {used_pct:.0}% full: new events will be refused at 100%"));
@@ -138,6 +151,17 @@ impl StatusReport {
             let detail = d.detail.as_deref().map_or(String::new(), |x| format!(" — {x}"));
             let _ =
                 writeln!(out, "device  {} {} for {}{detail}", d.name, d.state, describe_age(d.since.millis_until(now)));
+        }
+        for j in &s.print_jobs {
+            let _ = writeln!(
+                out,
+                "print   {} {} for {}, {} old{}",
+                j.state,
+                j.id,
+                j.printer,
+                describe_age(j.created_at.millis_until(now)),
+                j.last_error.as_deref().map_or(String::new(), |e| format!(" — {e}"))
+            );
         }
         let _ = writeln!(out);
         if s.sinks.is_empty() {

@@ -97,7 +97,7 @@ fn parse_kind(s: &str) -> Result<DeviceKind, String> {
     match s {
         "scanner" => Ok(DeviceKind::Scanner),
         "scale" => Ok(DeviceKind::Scale),
-        _ => Err("scanner or scale".into()),
+        _ => Err("scanner or scale (printers are not bridged yet)".into()),
     }
 }
 
@@ -183,6 +183,9 @@ fn spec(args: &Args) -> Result<DeviceSpec, String> {
             inter_char_timeout: args.inter_char_timeout_ms.map(Duration::from_millis),
             fnc1: args.fnc1.and_then(|c| u8::try_from(c).ok()),
         })),
+        Some(DeviceKind::Printer) => {
+            Err("printers are not bridged yet; attach them to the gateway (serial or TCP 9100)".into())
+        }
         Some(DeviceKind::Scale) => {
             let name = args.protocol.as_deref().ok_or("a scale needs --protocol")?;
             let protocol = ScaleProtocolName::parse(name)
@@ -306,7 +309,11 @@ fn run(args: Args) -> Result<(), String> {
                 let message = ReadingMessage { at_ms: now_ms(), reading };
                 (reading_topic.clone(), QoS::AtMostOnce, false, serde_json::to_string(&message).unwrap_or_default())
             }
-            LinkEvent::Output(DeviceOutput::Garbled(_)) => continue,
+            LinkEvent::Output(DeviceOutput::Garbled(_) | DeviceOutput::Printer(_))
+            | LinkEvent::Written { .. }
+            | LinkEvent::NotWritten { .. } => {
+                continue;
+            }
         };
         if qos == QoS::AtMostOnce {
             // Live readings never wait for a slow broker.

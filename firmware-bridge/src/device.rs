@@ -28,6 +28,8 @@ pub enum DeviceOutput {
     Reading(ScaleReading),
     /// A frame that could not be decoded (noise, a corrupt checksum); for diagnostics only.
     Garbled(String),
+    /// A printer's answer to a status request.
+    Printer(crate::printer::PrinterStatus),
 }
 
 /// The decoding half of a device.
@@ -42,6 +44,8 @@ pub enum DeviceDecoder {
     },
     /// A scale.
     Scale(ScaleStream),
+    /// A label printer (its status replies).
+    Printer(crate::printer::replies::StatusReplies),
 }
 
 impl DeviceDecoder {
@@ -60,6 +64,7 @@ impl DeviceDecoder {
         match self {
             DeviceDecoder::Scanner { .. } => None,
             DeviceDecoder::Scale(s) => s.protocol().poll_request(),
+            DeviceDecoder::Printer(p) => Some(p.language().status_request()),
         }
     }
 
@@ -77,6 +82,7 @@ impl DeviceDecoder {
                     Err(e) => DeviceOutput::Garbled(e.to_string()),
                 })
                 .collect(),
+            DeviceDecoder::Printer(p) => p.push(bytes).into_iter().map(DeviceOutput::Printer).collect(),
         }
     }
 
@@ -86,7 +92,7 @@ impl DeviceDecoder {
             DeviceDecoder::Scanner { framer, options } => {
                 framer.poll(now_ms).iter().map(|frame| scan_output(frame, options)).collect()
             }
-            DeviceDecoder::Scale(_) => Vec::new(),
+            DeviceDecoder::Scale(_) | DeviceDecoder::Printer(_) => Vec::new(),
         }
     }
 
@@ -94,7 +100,7 @@ impl DeviceDecoder {
     pub fn deadline(&self) -> Option<u64> {
         match self {
             DeviceDecoder::Scanner { framer, .. } => framer.deadline(),
-            DeviceDecoder::Scale(_) => None,
+            DeviceDecoder::Scale(_) | DeviceDecoder::Printer(_) => None,
         }
     }
 
@@ -103,6 +109,7 @@ impl DeviceDecoder {
         match self {
             DeviceDecoder::Scanner { framer, .. } => framer.reset(),
             DeviceDecoder::Scale(s) => s.reset(),
+            DeviceDecoder::Printer(p) => p.reset(),
         }
     }
 }

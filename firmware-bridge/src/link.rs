@@ -259,13 +259,25 @@ pub enum LinkEvent {
     },
     /// Something the device said.
     Output(DeviceOutput),
+    /// Every byte of the command sent with this tag was written.
+    Written {
+        /// The tag given to [`DeviceLink::send_tagged`].
+        tag: u64,
+    },
+    /// Writing the command sent with this tag failed; part of it may have gone out.
+    NotWritten {
+        /// The tag.
+        tag: u64,
+        /// Why.
+        error: String,
+    },
 }
 
 /// A running device thread. Dropping it stops the thread (and waits for it).
 #[derive(Debug)]
 pub struct DeviceLink {
     stop: Arc<AtomicBool>,
-    commands: mpsc::Sender<Vec<u8>>,
+    commands: mpsc::Sender<(Vec<u8>, Option<u64>)>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -289,7 +301,14 @@ impl DeviceLink {
     /// Queues bytes to write to the device (a tare command, a label). Written in order, after
     /// the current read returns (within a quarter of a second).
     pub fn send(&self, bytes: Vec<u8>) {
-        let _ = self.commands.send(bytes);
+        let _ = self.commands.send((bytes, None));
+    }
+
+    /// Like [`DeviceLink::send`], and reports [`LinkEvent::Written`] or [`LinkEvent::NotWritten`]
+    /// with `tag` (a label: the caller must know whether it went out). Commands queued while the
+    /// device is away are written when it is back.
+    pub fn send_tagged(&self, bytes: Vec<u8>, tag: u64) {
+        let _ = self.commands.send((bytes, Some(tag)));
     }
 
     /// Stops the thread and waits for it.
@@ -316,7 +335,7 @@ struct Worker<F> {
     decoder: DeviceDecoder,
     options: LinkOptions,
     on_event: F,
-    queue: mpsc::Receiver<Vec<u8>>,
+    queue: mpsc::Receiver<(Vec<u8>, Option<u64>)>,
     stop: Arc<AtomicBool>,
     epoch: Instant,
 }
@@ -390,9 +409,19 @@ impl<F: FnMut(LinkEvent)> Worker<F> {
             if self.stopped() {
                 return SessionEnd::Stopped;
             }
-            while let Ok(bytes) = self.queue.try_recv() {
-                if let Err(e) = port.write_all(&bytes).and_then(|()| port.flush()) {
-                    return SessionEnd::Lost(format!("write failed: {e}"));
+            while let Ok((bytes, tag)) = self.queue.try_recv() {
+                match port.write_all(&bytes).and_then(|()| port.flush()) {
+                    Ok(()) => {
+                        if let Some(tag) = tag {
+                            (self.on_event)(LinkEvent::Written { tag });
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(tag) = tag {
+                            (self.on_event)(LinkEvent::NotWritten { tag, error: e.to_string() });
+                        }
+                        return SessionEnd::Lost(format!("write failed: {e}"));
+                    }
                 }
             }
             let now = Instant::now();

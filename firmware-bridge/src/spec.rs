@@ -23,6 +23,8 @@ pub enum DeviceKind {
     Scanner,
     /// A scale.
     Scale,
+    /// A label printer.
+    Printer,
 }
 
 /// A scale protocol by name (`protocol = "mt-sics"`).
@@ -124,6 +126,17 @@ impl ScaleSpec {
     }
 }
 
+/// Printer settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrinterSpec {
+    /// Its command language (status requests).
+    pub language: crate::printer::replies::PrinterLanguage,
+    /// How often its status is asked.
+    pub status_interval: Duration,
+    /// No answer for this long: the printer is offline.
+    pub answer_timeout: Duration,
+}
+
 /// A device, by role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceSpec {
@@ -131,6 +144,8 @@ pub enum DeviceSpec {
     Scanner(ScannerSpec),
     /// A scale.
     Scale(ScaleSpec),
+    /// A label printer.
+    Printer(PrinterSpec),
 }
 
 impl DeviceSpec {
@@ -139,6 +154,7 @@ impl DeviceSpec {
         match self {
             DeviceSpec::Scanner(_) => DeviceKind::Scanner,
             DeviceSpec::Scale(_) => DeviceKind::Scale,
+            DeviceSpec::Printer(_) => DeviceKind::Printer,
         }
     }
 
@@ -164,6 +180,9 @@ impl DeviceSpec {
                 DeviceDecoder::scanner(framing, options).map_err(|e| e.to_string())
             }
             DeviceSpec::Scale(s) => Ok(DeviceDecoder::scale(scale_protocol(s)?)),
+            DeviceSpec::Printer(p) => {
+                Ok(DeviceDecoder::Printer(crate::printer::replies::StatusReplies::new(p.language)))
+            }
         }
     }
 
@@ -174,6 +193,10 @@ impl DeviceSpec {
             let polled = s.protocol.is_polled() || s.request.is_some();
             options.poll_interval = polled.then_some(s.poll_interval);
             options.answer_timeout = s.answer_timeout;
+        }
+        if let DeviceSpec::Printer(p) = self {
+            options.poll_interval = Some(p.status_interval);
+            options.answer_timeout = p.answer_timeout;
         }
         options
     }

@@ -2,6 +2,7 @@
 //! child process (start, wait until ready, SIGTERM, SIGKILL), CLI runs, and polling helpers.
 
 pub mod mqtt;
+pub mod printer;
 pub mod pty;
 pub mod receiver;
 

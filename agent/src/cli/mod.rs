@@ -4,6 +4,7 @@
 
 mod devices;
 mod dlq;
+mod print;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,13 @@ pub enum Command {
     },
     /// Serial ports present (by-id paths) and which configured devices they are.
     Devices,
+    /// Print jobs: list them, or print one again.
+    Print {
+        #[command(subcommand)]
+        command: print::PrintCommand,
+    },
+    /// Print a test label on a configured printer and show its status.
+    PrintTest { printer: String },
     /// Dead letters: events a sink refused for good, and input refused at ingest.
     Dlq {
         #[command(subcommand)]
@@ -113,6 +121,8 @@ fn run(cli: Cli) -> i32 {
             devices::list(config.ok().as_ref())
         }
         Command::Dlq { command } => with_config(&cli.config, |c| dlq::run(c, command)),
+        Command::Print { command } => with_config(&cli.config, |c| print::run(c, command)),
+        Command::PrintTest { printer } => with_config(&cli.config, |c| print::test(c, &printer)),
         Command::Replay { sink, since } => with_config(&cli.config, |c| replay(c, &sink, &since)),
         Command::Simulate { command } => simulate(&cli.config, command),
         Command::Bench { command } => crate::bench::run(command),

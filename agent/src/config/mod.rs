@@ -36,8 +36,10 @@ pub struct Config {
     /// The local `/metrics` and `/health` endpoint.
     pub metrics: crate::metrics::MetricsConfig,
     pub sinks: Vec<SinkConfig>,
-    /// Serial scanners and scales (`[[device]]`).
+    /// Serial scanners, scales and printers (`[[device]]`).
     pub devices: Vec<crate::devices::DeviceConfig>,
+    /// Label templates (`[[label]]`).
+    pub labels: Vec<crate::printing::LabelConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -115,6 +117,8 @@ struct RawConfig {
     sink: Vec<toml::Value>,
     #[serde(default)]
     device: Vec<crate::devices::DeviceConfig>,
+    #[serde(default)]
+    label: Vec<crate::printing::LabelConfig>,
 }
 
 impl Config {
@@ -156,6 +160,12 @@ impl Config {
         for d in &mut devices {
             d.resolve(&base);
         }
+        let mut labels = raw.label;
+        for (i, label) in labels.iter_mut().enumerate() {
+            label
+                .load(&base)
+                .map_err(|(key, msg)| ConfigError::at_key(file, text, &format!("label[{i}].{key}"), msg))?;
+        }
         let config = Config {
             file: file.to_path_buf(),
             gateway: raw.gateway,
@@ -167,6 +177,7 @@ impl Config {
             metrics: raw.metrics,
             sinks,
             devices,
+            labels,
         };
         config.validate().map_err(|(key, msg)| ConfigError::at_key(file, text, &key, msg))?;
         Ok(config)

@@ -85,6 +85,11 @@ pub struct DeviceConfig {
     pub inter_char_timeout: Option<HumanDuration>,
     /// Scanners: a character accepted as GS1 FNC1 besides `<GS>` (keyboard-wedge setups).
     pub fnc1: Option<String>,
+    /// Printers: `zpl` (default), `tspl`, `escpos`, `epl`.
+    pub language: Option<firmware_bridge::printer::replies::PrinterLanguage>,
+    /// Printers: how often the status is asked (and a waiting job looked at).
+    #[serde(default = "defaults::status_interval")]
+    pub status_interval: HumanDuration,
 }
 
 mod defaults {
@@ -108,6 +113,9 @@ mod defaults {
     }
     pub fn stable_readings() -> usize {
         3
+    }
+    pub fn status_interval() -> HumanDuration {
+        HumanDuration(Duration::from_secs(1))
     }
 }
 
@@ -138,6 +146,11 @@ impl DeviceConfig {
                     fnc1,
                 }))
             }
+            DeviceKind::Printer => Ok(DeviceSpec::Printer(firmware_bridge::spec::PrinterSpec {
+                language: self.language.unwrap_or_default(),
+                status_interval: self.status_interval.0.max(Duration::from_millis(100)),
+                answer_timeout: self.answer_timeout.0,
+            })),
             DeviceKind::Scale => {
                 let name = self
                     .protocol
@@ -222,6 +235,7 @@ impl DeviceConfig {
         // Building the decoder compiles a pattern template and checks scanner framing.
         let key = match self.kind {
             DeviceKind::Scanner => "suffix",
+            DeviceKind::Printer => "language",
             DeviceKind::Scale if self.pattern.is_some() => "pattern",
             DeviceKind::Scale => "protocol",
         };

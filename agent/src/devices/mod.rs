@@ -58,6 +58,11 @@ impl DeviceTask {
             }
         };
         match transport {
+            Some(link) if self.config.kind == firmware_bridge::spec::DeviceKind::Printer => {
+                let task =
+                    crate::printing::task::PrinterTask { config: self.config, gateway: self.gateway, site: self.site };
+                task.run(link, store, live, shutdown).await
+            }
             Some(link) => self.run_local(link, store, live, shutdown).await,
             None => self.run_bridged(store, live, shutdown).await,
         }
@@ -93,6 +98,7 @@ impl DeviceTask {
                         LinkEvent::Disconnected { reason } => processor.state(DeviceState::Disconnected, Some(reason)).await,
                         LinkEvent::Unresponsive { reason } => processor.state(DeviceState::Error, Some(reason)).await,
                         LinkEvent::Output(output) => processor.output(output, None, None).await,
+                        LinkEvent::Written { .. } | LinkEvent::NotWritten { .. } => Ok(()),
                     };
                     if let Err(e) = handled {
                         break Err(e);

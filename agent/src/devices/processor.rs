@@ -121,6 +121,8 @@ impl DeviceProcessor {
             DeviceOutput::Garbled(reason) => {
                 tracing::debug!(device = %self.name, %reason, "Undecodable frame from the device.");
             }
+            // The printer task reads these itself.
+            DeviceOutput::Printer(_) => {}
         }
         Ok(())
     }

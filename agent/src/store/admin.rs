@@ -157,6 +157,37 @@ impl Admin {
         })
     }
 
+    /// A change to the print queue from a command-line tool (SQLite serialises it with the
+    /// daemon's writer).
+    pub fn print_job(
+        &self,
+        change: super::print_jobs::PrintJobChange,
+    ) -> Result<super::print_jobs::PrintJobAnswer, StoreError> {
+        super::print_jobs::apply(&self.conn, change)
+    }
+
+    /// Queues a job's label again as a new job `<id>-reprint-<n>` (the running daemon picks it up
+    /// within a second). Returns the new job's id.
+    pub fn reprint(&self, id: &str) -> Result<String, StoreError> {
+        let Some((job, body)) = super::print_jobs::find(&self.conn, id)? else {
+            return Err(StoreError::Setup(format!("there is no print job `{id}` (dockhand print list shows them)")));
+        };
+        let original = job.reprint_of.unwrap_or(job.id);
+        let earlier: i64 =
+            self.conn
+                .query_row("SELECT count(*) FROM print_jobs WHERE reprint_of = ?1", params![original], |r| r.get(0))?;
+        let new_id = format!("{original}-reprint-{}", earlier + 1);
+        let change = super::print_jobs::PrintJobChange::Enqueue(super::print_jobs::NewPrintJob {
+            id: new_id.clone(),
+            printer: job.printer,
+            body,
+            origin: "reprint".into(),
+            reprint_of: Some(original),
+        });
+        super::print_jobs::apply(&self.conn, change)?;
+        Ok(new_id)
+    }
+
     pub fn clear_alarms(&self) -> Result<usize, StoreError> {
         Ok(self.conn.execute(
             "UPDATE alarms SET cleared_at = ?1 WHERE cleared_at IS NULL",

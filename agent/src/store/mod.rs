@@ -46,6 +46,7 @@
 
 mod admin;
 mod checkpoint;
+pub mod print_jobs;
 mod reader;
 mod recovery;
 mod schema;
@@ -327,6 +328,14 @@ impl Store {
     /// (kept for history, no longer holding back pruning), names that come back are reactivated.
     pub async fn register_sinks(&self, names: Vec<String>) -> Result<(), StoreError> {
         self.call(|reply| Request::RegisterSinks { names, reply }).await
+    }
+
+    /// A change to the print-job queue, committed before it is answered.
+    pub async fn print_job(
+        &self,
+        change: print_jobs::PrintJobChange,
+    ) -> Result<print_jobs::PrintJobAnswer, StoreError> {
+        self.call(|reply| Request::PrintJob { change, reply }).await
     }
 
     /// Makes `names` the configured devices for `status` (rows of removed devices go).

@@ -69,6 +69,8 @@ pub struct StoreSummary {
     pub dead_letters: Vec<(Option<String>, u64)>,
     pub alarms: Vec<AlarmRow>,
     pub devices: Vec<DeviceRow>,
+    /// Print jobs not printed yet (queued, sending, uncertain), oldest first.
+    pub print_jobs: Vec<super::print_jobs::PrintJobRow>,
     pub heartbeat_at: Option<Timestamp>,
     pub stopped_at: Option<Timestamp>,
     pub pid: Option<u32>,
@@ -170,6 +172,21 @@ impl StoreReader {
         })
     }
 
+    /// The oldest queued print job of `printer`: id and bytes.
+    pub fn next_print_job(&self, printer: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        self.with(|c| super::print_jobs::next_queued(c, printer))
+    }
+
+    /// Print jobs: unprinted ones first, then the most recent printed.
+    pub fn print_jobs(&self, limit: usize) -> Result<Vec<super::print_jobs::PrintJobRow>, StoreError> {
+        self.with(|c| super::print_jobs::recent(c, limit))
+    }
+
+    /// One print job and its bytes.
+    pub fn print_job(&self, id: &str) -> Result<Option<(super::print_jobs::PrintJobRow, Vec<u8>)>, StoreError> {
+        self.with(|c| super::print_jobs::find(c, id))
+    }
+
     pub fn sink_state(&self, name: &str) -> Result<Option<SinkState>, StoreError> {
         self.with(|c| {
             c.query_row(&format!("SELECT {SINK_COLUMNS} FROM sinks WHERE name = ?1"), params![name], sink_row)
@@ -269,6 +286,7 @@ fn summary_in(c: &Connection, path: PathBuf, file_bytes: u64) -> Result<StoreSum
         dead_letters,
         alarms,
         devices,
+        print_jobs: super::print_jobs::recent(c, 200)?.into_iter().filter(|j| j.state != "printed").rev().collect(),
         heartbeat_at: ts(meta("heartbeat_at")?),
         stopped_at: ts(meta("stopped_at")?),
         pid: meta("pid")?.and_then(|s| s.parse().ok()),

@@ -102,6 +102,7 @@ pub fn prepare(conn: &Connection) -> Result<(), StoreError> {
         return Err(StoreError::Setup(format!("the file system refused WAL mode (got `{mode}`)")));
     }
     conn.execute_batch(DDL)?;
+    conn.execute_batch(super::print_jobs::DDL)?;
     let version: Option<String> =
         conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).ok();
     match version.as_deref().map(str::parse::<i64>) {

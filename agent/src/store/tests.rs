@@ -318,3 +318,42 @@ pub(crate) fn corrupt_middle(path: &std::path::Path) {
     f.write_all(&[0xA5; 8192]).unwrap();
     f.sync_all().unwrap();
 }
+
+#[test]
+fn a_print_job_caught_sending_by_a_crash_is_never_resent_on_its_own() {
+    use print_jobs::{NewPrintJob, PrintJobAnswer, PrintJobChange};
+    let dir = tempfile::tempdir().unwrap();
+    let job = |id: &str| NewPrintJob {
+        id: id.into(),
+        printer: "zebra".into(),
+        body: b"^XA^FDx^FS^XZ".to_vec(),
+        origin: "mqtt".into(),
+        reprint_of: None,
+    };
+    {
+        let (store, _) = open(&dir, |_| {});
+        rt().block_on(async {
+            assert_eq!(store.print_job(PrintJobChange::Enqueue(job("a"))).await.unwrap(), PrintJobAnswer::Stored(true));
+            assert_eq!(
+                store.print_job(PrintJobChange::Enqueue(job("a"))).await.unwrap(),
+                PrintJobAnswer::Stored(false)
+            );
+            store.print_job(PrintJobChange::Enqueue(job("b"))).await.unwrap();
+            store.print_job(PrintJobChange::Sending { id: "a".into() }).await.unwrap();
+        });
+        // The process dies here: `a` was being written when it did.
+    }
+    let (store, _) = open(&dir, |_| {});
+    let reader = store.reader().unwrap();
+    rt().block_on(async {
+        let recovered = store.print_job(PrintJobChange::RecoverInterrupted { printer: "zebra".into() }).await.unwrap();
+        assert_eq!(recovered, PrintJobAnswer::Recovered(vec!["a".into()]));
+    });
+    // `b` is next; `a` waits for an operator, with an alarm that says what to do.
+    assert_eq!(reader.next_print_job("zebra").unwrap().map(|(id, _)| id), Some("b".into()));
+    let summary = reader.summary().unwrap();
+    assert!(summary.alarms.iter().any(|a| a.kind == "print_uncertain" && a.message.contains("print reprint a")));
+    let reprint = Admin::open(&dir.path().join("q.db")).unwrap().reprint("a").unwrap();
+    assert_eq!(reprint, "a-reprint-1");
+    assert_eq!(reader.print_job("a-reprint-1").unwrap().unwrap().0.reprint_of.as_deref(), Some("a"));
+}

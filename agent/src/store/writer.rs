@@ -22,6 +22,7 @@ pub(super) enum Request {
     Failure { failure: SinkFailure, reply: Reply<()> },
     RegisterSinks { names: Vec<String>, reply: Reply<()> },
     RegisterDevices { names: Vec<String>, reply: Reply<()> },
+    PrintJob { change: super::print_jobs::PrintJobChange, reply: Reply<super::print_jobs::PrintJobAnswer> },
 }
 
 impl Request {
@@ -37,6 +38,7 @@ impl Request {
 enum Answer {
     Append(Reply<Vec<Appended>>, Result<Vec<Appended>, StoreError>),
     Unit(Reply<()>, Result<(), StoreError>),
+    PrintJob(Reply<super::print_jobs::PrintJobAnswer>, Result<super::print_jobs::PrintJobAnswer, StoreError>),
 }
 
 impl Answer {
@@ -45,6 +47,7 @@ impl Answer {
         match self {
             Answer::Append(r, v) => drop(r.send(v)),
             Answer::Unit(r, v) => drop(r.send(v)),
+            Answer::PrintJob(r, v) => drop(r.send(v)),
         }
     }
 
@@ -53,6 +56,7 @@ impl Answer {
         match self {
             Answer::Append(r, _) => drop(r.send(Err(err()))),
             Answer::Unit(r, _) => drop(r.send(Err(err()))),
+            Answer::PrintJob(r, _) => drop(r.send(Err(err()))),
         }
     }
 }
@@ -212,6 +216,20 @@ impl Writer {
                     Request::RegisterDevices { names, reply } => {
                         register_devices(&self.conn, &names)?;
                         answers.push(Answer::Unit(reply, Ok(())));
+                    }
+                    Request::PrintJob { change, reply } => {
+                        let need = match &change {
+                            super::print_jobs::PrintJobChange::Enqueue(job) => job.body.len() as u64 + ROW_OVERHEAD,
+                            _ => 0,
+                        };
+                        if need > budget {
+                            let used = self.max_bytes - budget;
+                            answers.push(Answer::PrintJob(reply, Err(StoreError::Full { used, max: self.max_bytes })));
+                            continue;
+                        }
+                        budget -= need;
+                        let answer = super::print_jobs::apply(&self.conn, change)?;
+                        answers.push(Answer::PrintJob(reply, Ok(answer)));
                     }
                 }
             }

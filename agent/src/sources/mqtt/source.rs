@@ -38,13 +38,35 @@ pub struct MqttSettings {
     pub gateway: String,
     pub site: String,
     pub prefix: String,
+    /// Printers that take jobs on `…/gateway/<id>/print/<printer>`.
+    pub printers: Vec<String>,
+    pub labels: Vec<crate::printing::LabelConfig>,
 }
 
 impl MqttSettings {
     pub fn from_config(config: &Config) -> Option<MqttSettings> {
         let mqtt = config.mqtt.clone()?;
         let prefix = mqtt.prefix(&config.gateway.site);
-        Some(MqttSettings { mqtt, gateway: config.gateway.id.clone(), site: config.gateway.site.clone(), prefix })
+        let printers = config
+            .devices
+            .iter()
+            .filter(|d| d.kind == firmware_bridge::spec::DeviceKind::Printer)
+            .map(|d| d.name.clone())
+            .collect();
+        Some(MqttSettings {
+            mqtt,
+            gateway: config.gateway.id.clone(),
+            site: config.gateway.site.clone(),
+            prefix,
+            printers,
+            labels: config.labels.clone(),
+        })
+    }
+
+    /// `…/gateway/<id>/print`: print jobs arrive on `<this>/<printer>`, answers go to
+    /// `<this>/<printer>/ack`.
+    pub fn print_prefix(&self) -> String {
+        format!("{}/gateway/{}/print", self.prefix, self.gateway)
     }
 
     pub fn status_topic(&self) -> String {
@@ -177,6 +199,7 @@ impl MqttSource {
         let status_reader = self.store.reader();
         let mut heartbeat_tick = tokio::time::interval(Duration::from_secs(5));
         let mut failures: u32 = 0;
+        let mut subacks: u32 = 0;
         let mut readings = self.live.subscribe();
         let reading_prefix = format!("{}/gateway/{}/reading", self.settings.prefix, self.settings.gateway);
         info!(broker = %format!("{}:{}", self.settings.mqtt.host, self.settings.mqtt.port), %client_id, %filter, "MQTT source started.");
@@ -185,6 +208,7 @@ impl MqttSource {
                 polled = events.poll() => match polled {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                         failures = 0;
+                        subacks = 0;
                         reconnect.reset();
                         self.health.connected.store(true, Ordering::Relaxed);
                         info!(session_present = ack.session_present, "Connected to the MQTT broker.");
@@ -195,15 +219,32 @@ impl MqttSource {
                         if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
                             warn!(error = %e, "Cannot queue the MQTT subscription.");
                         }
+                        if !self.settings.printers.is_empty()
+                            && let Err(e) = client.try_subscribe(format!("{}/+", self.settings.print_prefix()), QoS::AtLeastOnce)
+                        {
+                            warn!(error = %e, "Cannot queue the print job subscription.");
+                        }
                         self.publish_status(&client, &status_reader).await;
                     }
-                    Ok(Event::Incoming(Packet::SubAck(_))) => info!(%filter, "Subscribed to handheld topics."),
+                    // SubAcks come back in the order of the requests: handhelds first, then print jobs.
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        subacks += 1;
+                        if subacks == 1 {
+                            info!(%filter, "Subscribed to handheld topics.");
+                        } else {
+                            info!(topic = %format!("{}/+", self.settings.print_prefix()), "Subscribed to print job topics.");
+                        }
+                    }
                     Ok(Event::Incoming(Packet::Publish(publish))) => {
                         let (done, outcome) = oneshot::channel();
                         if ack_tx.send((publish.clone(), outcome)).is_err() {
                             break;
                         }
-                        tokio::spawn(ingest(self.settings.clone(), self.store.clone(), publish, done));
+                        if publish.topic.starts_with(&self.settings.print_prefix()) {
+                            tokio::spawn(ingest_print_job(self.settings.clone(), self.store.clone(), publish, done));
+                        } else {
+                            tokio::spawn(ingest(self.settings.clone(), self.store.clone(), publish, done));
+                        }
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -375,6 +416,50 @@ async fn ingest(settings: MqttSettings, store: Store, publish: Publish, done: on
         }
     };
     let _ = done.send(reply);
+}
+
+/// Stores a print job (or dead-letters the request), then hands the acker the answer for
+/// `…/print/<printer>/ack`: `{"id", "status": "queued" | "duplicate" | "rejected", "error"}`.
+async fn ingest_print_job(
+    settings: MqttSettings,
+    store: Store,
+    publish: Publish,
+    done: oneshot::Sender<Option<Reply>>,
+) {
+    let printer = publish.topic.rsplit('/').next().unwrap_or("").to_owned();
+    let id = serde_json::from_slice::<serde_json::Value>(&publish.payload)
+        .ok()
+        .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
+    let outcome = if settings.printers.contains(&printer) {
+        crate::printing::job::from_request(&printer, &publish.payload, &settings.labels)
+    } else {
+        Err(format!("no printer named `{printer}` on this gateway"))
+    };
+    let body = match outcome {
+        Ok(job) => {
+            let change = crate::store::print_jobs::PrintJobChange::Enqueue(job);
+            let Some(answer) = until_stored(HELD, || store.print_job(change.clone())).await else { return };
+            let status = match answer {
+                crate::store::print_jobs::PrintJobAnswer::Stored(false) => "duplicate",
+                _ => "queued",
+            };
+            json!({"id": id, "status": status})
+        }
+        Err(reason) => {
+            let entry = NewDeadLetter {
+                sink: None,
+                event_id: None,
+                event_seq: None,
+                origin: format!("mqtt:{}", publish.topic),
+                reason: reason.clone(),
+                body: publish.payload.to_vec(),
+            };
+            warn!(topic = %publish.topic, %reason, "Rejected a print job; it is in the dead-letter store.");
+            let Some(()) = until_stored(HELD, || store.dead_letter(entry.clone())).await else { return };
+            json!({"id": id, "status": "rejected", "error": reason})
+        }
+    };
+    let _ = done.send(Some((format!("{}/{printer}/ack", settings.print_prefix()), body.to_string())));
 }
 
 fn rejection_text(r: &Rejection) -> String {

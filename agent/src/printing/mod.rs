@@ -1,0 +1,49 @@
+//! Label printing: `[[label]]` templates, print jobs from MQTT (`…/gateway/<id>/print/<printer>`,
+//! contracts.md §2) and from stations, the durable queue in the store
+//! ([`crate::store::print_jobs`]), and one task per printer that sends each job once, when the
+//! printer says it is ready.
+//!
+//! - [`job`]: a print request (JSON) → the exact bytes for the printer, or why not (pure).
+//! - [`task`]: the printer task: status polling, waiting, sending, recording.
+
+pub mod job;
+pub mod task;
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// A `[[label]]`: a named ZPL template with `{{field}}` placeholders.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelConfig {
+    pub name: String,
+    /// The template inline…
+    pub zpl: Option<String>,
+    /// …or in a file (relative to the config file).
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl LabelConfig {
+    /// Reads the file (if any) into `zpl` and checks the template.
+    pub(crate) fn load(&mut self, base: &Path) -> Result<(), (&'static str, String)> {
+        match (&self.zpl, &self.file) {
+            (Some(_), Some(_)) => return Err(("file", "give `zpl` or `file`, not both".into())),
+            (None, None) => return Err(("zpl", "give the template as `zpl` or in a `file`".into())),
+            (None, Some(file)) => {
+                let path = crate::config::resolve(base, file);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| ("file", format!("cannot read {}: {e}", path.display())))?;
+                self.zpl = Some(text);
+            }
+            (Some(_), None) => {}
+        }
+        let zpl = self.zpl.as_deref().unwrap_or_default();
+        firmware_bridge::printer::label::placeholders(zpl).map_err(|e| ("zpl", e.to_string()))?;
+        Ok(())
+    }
+
+    pub fn template(&self) -> &str {
+        self.zpl.as_deref().unwrap_or_default()
+    }
+}

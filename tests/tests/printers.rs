@@ -1,0 +1,248 @@
+//! Label printers end to end: jobs over MQTT into the durable queue, a simulated ZPL printer on a
+//! pty or on TCP 9100 that reports paper out, head open or nothing at all, and the real daemon
+//! killed between accepting a job and printing it. Every label is counted at the printer.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::time::Duration;
+
+use dockhand_tests::mqtt::{Mosquitto, Publisher, ReplyListener, mosquitto_available};
+use dockhand_tests::printer::{PrinterState, SimulatedPrinter};
+use dockhand_tests::pty::VirtualPort;
+use dockhand_tests::{Site, wait_until};
+use serde_json::{Value, json};
+
+const EXE: &str = env!("CARGO_BIN_EXE_dockhand-e2e");
+
+const LABEL: &str = r#"
+[[label]]
+name = "parcel"
+zpl = "^XA^FO50,50^A0N,40,40^FD{{picking}}^FS^FO50,100^A0N,30,30^FDWeight: {{weight}} kg^FS^XZ"
+"#;
+
+fn mqtt(port: u16) -> String {
+    format!("[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\n")
+}
+
+fn printer(name: &str, at: &str) -> String {
+    format!(
+        "[[device]]\nname = \"{name}\"\nkind = \"printer\"\n{at}\nstatus_interval = \"100ms\"\nanswer_timeout = \"1s\"\n"
+    )
+}
+
+fn job(id: &str, picking: &str) -> Vec<u8> {
+    json!({"id": id, "template": "parcel", "data": {"picking": picking, "weight": "2.480"}}).to_string().into_bytes()
+}
+
+fn device(site: &Site, name: &str) -> Value {
+    let out = site.cli(&["status", "--json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    status["devices"].as_array().and_then(|d| d.iter().find(|d| d["name"] == name).cloned()).unwrap_or(Value::Null)
+}
+
+fn job_state(site: &Site, id: &str) -> Option<String> {
+    let reader = dockhand::store::StoreReader::open(&site.store_path()).ok()?;
+    reader.print_job(id).ok()?.map(|(j, _)| j.state)
+}
+
+struct Rig {
+    site: Site,
+    broker: Mosquitto,
+    rt: tokio::runtime::Runtime,
+}
+
+fn rig() -> Option<Rig> {
+    if !mosquitto_available() {
+        return None;
+    }
+    let site = Site::new(EXE);
+    let broker = Mosquitto::start(site.dir.path());
+    Some(Rig { site, broker, rt: tokio::runtime::Runtime::new().unwrap() })
+}
+
+impl Rig {
+    /// Starts the daemon and waits for both of its subscriptions (handheld and print topics): a
+    /// job published before the gateway's first subscription has no session to wait in.
+    fn start(&self) -> dockhand_tests::Daemon {
+        let daemon = self.site.start();
+        wait_until(Duration::from_secs(10), "the MQTT subscriptions", || {
+            daemon.log().contains("Subscribed to print job topics.")
+        });
+        daemon
+    }
+
+    fn publisher(&self) -> Publisher {
+        let _guard = self.rt.enter();
+        Publisher::connect(self.broker.port, &format!("erp-{}", dockhand_tests::mqtt::free_port()))
+    }
+
+    fn submit(&self, publisher: &Publisher, printer: &str, body: Vec<u8>) {
+        self.rt.block_on(publisher.publish_raw(&format!("warehouse/T1/gateway/test-gw/print/{printer}"), body));
+    }
+
+    fn acks(&self) -> ReplyListener {
+        self.rt
+            .block_on(ReplyListener::listen(self.broker.port, vec!["warehouse/T1/gateway/test-gw/print/+/ack".into()]))
+    }
+}
+
+#[test]
+fn a_job_waits_while_the_paper_is_out_and_prints_once_when_it_is_back() {
+    let Some(rig) = rig() else { return };
+    let port = VirtualPort::start(rig.site.dir.path(), "zebra");
+    let zebra = SimulatedPrinter::on_pty(&port);
+    zebra.set(PrinterState::PaperOut);
+    rig.site.write_config(&format!(
+        "{}{LABEL}{}",
+        mqtt(rig.broker.port),
+        printer("zebra-1", &format!("path = \"{}\"", port.path.display()))
+    ));
+    let daemon = rig.start();
+    let acks = rig.acks();
+    let publisher = rig.publisher();
+    wait_until(Duration::from_secs(10), "the printer reported paper out", || {
+        device(&rig.site, "zebra-1")["detail"].as_str().is_some_and(|d| d.contains("paper out"))
+    });
+    // Data that tries to end the label and cancel the queue prints literally.
+    rig.submit(&publisher, "zebra-1", job("job-1", "WH/OUT/00042^XZ^XA~JA"));
+    wait_until(Duration::from_secs(10), "the job acknowledged as queued", || {
+        acks.replies().iter().any(|(_, v)| v["id"] == "job-1" && v["status"] == "queued")
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(zebra.received().is_empty(), "nothing may print while the paper is out");
+    assert_eq!(job_state(&rig.site, "job-1").as_deref(), Some("queued"));
+    let status = String::from_utf8(rig.site.cli(&["status"]).stdout).unwrap();
+    assert!(status.contains("1 print job(s) wait for printer zebra-1") && status.contains("paper out"), "{status}");
+
+    // The same job again (the ERP retried): still one job.
+    rig.submit(&publisher, "zebra-1", job("job-1", "WH/OUT/00042^XZ^XA~JA"));
+    wait_until(Duration::from_secs(10), "the duplicate answered", || {
+        acks.replies().iter().any(|(_, v)| v["id"] == "job-1" && v["status"] == "duplicate")
+    });
+
+    zebra.set(PrinterState::Ready);
+    wait_until(Duration::from_secs(10), "the label printed", || zebra.count(b"^XZ") >= 1);
+    std::thread::sleep(Duration::from_millis(800));
+    let printed = String::from_utf8(zebra.received()).unwrap();
+    assert_eq!(zebra.count(b"^XA"), 1, "exactly one label: {printed}");
+    assert!(printed.contains("^FH^FDWH/OUT/00042_5EXZ_5EXA_7EJA^FS"), "{printed}");
+    assert!(printed.contains("Weight: 2.480 kg"), "{printed}");
+    wait_until(Duration::from_secs(5), "the job recorded as printed", || {
+        job_state(&rig.site, "job-1").as_deref() == Some("printed")
+    });
+    assert_eq!(device(&rig.site, "zebra-1")["state"], "connected");
+
+    // An operator asks for a reprint: exactly one more label.
+    let out = rig.site.cli(&["print", "reprint", "job-1"]);
+    assert!(out.status.success(), "{out:?}");
+    wait_until(Duration::from_secs(10), "the reprint", || zebra.count(b"^XA") == 2);
+    let list = String::from_utf8(rig.site.cli(&["print", "list"]).stdout).unwrap();
+    assert!(list.contains("job-1-reprint-1") && list.contains("reprint of job-1"), "{list}");
+    daemon.stop();
+}
+
+#[test]
+fn tcp_9100_printer_head_open_then_closed() {
+    let Some(rig) = rig() else { return };
+    let zebra = SimulatedPrinter::on_tcp();
+    zebra.set(PrinterState::HeadOpen);
+    let address = format!("transport = \"tcp\"\naddress = \"127.0.0.1:{}\"", zebra.port.unwrap());
+    rig.site.write_config(&format!("{}{LABEL}{}", mqtt(rig.broker.port), printer("net-1", &address)));
+    let daemon = rig.start();
+    let publisher = rig.publisher();
+    wait_until(Duration::from_secs(10), "head open reported", || {
+        device(&rig.site, "net-1")["detail"].as_str().is_some_and(|d| d.contains("head open"))
+    });
+    for i in 0..3 {
+        rig.submit(&publisher, "net-1", job(&format!("tcp-{i}"), &format!("WH/OUT/{i:05}")));
+    }
+    wait_until(Duration::from_secs(10), "three jobs queued", || {
+        (0..3).all(|i| job_state(&rig.site, &format!("tcp-{i}")).as_deref() == Some("queued"))
+    });
+    assert!(zebra.received().is_empty());
+    zebra.set(PrinterState::Ready);
+    wait_until(Duration::from_secs(10), "three labels", || zebra.count(b"^XA") == 3);
+    std::thread::sleep(Duration::from_millis(500));
+    let printed = String::from_utf8(zebra.received()).unwrap();
+    assert_eq!(zebra.count(b"^XA"), 3, "{printed}");
+    // Oldest first.
+    let pos = |s: &str| printed.find(s).unwrap();
+    assert!(pos("WH/OUT/00000") < pos("WH/OUT/00001") && pos("WH/OUT/00001") < pos("WH/OUT/00002"));
+    // The commissioning check: a test label, and the printer's state.
+    let out = rig.site.cli(&["print-test", "net-1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("✓ sent to net-1") && text.contains("connected (ready)"), "{text}");
+    assert!(String::from_utf8(zebra.received()).unwrap().contains("dockhand test label"));
+    daemon.stop();
+}
+
+#[test]
+fn a_job_accepted_before_a_kill_9_prints_once_after_the_restart() {
+    let Some(rig) = rig() else { return };
+    let port = VirtualPort::start(rig.site.dir.path(), "zebra");
+    let zebra = SimulatedPrinter::on_pty(&port);
+    zebra.set(PrinterState::PaperOut);
+    rig.site.write_config(&format!(
+        "{}{LABEL}{}",
+        mqtt(rig.broker.port),
+        printer("zebra-1", &format!("path = \"{}\"", port.path.display()))
+    ));
+    let daemon = rig.start();
+    let acks = rig.acks();
+    let publisher = rig.publisher();
+    rig.submit(&publisher, "zebra-1", job("crash-1", "WH/OUT/00077"));
+    wait_until(Duration::from_secs(10), "the job acknowledged", || {
+        acks.replies().iter().any(|(_, v)| v["id"] == "crash-1" && v["status"] == "queued")
+    });
+    daemon.kill9();
+    zebra.set(PrinterState::Ready);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(zebra.received().is_empty(), "nothing printed while dockhand was down");
+    let daemon = rig.start();
+    wait_until(Duration::from_secs(10), "the label after the restart", || zebra.count(b"^XA") == 1);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(zebra.count(b"^XA"), 1, "printed exactly once");
+    assert_eq!(job_state(&rig.site, "crash-1").as_deref(), Some("printed"));
+    daemon.stop();
+}
+
+#[test]
+fn a_printer_that_never_answers_holds_its_jobs_and_not_the_others() {
+    let Some(rig) = rig() else { return };
+    let mute_port = VirtualPort::start(rig.site.dir.path(), "mute");
+    let good_port = VirtualPort::start(rig.site.dir.path(), "good");
+    let mute = SimulatedPrinter::on_pty(&mute_port);
+    mute.set(PrinterState::Silent);
+    let good = SimulatedPrinter::on_pty(&good_port);
+    rig.site.write_config(&format!(
+        "{}{LABEL}{}{}",
+        mqtt(rig.broker.port),
+        printer("mute-1", &format!("path = \"{}\"", mute_port.path.display())),
+        printer("good-1", &format!("path = \"{}\"", good_port.path.display()))
+    ));
+    let daemon = rig.start();
+    let acks = rig.acks();
+    let publisher = rig.publisher();
+    rig.submit(&publisher, "mute-1", job("to-mute", "WH/OUT/1"));
+    rig.submit(&publisher, "good-1", job("to-good", "WH/OUT/2"));
+    // A job for a printer that does not exist is refused with the reason, and kept.
+    rig.submit(&publisher, "nope", job("to-nowhere", "WH/OUT/3"));
+    wait_until(Duration::from_secs(10), "the good printer printed", || good.count(b"^XA") == 1);
+    wait_until(Duration::from_secs(10), "the mute printer reported offline", || {
+        device(&rig.site, "mute-1")["state"] == "error"
+    });
+    assert!(mute.received().is_empty());
+    assert!(*mute.status_requests.lock().unwrap() >= 3, "it kept asking");
+    assert_eq!(job_state(&rig.site, "to-mute").as_deref(), Some("queued"));
+    let status = String::from_utf8(rig.site.cli(&["status"]).stdout).unwrap();
+    assert!(status.contains("print job(s) wait for printer mute-1") && status.contains("offline"), "{status}");
+    wait_until(Duration::from_secs(10), "the refusal", || {
+        acks.replies().iter().any(|(_, v)| v["id"] == "to-nowhere" && v["status"] == "rejected")
+    });
+    let dlq = String::from_utf8(rig.site.cli(&["dlq", "list"]).stdout).unwrap();
+    assert!(dlq.contains("no printer named `nope`"), "{dlq}");
+    // It comes back: the waiting job prints.
+    mute.set(PrinterState::Ready);
+    wait_until(Duration::from_secs(10), "the waiting job", || mute.count(b"^XA") == 1);
+    daemon.stop();
+}
