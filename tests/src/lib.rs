@@ -1,6 +1,7 @@
 //! Support for dockhand's end-to-end tests: scratch folders with a config, the daemon as a real
 //! child process (start, wait until ready, SIGTERM, SIGKILL), CLI runs, and polling helpers.
 
+pub mod fake_odoo;
 pub mod mqtt;
 pub mod printer;
 pub mod pty;
@@ -230,4 +231,33 @@ fn fill_store_kinds_now(path: &Path, n: usize, kinds: &[String]) -> Vec<uuid::Uu
         store.close();
         ids
     })
+}
+
+/// Stores events with these kinds and payloads (JSON), in order, and returns their ids. Works
+/// while the daemon runs (SQLite serialises the two writers).
+pub fn append_events(path: &Path, events: Vec<(&str, serde_json::Value)>) -> Vec<uuid::Uuid> {
+    let path = path.to_path_buf();
+    let events: Vec<(String, serde_json::Value)> = events.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    std::thread::spawn(move || {
+        use dockhand::event::{Kind, Payload};
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let (store, _) =
+                dockhand::store::Store::open(dockhand::store::StoreOptions::new(&path)).expect("open store");
+            let events: Vec<_> = events
+                .into_iter()
+                .map(|(kind, json)| {
+                    let mut e = dockhand::bench::sample_event("hh-1", 100);
+                    e.payload = Payload::from_json(Kind::parse(&kind).expect("kind"), json).expect("payload");
+                    e
+                })
+                .collect();
+            let ids = events.iter().map(|e| e.id).collect();
+            store.append(events).await.expect("append");
+            store.close();
+            ids
+        })
+    })
+    .join()
+    .expect("append thread")
 }
