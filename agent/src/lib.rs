@@ -36,6 +36,7 @@ pub mod shutdown;
 pub mod simulate;
 pub mod sinks;
 pub mod sources;
+pub mod stations;
 pub mod status;
 pub mod store;
 pub mod supervisor;

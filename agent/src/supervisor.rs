@@ -39,6 +39,7 @@ enum Plan {
     Mqtt(MqttSettings),
     Simulate(MqttSettings, SimulateConfig),
     Device(Box<crate::devices::DeviceTask>),
+    Station(Box<crate::stations::StationTask>),
 }
 
 struct Task {
@@ -71,8 +72,22 @@ impl Pipeline {
                 gateway: config.gateway.id.clone(),
                 site: config.gateway.site.clone(),
                 mqtt: mqtt.clone(),
+                station: config
+                    .stations
+                    .iter()
+                    .find(|s| s.scanner == device.name || s.scale.as_ref() == Some(&device.name))
+                    .map(|s| s.name.clone()),
             };
             plans.insert(format!("device {}", device.name), (format!("{task:?}"), Plan::Device(Box::new(task))));
+        }
+        for station in &config.stations {
+            let task = crate::stations::StationTask {
+                config: station.clone(),
+                labels: config.labels.clone(),
+                gateway: config.gateway.id.clone(),
+                site: config.gateway.site.clone(),
+            };
+            plans.insert(format!("station {}", station.name), (format!("{task:?}"), Plan::Station(Box::new(task))));
         }
         if let Some(settings) = mqtt {
             plans.insert("mqtt".into(), (format!("{settings:?}"), Plan::Mqtt(settings.clone())));
@@ -130,6 +145,7 @@ impl Pipeline {
                     tokio::spawn(source.run(shutdown))
                 }
                 Plan::Device(task) => tokio::spawn(task.run(store.clone(), self.live.clone(), shutdown)),
+                Plan::Station(task) => tokio::spawn(task.run(store.clone(), self.live.clone(), shutdown)),
                 Plan::Simulate(settings, sim) => {
                     warn!("Simulated handhelds are on ([simulate] in the config): for demos and commissioning only.");
                     tokio::spawn(async move {

@@ -40,6 +40,8 @@ pub struct Config {
     pub devices: Vec<crate::devices::DeviceConfig>,
     /// Label templates (`[[label]]`).
     pub labels: Vec<crate::printing::LabelConfig>,
+    /// Stations (`[[station]]`).
+    pub stations: Vec<crate::stations::StationConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -119,6 +121,8 @@ struct RawConfig {
     device: Vec<crate::devices::DeviceConfig>,
     #[serde(default)]
     label: Vec<crate::printing::LabelConfig>,
+    #[serde(default)]
+    station: Vec<crate::stations::StationConfig>,
 }
 
 impl Config {
@@ -178,6 +182,7 @@ impl Config {
             sinks,
             devices,
             labels,
+            stations: raw.station,
         };
         config.validate().map_err(|(key, msg)| ConfigError::at_key(file, text, &key, msg))?;
         Ok(config)
@@ -234,6 +239,25 @@ impl Config {
                     format!("device[{i}].transport"),
                     "a device behind a firmware-bridge needs an [mqtt] section (the broker the bridge publishes to)"
                         .into(),
+                ));
+            }
+        }
+        let mut station_names = HashSet::new();
+        for (i, station) in self.stations.iter().enumerate() {
+            if !is_identifier(&station.name) || !station_names.insert(station.name.as_str()) {
+                return Err((
+                    format!("station[{i}].name"),
+                    format!("`{}` is taken or not usable (letters, digits, `-`, `_`, `.`)", station.name),
+                ));
+            }
+            station.validate(&self.devices, &self.labels).map_err(|(key, msg)| (format!("station[{i}].{key}"), msg))?;
+            let earlier = self.stations[..i]
+                .iter()
+                .find(|s| s.scanner == station.scanner || (station.scale.is_some() && s.scale == station.scale));
+            if let Some(other) = earlier {
+                return Err((
+                    format!("station[{i}].scanner"),
+                    format!("station `{}` already uses this scanner or scale", other.name),
                 ));
             }
         }

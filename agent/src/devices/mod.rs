@@ -45,6 +45,8 @@ pub struct DeviceTask {
     pub site: String,
     /// The broker, for devices behind a firmware-bridge.
     pub mqtt: Option<MqttSettings>,
+    /// The station this device works for, if any.
+    pub station: Option<String>,
 }
 
 impl DeviceTask {
@@ -77,7 +79,8 @@ impl DeviceTask {
     ) -> Result<(), StoreError> {
         let name = self.config.name.clone();
         let kind = if matches!(transport, LinkTransport::Tcp(_)) { Transport::Tcp } else { Transport::Serial };
-        let mut processor = DeviceProcessor::new(&self.config, kind, &self.gateway, &self.site, store, live);
+        let mut processor =
+            DeviceProcessor::new(&self.config, kind, &self.gateway, &self.site, store, live, self.station.is_some());
         let spec = self.config.spec().map_err(|(k, m)| StoreError::Setup(format!("device {name}: {k}: {m}")))?;
         let decoder = spec.decoder().map_err(|m| StoreError::Setup(format!("device {name}: {m}")))?;
         // Bounded: while the store cannot keep up, the device thread waits and the port's own
@@ -117,7 +120,15 @@ impl DeviceTask {
 
     async fn run_bridged(self, store: Store, live: LiveReadings, mut shutdown: Shutdown) -> Result<(), StoreError> {
         let name = self.config.name.clone();
-        let mut processor = DeviceProcessor::new(&self.config, Transport::Mqtt, &self.gateway, &self.site, store, live);
+        let mut processor = DeviceProcessor::new(
+            &self.config,
+            Transport::Mqtt,
+            &self.gateway,
+            &self.site,
+            store,
+            live,
+            self.station.is_some(),
+        );
         let Some(settings) = self.mqtt.clone() else {
             error!(device = %name, "The device is attached through a firmware-bridge (transport = \"mqtt\") but the config has no [mqtt] section.");
             shutdown.wait().await;

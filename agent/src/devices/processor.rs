@@ -35,6 +35,8 @@ pub struct DeviceProcessor {
     settle: Option<SettleDetector>,
     last_state: Option<(DeviceState, Option<String>)>,
     last_published: Option<(ScaleReading, Instant)>,
+    /// Part of a station: scans and weights go to the station, which makes the events.
+    in_station: bool,
 }
 
 impl std::fmt::Debug for DeviceProcessor {
@@ -51,9 +53,11 @@ impl DeviceProcessor {
         site: &str,
         store: Store,
         live: LiveReadings,
+        in_station: bool,
     ) -> Self {
         let settle = (config.kind == firmware_bridge::spec::DeviceKind::Scale
-            && config.weight_events == WeightEvents::StableChange)
+            && config.weight_events == WeightEvents::StableChange
+            && !in_station)
             .then(|| SettleDetector::new(config.stable_readings));
         DeviceProcessor {
             name: config.name.clone(),
@@ -65,6 +69,7 @@ impl DeviceProcessor {
             settle,
             last_state: None,
             last_published: None,
+            in_station,
         }
     }
 
@@ -110,6 +115,7 @@ impl DeviceProcessor {
             }
             DeviceOutput::Reading(reading) => {
                 self.publish_reading(&reading, at);
+                self.live.signal(&self.name, super::live::Signal::Reading(reading.clone()));
                 if let Some(weight) = self.settle.as_mut().and_then(|s| s.feed(&reading)) {
                     let value = serde_json::to_value(&weight).unwrap_or_default();
                     match Payload::from_json(Kind::Weight, value) {
@@ -140,6 +146,10 @@ impl DeviceProcessor {
             warn!(device = %self.name, %raw, %problem, "Scan stored as received: its data could not be interpreted.");
         }
         self.live.publish(&self.name, json!({"at": at, "scan": &value, "problem": &problem}).to_string());
+        self.live.signal(&self.name, super::live::Signal::Scan(value.clone()));
+        if self.in_station {
+            return Ok(());
+        }
         match Payload::from_json(Kind::Scan, value) {
             Ok(payload) => self.store_event(id.unwrap_or_else(new_event_id), at, payload).await,
             Err(e) => {

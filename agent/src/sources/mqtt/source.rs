@@ -201,7 +201,7 @@ impl MqttSource {
         let mut failures: u32 = 0;
         let mut subacks: u32 = 0;
         let mut readings = self.live.subscribe();
-        let reading_prefix = format!("{}/gateway/{}/reading", self.settings.prefix, self.settings.gateway);
+        let live_prefix = format!("{}/gateway/{}", self.settings.prefix, self.settings.gateway);
         info!(broker = %format!("{}:{}", self.settings.mqtt.host, self.settings.mqtt.port), %client_id, %filter, "MQTT source started.");
         loop {
             tokio::select! {
@@ -263,7 +263,7 @@ impl MqttSource {
                 reading = readings.recv() => match reading {
                     Ok(r) => {
                         // QoS 0 and never waiting: a reading that cannot go now is replaced by the next.
-                        let _ = client.try_publish(format!("{reading_prefix}/{}", r.device), QoS::AtMostOnce, false, r.body);
+                        let _ = client.try_publish(format!("{live_prefix}/{}", r.leaf), QoS::AtMostOnce, false, r.body);
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => readings = self.live.subscribe(),
