@@ -55,6 +55,9 @@ batch = {{ max_events = {max_events}, linger = "0ms" }}
 fn main() {
     for (label, max_events) in [("batched (max_events = 500)", 500), ("one event per delivery", 1)] {
         let calls = run(max_events);
-        println!("{label:<28} {COUNTS} counts: {calls} Odoo calls = {:.3} calls per counted item", calls as f64 / COUNTS as f64);
+        println!(
+            "{label:<28} {COUNTS} counts: {calls} Odoo calls = {:.3} calls per counted item",
+            calls as f64 / COUNTS as f64
+        );
     }
 }
