@@ -131,6 +131,7 @@ struct Db {
     lines: Vec<MoveLine>,
     pickings: Vec<Picking>,
     packages: Vec<(i64, String, f64)>,
+    messages: Vec<(i64, String)>,
     faults: Vec<(Option<String>, Fault)>,
     calls: Vec<(String, String, String)>,
 }
@@ -284,6 +285,14 @@ impl FakeOdoo {
 
     pub fn package_weight(&self, name: &str) -> Option<f64> {
         self.with(|db| db.packages.iter().find(|p| p.1 == name).map(|p| p.2))
+    }
+
+    /// Chatter messages posted on the picking `name`.
+    pub fn messages(&self, name: &str) -> Vec<String> {
+        self.with(|db| {
+            let Some(id) = db.pickings.iter().find(|p| p.name == name).map(|p| p.id) else { return Vec::new() };
+            db.messages.iter().filter(|m| m.0 == id).map(|m| m.1.clone()).collect()
+        })
     }
 
     /// Every object call so far: (protocol, model, method).
@@ -658,6 +667,14 @@ fn call(db: &mut Db, model: &str, method: &str, ids: Vec<i64>, p: &Map<String, V
             Ok(json!(true))
         }
         ("stock.picking", "button_validate") => validate(db, &ids, &context),
+        ("stock.picking", "message_post") => {
+            let body = p.get("body").and_then(Value::as_str).unwrap_or("").to_owned();
+            let id = db.id();
+            for picking in ids {
+                db.messages.push((picking, body.clone()));
+            }
+            Ok(json!(id))
+        }
         _ => Err(OdooError {
             name: "builtins.AttributeError",
             message: format!("The method '{method}' does not exist on the model '{model}'"),
@@ -925,8 +942,10 @@ fn handle_jsonrpc(db: &Arc<Mutex<Db>>, req: &Value) -> Response<Full<Bytes>> {
             let mut named = args.get(6).and_then(Value::as_object).cloned().unwrap_or_default();
             db.calls.push(("jsonrpc".into(), model.clone(), method.clone()));
             // Record methods take the ids first; model methods their first parameter.
-            let record_method =
-                matches!(method.as_str(), "write" | "read" | "button_validate" | "action_apply_inventory" | "unlink");
+            let record_method = matches!(
+                method.as_str(),
+                "write" | "read" | "button_validate" | "action_apply_inventory" | "unlink" | "message_post"
+            );
             let mut ids = Vec::new();
             if let Some(first) = positional.first() {
                 if record_method {

@@ -111,7 +111,7 @@ fn picks_validate_with_and_without_backorders_on_16_and_17() {
         odoo.add_picking("WH/OUT/00003", false, &[(pen, 4.0)]);
         let site = site_for(&odoo, "");
         let line = |q: &str| json!([{"product": {"barcode": "4006381333931"}, "quantity": q}]);
-        append_events(
+        let ids = append_events(
             &site.store_path(),
             vec![
                 (
@@ -133,6 +133,11 @@ fn picks_validate_with_and_without_backorders_on_16_and_17() {
         assert!(odoo.backorders_of("WH/OUT/00002").is_empty(), "v{version}: backorder = none");
         assert!(odoo.backorders_of("WH/OUT/00003").is_empty(), "v{version}: fully picked");
         assert_eq!(odoo.stock(pen, None), 100.0 - 3.0 - 3.0 - 4.0, "v{version}");
+        let notes = odoo.messages("WH/OUT/00001");
+        assert!(
+            notes.len() == 1 && notes[0].contains(&ids[0].to_string()),
+            "v{version}: the event in the chatter: {notes:?}"
+        );
         let fields: Vec<String> = odoo.calls().into_iter().filter(|c| c.1 == "stock.move.line").map(|c| c.2).collect();
         assert!(fields.contains(&"write".to_owned()), "v{version}");
     }

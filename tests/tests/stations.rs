@@ -61,6 +61,10 @@ name = "parcel"
 zpl = "^XA^FO50,50^A0N,40,40^FD{{{{picking}}}}^FS^FO50,100^A0N,30,30^FD{{{{weight}}}} kg {{{{date}}}}^FS^FO50,150^FD{{{{gateway}}}} {{{{sscc}}}}^FS^XZ"
 
 [[label]]
+name = "pallet"
+zpl = "^XA^FO50,50^FD{{{{picking}}}}^FS^FO50,100^FD{{{{sscc}}}}^FS^XZ"
+
+[[label]]
 name = "oops"
 zpl = "^XA^FO20,20^A0N,30,30^FD{{{{message}}}}^FS^XZ"
 
@@ -203,7 +207,7 @@ fn count_by_weight_gives_whole_units_and_refuses_the_rest() {
 
 #[test]
 fn receiving_with_gs1_lot_and_expiry() {
-    let mut b = bench("receive", "", "");
+    let mut b = bench("receive", "pallet_label = \"pallet\"", "");
     let daemon = b.site.start();
     wait_until(Duration::from_secs(10), "all devices connected", || connected(&b.site));
     b.scanner.write(b"WH/IN/00007\r\n");
@@ -223,5 +227,24 @@ fn receiving_with_gs1_lot_and_expiry() {
     assert_eq!(lines[0]["lot"], "ABC123");
     assert_eq!(lines[0]["expiry"], "2027-03-31");
     assert_eq!(lines[0]["quantity"], "24");
+    // The pallet's SSCC label went to the printer.
+    wait_until(Duration::from_secs(10), "the pallet label", || b.printer.count(b"106141411234567897") == 1);
+    assert!(String::from_utf8(b.printer.received()).unwrap().contains("WH/IN/00007"));
     daemon.stop();
+}
+
+#[test]
+fn station_mistakes_are_config_errors_that_name_the_key() {
+    let b = bench("pack", "label = \"parcel\"\n", "");
+    let text = std::fs::read_to_string(b.site.config()).unwrap();
+    // An error label that needs fields the station does not give.
+    std::fs::write(b.site.config(), text.replace("error_label = \"oops\"", "error_label = \"parcel\"")).unwrap();
+    let out = b.site.cli(&["check-config"]);
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("station[0].error_label") && err.contains("{{picking}}"), "{err}");
+    // A scale that is not a scale.
+    std::fs::write(b.site.config(), text.replace("scale = \"scale\"", "scale = \"printer\"")).unwrap();
+    let err = String::from_utf8_lossy(&b.site.cli(&["check-config"]).stderr).into_owned();
+    assert!(err.contains("station[0].scale") && err.contains("not a Scale"), "{err}");
 }

@@ -38,6 +38,9 @@ pub struct StationConfig {
     pub label: Option<String>,
     /// A `[[label]]` printed when a step fails (field: message).
     pub error_label: Option<String>,
+    /// Receive: a `[[label]]` printed when a pallet's SSCC is scanned (fields: picking, sscc,
+    /// date, gateway).
+    pub pallet_label: Option<String>,
     #[serde(default = "defaults::cancel")]
     pub cancel_barcode: String,
     #[serde(default = "defaults::done")]
@@ -106,11 +109,26 @@ impl StationConfig {
         if let Some(p) = &self.printer {
             device("printer", p, DeviceKind::Printer)?;
         }
-        for (key, label) in [("label", &self.label), ("error_label", &self.error_label)] {
-            if let Some(l) = label
-                && !labels.iter().any(|x| &x.name == l)
-            {
-                return Err((key, format!("there is no [[label]] named `{l}`")));
+        // Each label gets these fields from the station; a placeholder it cannot fill is a mistake.
+        let offered: [(&'static str, &Option<String>, &[&str]); 3] = [
+            ("label", &self.label, &["picking", "weight", "sscc", "date", "gateway"]),
+            ("error_label", &self.error_label, &["message"]),
+            ("pallet_label", &self.pallet_label, &["picking", "sscc", "date", "gateway"]),
+        ];
+        for (key, label, fields) in offered {
+            let Some(name) = label else { continue };
+            let Some(template) = labels.iter().find(|x| &x.name == name) else {
+                return Err((key, format!("there is no [[label]] named `{name}`")));
+            };
+            let placeholders = firmware_bridge::printer::label::placeholders(template.template()).unwrap_or_default();
+            if let Some(unknown) = placeholders.iter().find(|p| !fields.contains(&p.as_str())) {
+                return Err((
+                    key,
+                    format!(
+                        "[[label]] `{name}` uses {{{{{unknown}}}}}, which this station does not fill (it offers {})",
+                        fields.join(", ")
+                    ),
+                ));
             }
         }
         if self.workflow == Workflow::Pack && self.scale.is_none() {
@@ -140,6 +158,7 @@ impl StationConfig {
             unit_weights: self.unit_weights.clone(),
             picking_barcodes: self.picking_barcodes.clone(),
             prints: self.printer.is_some() && self.label.is_some(),
+            pallet_label: self.printer.is_some() && self.pallet_label.is_some(),
         }
     }
 }
@@ -223,6 +242,15 @@ impl StationTask {
                         fields.insert("date".into(), Timestamp::now().to_string()[..10].to_owned());
                         fields.insert("gateway".into(), self.gateway.clone());
                         self.print(&store, printer, label, &fields, format!("{correlation}-label")).await?;
+                    }
+                    Action::PrintPallet(mut fields) => {
+                        let (Some(printer), Some(label)) = (&self.config.printer, &self.config.pallet_label) else {
+                            continue;
+                        };
+                        let id = format!("{correlation}-pallet-{}", fields.get("sscc").cloned().unwrap_or_default());
+                        fields.insert("date".into(), Timestamp::now().to_string()[..10].to_owned());
+                        fields.insert("gateway".into(), self.gateway.clone());
+                        self.print(&store, printer, label, &fields, id).await?;
                     }
                     Action::PrintError(message) => {
                         let (Some(printer), Some(label)) = (&self.config.printer, &self.config.error_label) else {

@@ -42,6 +42,8 @@ pub struct Rules {
     pub picking_barcodes: BTreeMap<String, String>,
     /// Whether a label is printed (pack).
     pub prints: bool,
+    /// Whether an SSCC pallet label is printed when a pallet is scanned (receive).
+    pub pallet_label: bool,
 }
 
 /// One scan as the workflow sees it.
@@ -87,6 +89,8 @@ pub enum Action {
     PrintLabel(BTreeMap<String, String>),
     /// Print a short error label (when the station has one).
     PrintError(String),
+    /// Print the SSCC pallet label with these fields (receive).
+    PrintPallet(BTreeMap<String, String>),
     /// Tell the operator (on the station's feedback topic): step, ok, message.
     Feedback { step: &'static str, ok: bool, message: String },
 }
@@ -111,6 +115,11 @@ enum State {
         unit: f64,
         capture: StableCapture,
     },
+    /// Count: a product without a unit weight; the next scan is its quantity.
+    Quantity {
+        location: String,
+        product: String,
+    },
     /// Receive: lines so far.
     Receiving {
         picking: String,
@@ -125,6 +134,11 @@ pub struct Station {
     state: State,
     /// Bumped at the start of each cycle: events of one cycle share a correlation id.
     pub cycle: u64,
+}
+
+/// A scanned quantity: digits only, at most 7 of them.
+fn is_quantity(data: &str) -> bool {
+    !data.is_empty() && data.len() <= 7 && data.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn fmt_kg(w: f64) -> String {
@@ -202,7 +216,15 @@ impl Station {
                     message: format!("Counting at {data}; scan a product."),
                 }]
             }
-            (Workflow::Count, State::Location { location } | State::Counting { location, .. }) => {
+            (Workflow::Count, State::Quantity { location, product }) if is_quantity(&data) => {
+                self.state = State::Location { location: location.clone() };
+                let quantity = data.trim_start_matches('0');
+                self.count_event(&location, &product, if quantity.is_empty() { "0" } else { quantity })
+            }
+            (
+                Workflow::Count,
+                State::Location { location } | State::Counting { location, .. } | State::Quantity { location, .. },
+            ) => {
                 let keys = scan.product_keys();
                 let known = keys.iter().find(|k| self.rules.unit_weights.contains_key(*k)).cloned();
                 let product = known.clone().unwrap_or_else(|| scan.product());
@@ -213,14 +235,10 @@ impl Station {
                     return self.count_event(&location, &product, &count);
                 }
                 let Some(&unit) = known.as_ref().and_then(|k| self.rules.unit_weights.get(k)) else {
-                    self.state = State::Location { location };
-                    let message = format!(
-                        "No unit weight for {product}: add it to unit_weights, or scan a label with a quantity."
-                    );
-                    return vec![
-                        Action::Feedback { step: "product", ok: false, message: message.clone() },
-                        Action::PrintError(message),
-                    ];
+                    // No unit weight to count by: the operator scans the quantity instead.
+                    let message = format!("{product} at {location}: scan the quantity.");
+                    self.state = State::Quantity { location, product };
+                    return vec![Action::Feedback { step: "product", ok: true, message }];
                 };
                 let message = format!("{product} at {location}: put them on the scale.");
                 self.state = State::Counting { location, product, unit, capture: self.capture(now_ms) };
@@ -240,13 +258,16 @@ impl Station {
                     ];
                 }
                 let Some(gtin) = scan.parsed("gtin") else {
-                    if scan.parsed("sscc").is_some() {
+                    if let Some(sscc) = scan.parsed("sscc") {
+                        let message = format!("Pallet {sscc} for {picking}.");
+                        let mut out = vec![Action::Feedback { step: "pallet", ok: true, message }];
+                        if self.rules.pallet_label {
+                            let fields =
+                                BTreeMap::from([("picking".to_owned(), picking.clone()), ("sscc".to_owned(), sscc)]);
+                            out.push(Action::PrintPallet(fields));
+                        }
                         self.state = State::Receiving { picking, lines };
-                        return vec![Action::Feedback {
-                            step: "pallet",
-                            ok: true,
-                            message: "Pallet label noted.".into(),
-                        }];
+                        return out;
                     }
                     self.state = State::Receiving { picking: picking.clone(), lines };
                     return vec![Action::Feedback {
@@ -419,6 +440,7 @@ mod tests {
             unit_weights: [("4006381333931".to_owned(), 0.012)].into_iter().collect(),
             picking_barcodes: [("PK42".to_owned(), "WH/OUT/00042".to_owned())].into_iter().collect(),
             prints: true,
+            pallet_label: true,
         }
     }
 
@@ -491,9 +513,18 @@ mod tests {
         assert!(out.iter().any(
             |a| matches!(a, Action::Feedback { ok: false, message, .. } if message.contains("not a whole number"))
         ));
-        // Unknown unit weight.
-        let out = s.scan(&scan("1234"), 7);
-        assert!(out.iter().any(|a| matches!(a, Action::Feedback { ok: false, .. })));
+        // No unit weight: the next scan is the quantity.
+        let out = s.scan(&scan("5901234123457"), 7);
+        assert!(
+            out.iter().any(
+                |a| matches!(a, Action::Feedback { ok: true, message, .. } if message.contains("scan the quantity"))
+            )
+        );
+        let events = stored(&s.scan(&scan("012"), 8));
+        assert_eq!(
+            events[0].1,
+            json!({"product": {"barcode": "5901234123457"}, "location": "WH-A-01-02", "quantity": "12"})
+        );
         // A GS1 label with a count needs no scale.
         let out =
             s.scan(&ScanInput { payload: json!({"raw": "x", "parsed": {"gtin": "09506000134352", "count": "12"}}) }, 8);
@@ -506,6 +537,9 @@ mod tests {
         s.scan(&scan("WH/IN/00007"), 0);
         let label = json!({"raw": "]C1...", "aim": "]C1", "parsed": {"gtin": "09506000134352", "lot": "ABC123", "expiry": "2027-03-31", "count": "24"}});
         s.scan(&ScanInput { payload: label }, 1);
+        let sscc = json!({"raw": "]C100106141411234567897", "parsed": {"sscc": "106141411234567897"}});
+        let pallet = s.scan(&ScanInput { payload: sscc }, 2);
+        assert!(pallet.iter().any(|a| matches!(a, Action::PrintPallet(f) if f["sscc"] == "106141411234567897")));
         let out = s.scan(&scan("DONE"), 2);
         assert_eq!(
             stored(&out),

@@ -345,9 +345,11 @@ impl Applier {
         Ok((id, state))
     }
 
-    /// Sets the done quantities of a picking's lines (absolute), then validates it if asked.
+    /// Sets the done quantities of a picking's lines (absolute), then validates it if asked, and
+    /// notes the event in the picking's chatter (traceability; best effort).
     async fn transfer(
         &mut self,
+        event: &str,
         picking: &str,
         lines: &[TransferLine],
         complete: bool,
@@ -456,10 +458,15 @@ impl Applier {
                 "picking `{picking}` is `{state}` after validation (Odoo asked for {asked})"
             )));
         }
+        let note = format!("Validated by dockhand gateway {}, event {event}.", self.gateway);
+        let post = Call::new("stock.picking", "message_post").ids(vec![id]).param("body", json!(note));
+        if let Err(e) = self.rpc.call(&post).await {
+            tracing::debug!(%picking, error = ?e, "Could not note the event in the picking's chatter.");
+        }
         Ok(())
     }
 
-    pub async fn pick(&mut self, p: &PickPayload) -> Applied {
+    pub async fn pick(&mut self, event: &str, p: &PickPayload) -> Applied {
         let lines: Vec<TransferLine> = p
             .lines
             .0
@@ -477,7 +484,7 @@ impl Applier {
             Some(Backorder::None) => BackorderPolicy::None,
             None => self.backorder,
         };
-        self.transfer(&p.picking.0, &lines, p.complete.unwrap_or(false), policy).await?;
+        self.transfer(event, &p.picking.0, &lines, p.complete.unwrap_or(false), policy).await?;
         if let Some(weight) = &p.weight {
             let (id, _) = self.picking(&p.picking.0).await?;
             self.write_weight("stock.picking", id, weight.as_str()).await?;
@@ -485,7 +492,7 @@ impl Applier {
         Ok(())
     }
 
-    pub async fn receipt(&mut self, r: &ReceiptPayload) -> Applied {
+    pub async fn receipt(&mut self, event: &str, r: &ReceiptPayload) -> Applied {
         let lines: Vec<TransferLine> = r
             .lines
             .0
@@ -499,7 +506,7 @@ impl Applier {
             })
             .collect();
         let backorder = self.backorder;
-        self.transfer(&r.picking.0, &lines, r.complete.unwrap_or(false), backorder).await
+        self.transfer(event, &r.picking.0, &lines, r.complete.unwrap_or(false), backorder).await
     }
 
     pub async fn pack(&mut self, p: &PackPayload) -> Applied {

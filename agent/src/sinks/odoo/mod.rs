@@ -107,8 +107,8 @@ impl OdooSink {
                     let results = applier.counts(&run).await;
                     run.iter().map(|c| c.index).zip(results).collect()
                 }
-                Payload::Pick(p) => vec![(i, applier.pick(p).await)],
-                Payload::Receipt(r) => vec![(i, applier.receipt(r).await)],
+                Payload::Pick(p) => vec![(i, applier.pick(&envelope.event.id.to_string(), p).await)],
+                Payload::Receipt(r) => vec![(i, applier.receipt(&envelope.event.id.to_string(), r).await)],
                 Payload::Pack(p) => vec![(i, applier.pack(p).await)],
                 // Not for Odoo (the kind filter normally keeps these away).
                 _ => vec![(i, Ok(()))],
