@@ -77,6 +77,11 @@ impl Pipeline {
                     .iter()
                     .find(|s| s.scanner == device.name || s.scale.as_ref() == Some(&device.name))
                     .map(|s| s.name.clone()),
+                labels: if device.kind == firmware_bridge::spec::DeviceKind::Printer {
+                    config.labels.clone()
+                } else {
+                    Vec::new()
+                },
             };
             plans.insert(format!("device {}", device.name), (format!("{task:?}"), Plan::Device(Box::new(task))));
         }

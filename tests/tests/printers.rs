@@ -246,3 +246,27 @@ fn a_printer_that_never_answers_holds_its_jobs_and_not_the_others() {
     wait_until(Duration::from_secs(10), "the waiting job", || mute.count(b"^XA") == 1);
     daemon.stop();
 }
+
+#[test]
+fn a_stored_format_is_defined_once_per_connection_and_labels_carry_only_data() {
+    let Some(rig) = rig() else { return };
+    let port = VirtualPort::start(rig.site.dir.path(), "zebra");
+    let zebra = SimulatedPrinter::on_pty(&port);
+    let stored = LABEL.replace("name = \"parcel\"", "name = \"parcel\"\nstore_as = \"PARCEL\"");
+    rig.site.write_config(&format!(
+        "{}{stored}{}",
+        mqtt(rig.broker.port),
+        printer("zebra-1", &format!("path = \"{}\"", port.path.display()))
+    ));
+    let daemon = rig.start();
+    let publisher = rig.publisher();
+    rig.submit(&publisher, "zebra-1", job("sf-1", "WH/OUT/00100"));
+    rig.submit(&publisher, "zebra-1", job("sf-2", "WH/OUT/00101~JA"));
+    wait_until(Duration::from_secs(10), "two recalls", || zebra.count(b"^XFR:PARCEL.ZPL") == 2);
+    let printed = String::from_utf8(zebra.received()).unwrap();
+    assert_eq!(zebra.count(b"^DFR:PARCEL.ZPL"), 1, "{printed}");
+    assert!(printed.find("^DFR:PARCEL.ZPL").unwrap() < printed.find("^XFR:PARCEL.ZPL").unwrap(), "defined first");
+    assert!(printed.contains("^FN1^FH^FDWH/OUT/00100^FS^FN2^FH^FDWeight: 2.480 kg^FS"), "{printed}");
+    assert!(printed.contains("WH/OUT/00101_7EJA"), "escaped in recalls too: {printed}");
+    daemon.stop();
+}

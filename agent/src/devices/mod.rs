@@ -47,6 +47,8 @@ pub struct DeviceTask {
     pub mqtt: Option<MqttSettings>,
     /// The station this device works for, if any.
     pub station: Option<String>,
+    /// Label templates (printers define the stored ones).
+    pub labels: Vec<crate::printing::LabelConfig>,
 }
 
 impl DeviceTask {
@@ -61,8 +63,12 @@ impl DeviceTask {
         };
         match transport {
             Some(link) if self.config.kind == firmware_bridge::spec::DeviceKind::Printer => {
-                let task =
-                    crate::printing::task::PrinterTask { config: self.config, gateway: self.gateway, site: self.site };
+                let task = crate::printing::task::PrinterTask {
+                    config: self.config,
+                    labels: self.labels,
+                    gateway: self.gateway,
+                    site: self.site,
+                };
                 task.run(link, store, live, shutdown).await
             }
             Some(link) => self.run_local(link, store, live, shutdown).await,

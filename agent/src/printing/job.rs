@@ -48,7 +48,7 @@ pub fn from_request(printer: &str, body: &[u8], labels: &[LabelConfig]) -> Resul
                     (k, text)
                 })
                 .collect();
-            firmware_bridge::printer::label::render(label.template(), &data).map_err(|e| e.to_string())?
+            label.render(&data).map_err(|e| e.to_string())?
         }
         (None, Some(zpl)) => {
             let trimmed = zpl.trim();
@@ -67,7 +67,12 @@ mod tests {
     use super::*;
 
     fn labels() -> Vec<LabelConfig> {
-        vec![LabelConfig { name: "parcel".into(), zpl: Some("^XA^FO10,10^FD{{picking}}^FS^XZ".into()), file: None }]
+        vec![LabelConfig {
+            name: "parcel".into(),
+            zpl: Some("^XA^FO10,10^FD{{picking}}^FS^XZ".into()),
+            file: None,
+            store_as: None,
+        }]
     }
 
     #[test]

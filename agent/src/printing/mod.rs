@@ -22,6 +22,9 @@ pub struct LabelConfig {
     pub zpl: Option<String>,
     /// …or in a file (relative to the config file).
     pub file: Option<std::path::PathBuf>,
+    /// Keep the template in the printer as a stored format under this name (`^DF`, sent at each
+    /// connection); labels then carry only their data (`^XF`).
+    pub store_as: Option<String>,
 }
 
 impl LabelConfig {
@@ -40,7 +43,29 @@ impl LabelConfig {
         }
         let zpl = self.zpl.as_deref().unwrap_or_default();
         firmware_bridge::printer::label::placeholders(zpl).map_err(|e| ("zpl", e.to_string()))?;
+        if let Some(name) = &self.store_as
+            && !firmware_bridge::printer::label::valid_format_name(name)
+        {
+            return Err(("store_as", format!("`{name}` is not a ZPL format name: 1 to 8 letters, digits or `_`")));
+        }
         Ok(())
+    }
+
+    /// The bytes of one label with `data`: the whole format, or the recall of the stored one.
+    pub fn render(
+        &self,
+        data: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<u8>, firmware_bridge::printer::label::LabelError> {
+        match &self.store_as {
+            Some(name) => firmware_bridge::printer::label::recall_format(name, self.template(), data),
+            None => firmware_bridge::printer::label::render(self.template(), data),
+        }
+    }
+
+    /// The stored-format definition to send to a printer at connection, if any.
+    pub fn definition(&self) -> Option<Vec<u8>> {
+        let name = self.store_as.as_ref()?;
+        firmware_bridge::printer::label::define_format(name, self.template()).ok()
     }
 
     pub fn template(&self) -> &str {

@@ -42,6 +42,8 @@ fn describe(status: &PrinterStatus) -> String {
 #[derive(Debug)]
 pub struct PrinterTask {
     pub config: DeviceConfig,
+    /// Labels kept in the printer as stored formats are defined at each connection.
+    pub labels: Vec<crate::printing::LabelConfig>,
     pub gateway: String,
     pub site: String,
 }
@@ -87,6 +89,11 @@ impl PrinterTask {
                     let step = match event {
                         LinkEvent::Connected { detail } => {
                             connected = true;
+                            // The printer may have lost its RAM (power cycle): define the stored
+                            // formats again before any job (commands are written in order).
+                            for definition in self.labels.iter().filter_map(crate::printing::LabelConfig::definition) {
+                                link.send(definition);
+                            }
                             // "Connected" waits for the first status answer; the port alone says little.
                             tracing::debug!(printer = %name, %detail, "Printer port open.");
                             Ok(())

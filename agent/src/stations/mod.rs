@@ -285,7 +285,7 @@ impl StationTask {
         id: String,
     ) -> Result<(), StoreError> {
         let Some(template) = self.labels.iter().find(|l| l.name == label) else { return Ok(()) };
-        let body = match firmware_bridge::printer::label::render(template.template(), fields) {
+        let body = match template.render(fields) {
             Ok(b) => b,
             Err(e) => {
                 warn!(station = %self.config.name, %label, error = %e, "The station's label cannot be rendered.");

@@ -6,6 +6,10 @@
 //! that field's `^FD` into `^FH^FD`, so a value such as `^XZ^XA~JA` prints literally. UTF-8 text
 //! needs `^CI28` in the template (ZPL's UTF-8 code page); it is added after `^XA` when a value is
 //! not ASCII and the template does not set a code page.
+//!
+//! A template can also be sent once as a stored format ([`define_format`], `^DF`): each field
+//! holding placeholders becomes `^FN<n>`, and each label then carries only its data
+//! ([`recall_format`], `^XF`), escaped the same way.
 
 use std::collections::BTreeMap;
 
@@ -188,5 +192,111 @@ mod tests {
             let inner = field.strip_prefix("^FH^FD").and_then(|f| f.strip_suffix("^FS^XZ")).unwrap();
             prop_assert!(!inner.contains('^') && !inner.contains('~'), "{}", inner);
         }
+    }
+}
+
+/// The field that holds each placeholder: its `^FD` data (with the placeholders in it) and the
+/// `^FN` number it gets in a stored format, in order of appearance.
+fn variable_fields(template: &str) -> Result<Vec<(usize, usize, String)>, LabelError> {
+    parse(template)?;
+    let mut fields = Vec::new();
+    let mut from = 0;
+    while let Some(fd) = template[from..].find("^FD").map(|i| from + i) {
+        let end = template[fd..].find("^FS").map_or(template.len(), |i| fd + i);
+        let data = &template[fd + 3..end];
+        if data.contains("{{") {
+            fields.push((fd, end, data.to_owned()));
+        }
+        from = end.max(fd + 3);
+    }
+    Ok(fields)
+}
+
+/// Checks a stored-format name: 1 to 8 letters, digits or `_` (ZPL object names are 8.3).
+pub fn valid_format_name(name: &str) -> bool {
+    (1..=8).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// The stored-format definition (`^DF`) of a template: each field holding placeholders becomes
+/// a variable field `^FN<n>`. Sent to the printer once per connection; labels then only carry
+/// their data ([`recall_format`]).
+pub fn define_format(name: &str, template: &str) -> Result<Vec<u8>, LabelError> {
+    let fields = variable_fields(template)?;
+    let offset = template.find("^XA").map_or(0, |i| i + 3);
+    let mut out = format!("^XA^DFR:{name}.ZPL^FS");
+    let mut cursor = offset;
+    for (n, (fd, end, _)) in fields.iter().enumerate() {
+        out.push_str(&template[cursor..*fd]);
+        out.push_str(&format!("^FN{}", n + 1));
+        cursor = *end;
+    }
+    let tail_end = template.rfind("^XZ").unwrap_or(template.len());
+    out.push_str(&template[cursor..tail_end]);
+    out.push_str("^XZ");
+    Ok(out.into_bytes())
+}
+
+/// One label from a stored format: `^XA^XFR:<name>.ZPL^FS`, then `^FN<n>^FH^FD<escaped>^FS` per
+/// variable field (literal text around a placeholder included), then `^XZ`.
+pub fn recall_format(name: &str, template: &str, data: &BTreeMap<String, String>) -> Result<Vec<u8>, LabelError> {
+    let fields = variable_fields(template)?;
+    let mut out = format!("^XA^XFR:{name}.ZPL^FS");
+    let mut non_ascii = false;
+    for (n, (_, _, content)) in fields.iter().enumerate() {
+        let mut value = String::new();
+        for piece in parse_field(content)? {
+            match piece {
+                FieldPiece::Text(t) => value.push_str(t),
+                FieldPiece::Name(name) => {
+                    let v = data.get(name).ok_or_else(|| LabelError::Missing { name: name.to_owned() })?;
+                    non_ascii |= !v.is_ascii();
+                    value.push_str(v);
+                }
+            }
+        }
+        out.push_str(&format!("^FN{}^FH^FD{}^FS", n + 1, escape_field(&value)));
+    }
+    if non_ascii {
+        out.insert_str(3, "^CI28");
+    }
+    out.push_str("^XZ");
+    Ok(out.into_bytes())
+}
+
+enum FieldPiece<'a> {
+    Text(&'a str),
+    Name(&'a str),
+}
+
+fn parse_field(content: &str) -> Result<Vec<FieldPiece<'_>>, LabelError> {
+    let mut pieces = Vec::new();
+    let mut rest = content;
+    while let Some(start) = rest.find("{{") {
+        let end = rest[start..].find("}}").ok_or(LabelError::BadPlaceholder { pos: start })? + start;
+        pieces.push(FieldPiece::Text(&rest[..start]));
+        pieces.push(FieldPiece::Name(rest[start + 2..end].trim()));
+        rest = &rest[end + 2..];
+    }
+    pieces.push(FieldPiece::Text(rest));
+    Ok(pieces)
+}
+
+#[cfg(test)]
+mod stored_format_tests {
+    use super::*;
+
+    const T: &str = "^XA^FO50,50^A0N,40^FD{{picking}}^FS^FO50,100^FDWeight: {{weight}} kg^FS^FO9,9^FDfixed^FS^XZ";
+
+    #[test]
+    fn definition_has_variable_fields_and_recall_carries_escaped_data() {
+        let def = String::from_utf8(define_format("PARCEL", T).unwrap()).unwrap();
+        assert_eq!(def, "^XA^DFR:PARCEL.ZPL^FS^FO50,50^A0N,40^FN1^FS^FO50,100^FN2^FS^FO9,9^FDfixed^FS^XZ");
+        let data: BTreeMap<String, String> =
+            [("picking", "WH/OUT/1^XZ"), ("weight", "2.480")].into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let recall = String::from_utf8(recall_format("PARCEL", T, &data).unwrap()).unwrap();
+        assert_eq!(recall, "^XA^XFR:PARCEL.ZPL^FS^FN1^FH^FDWH/OUT/1_5EXZ^FS^FN2^FH^FDWeight: 2.480 kg^FS^XZ");
+        assert_eq!(count_formats(recall.as_bytes()), 1);
+        assert!(matches!(recall_format("PARCEL", T, &BTreeMap::new()), Err(LabelError::Missing { .. })));
+        assert!(valid_format_name("PARCEL") && !valid_format_name("TOO_LONG_NAME") && !valid_format_name("a.b"));
     }
 }
