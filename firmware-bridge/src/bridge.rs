@@ -91,13 +91,34 @@ struct Args {
     /// Scanners: a character accepted as FNC1 besides <GS>.
     #[arg(long)]
     fnc1: Option<char>,
+    /// Printers: zpl, tspl, escpos or epl (how the status is asked).
+    #[arg(long, default_value = "zpl", value_parser = parse_language)]
+    language: crate::printer::replies::PrinterLanguage,
+    /// Printers: how often the status is asked.
+    #[arg(long, default_value_t = 1000)]
+    status_interval_ms: u64,
+    /// Printers: where the job journal is kept (job ids already printed).
+    #[arg(long, default_value = "/var/lib/firmware-bridge")]
+    state_dir: PathBuf,
+}
+
+fn parse_language(s: &str) -> Result<crate::printer::replies::PrinterLanguage, String> {
+    use crate::printer::replies::PrinterLanguage;
+    match s {
+        "zpl" => Ok(PrinterLanguage::Zpl),
+        "tspl" => Ok(PrinterLanguage::Tspl),
+        "escpos" => Ok(PrinterLanguage::Escpos),
+        "epl" => Ok(PrinterLanguage::Epl),
+        _ => Err("zpl, tspl, escpos or epl".into()),
+    }
 }
 
 fn parse_kind(s: &str) -> Result<DeviceKind, String> {
     match s {
         "scanner" => Ok(DeviceKind::Scanner),
         "scale" => Ok(DeviceKind::Scale),
-        _ => Err("scanner or scale (printers are not bridged yet)".into()),
+        "printer" => Ok(DeviceKind::Printer),
+        _ => Err("scanner, scale or printer".into()),
     }
 }
 
@@ -183,9 +204,11 @@ fn spec(args: &Args) -> Result<DeviceSpec, String> {
             inter_char_timeout: args.inter_char_timeout_ms.map(Duration::from_millis),
             fnc1: args.fnc1.and_then(|c| u8::try_from(c).ok()),
         })),
-        Some(DeviceKind::Printer) => {
-            Err("printers are not bridged yet; attach them to the gateway (serial or TCP 9100)".into())
-        }
+        Some(DeviceKind::Printer) => Ok(DeviceSpec::Printer(crate::spec::PrinterSpec {
+            language: args.language,
+            status_interval: Duration::from_millis(args.status_interval_ms.max(100)),
+            answer_timeout: Duration::from_millis(args.answer_timeout_ms),
+        })),
         Some(DeviceKind::Scale) => {
             let name = args.protocol.as_deref().ok_or("a scale needs --protocol")?;
             let protocol = ScaleProtocolName::parse(name)
@@ -247,6 +270,22 @@ fn run(args: Args) -> Result<(), String> {
             None => String::new(),
         };
         options.set_credentials(user, password);
+    }
+    if spec.kind() == DeviceKind::Printer {
+        // Jobs are acknowledged to the broker only once printed (or answered).
+        options.set_manual_acks(true);
+        let (client, connection) = Client::new(options, 256);
+        eprintln!("firmware-bridge: printer {device} at {} ← {prefix}/bridge/{device}/job", transport.describe());
+        return crate::bridge_printer::run(
+            client,
+            connection,
+            &prefix,
+            &device,
+            transport,
+            decoder,
+            spec.link_options(),
+            &args.state_dir,
+        );
     }
     // Room for a burst of scans while the broker is away; beyond it the device thread waits.
     let (client, mut connection) = Client::new(options, 1024);

@@ -20,6 +20,7 @@
 //! and [`ports`] (which serial ports this host has); [`bridge`] is the `firmware-bridge` program.
 
 pub mod bridge;
+pub mod bridge_printer;
 pub mod decimal;
 pub mod device;
 pub mod link;

@@ -39,6 +39,8 @@ pub enum RemoteState {
     Disconnected,
     /// The port is open but a polled device does not answer.
     Unresponsive,
+    /// The device answers and reports a problem (a printer out of paper).
+    Error,
     /// The bridge process itself is gone (its last will).
     Offline,
 }

@@ -270,3 +270,73 @@ fn a_stored_format_is_defined_once_per_connection_and_labels_carry_only_data() {
     assert!(printed.contains("WH/OUT/00101_7EJA"), "escaped in recalls too: {printed}");
     daemon.stop();
 }
+
+const BRIDGE: &str = env!("CARGO_BIN_EXE_firmware-bridge-e2e");
+
+fn start_printer_bridge(rig: &Rig, port: &VirtualPort) -> std::process::Child {
+    std::process::Command::new(BRIDGE)
+        .args(["--broker", &format!("127.0.0.1:{}", rig.broker.port), "--site", "T1", "--device", "remote-zebra"])
+        .args(["--kind", "printer", "--status-interval-ms", "100", "--state-dir"])
+        .arg(rig.site.path("bridge-state"))
+        .arg("--path")
+        .arg(&port.path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_printer_behind_a_firmware_bridge_prints_each_job_once() {
+    let Some(rig) = rig() else { return };
+    let port = VirtualPort::start(rig.site.dir.path(), "remote-zebra");
+    let zebra = SimulatedPrinter::on_pty(&port);
+    zebra.set(PrinterState::PaperOut);
+    rig.site.write_config(&format!(
+        "{}{LABEL}[[device]]\nname = \"remote-zebra\"\nkind = \"printer\"\ntransport = \"mqtt\"\n",
+        mqtt(rig.broker.port)
+    ));
+    let mut bridge = start_printer_bridge(&rig, &port);
+    let daemon = rig.start();
+    let publisher = rig.publisher();
+    wait_until(Duration::from_secs(15), "paper out reported through the bridge", || {
+        device(&rig.site, "remote-zebra")["detail"].as_str().is_some_and(|d| d.contains("paper out"))
+    });
+    rig.submit(&publisher, "remote-zebra", job("rb-1", "WH/OUT/00200"));
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(zebra.received().is_empty(), "held while the paper is out");
+    zebra.set(PrinterState::Ready);
+    wait_until(Duration::from_secs(10), "printed through the bridge", || zebra.count(b"^XA") == 1);
+    wait_until(Duration::from_secs(10), "recorded as printed", || {
+        job_state(&rig.site, "rb-1").as_deref() == Some("printed")
+    });
+
+    // The bridge hangs (SIGSTOP: its connection stays up, so dockhand still sees it ready) while a
+    // job is sent to it; dockhand is killed and restarted, so the job is published a second time;
+    // then the bridge resumes with both copies waiting: one label.
+    let signal = |sig: i32| {
+        #[allow(unsafe_code)]
+        // SAFETY: kill(2) touches no memory of ours; the pid is our own child.
+        unsafe {
+            libc::kill(bridge.id() as i32, sig);
+        }
+    };
+    signal(libc::SIGSTOP);
+    rig.submit(&publisher, "remote-zebra", job("rb-2", "WH/OUT/00201"));
+    wait_until(Duration::from_secs(10), "the job sent to the bridge", || {
+        job_state(&rig.site, "rb-2").as_deref() == Some("sending")
+    });
+    daemon.kill9();
+    let daemon = rig.start();
+    std::thread::sleep(Duration::from_millis(800));
+    signal(libc::SIGCONT);
+    wait_until(Duration::from_secs(15), "the second label", || zebra.count(b"^XA") == 2);
+    wait_until(Duration::from_secs(10), "recorded as printed", || {
+        job_state(&rig.site, "rb-2").as_deref() == Some("printed")
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(zebra.count(b"WH/OUT/00201"), 1, "printed once: {}", String::from_utf8_lossy(&zebra.received()));
+    daemon.stop();
+    let _ = bridge.kill();
+    let _ = bridge.wait();
+}

@@ -72,6 +72,20 @@ impl DeviceTask {
                 task.run(link, store, live, shutdown).await
             }
             Some(link) => self.run_local(link, store, live, shutdown).await,
+            None if self.config.kind == firmware_bridge::spec::DeviceKind::Printer => {
+                let Some(settings) = self.mqtt.clone() else {
+                    error!(printer = %self.config.name, "The printer is behind a firmware-bridge but the config has no [mqtt] section.");
+                    shutdown.wait().await;
+                    return Ok(());
+                };
+                let task = crate::printing::bridged::BridgedPrinter {
+                    config: self.config,
+                    gateway: self.gateway,
+                    site: self.site,
+                    settings,
+                };
+                task.run(store, live, shutdown).await
+            }
             None => self.run_bridged(store, live, shutdown).await,
         }
     }
@@ -215,7 +229,7 @@ async fn handle_bridge_message(
                 let (state, detail) = match m.state {
                     RemoteState::Connected => (DeviceState::Connected, m.detail),
                     RemoteState::Disconnected => (DeviceState::Disconnected, m.detail),
-                    RemoteState::Unresponsive => (DeviceState::Error, m.detail),
+                    RemoteState::Unresponsive | RemoteState::Error => (DeviceState::Error, m.detail),
                     RemoteState::Offline => (
                         DeviceState::Disconnected,
                         Some("its firmware-bridge is offline (process stopped, host down or network cut)".to_owned()),

@@ -5,7 +5,9 @@
 //!
 //! - [`job`]: a print request (JSON) → the exact bytes for the printer, or why not (pure).
 //! - [`task`]: the printer task: status polling, waiting, sending, recording.
+//! - [`bridged`]: the same for a printer behind a `firmware-bridge` on another host.
 
+pub mod bridged;
 pub mod job;
 pub mod task;
 

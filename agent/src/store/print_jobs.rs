@@ -183,6 +183,16 @@ pub(super) fn next_queued(conn: &Connection, printer: &str) -> rusqlite::Result<
     .optional()
 }
 
+/// Jobs of `printer` in `state`, oldest first.
+pub(super) fn in_state(conn: &Connection, printer: &str, state: &str) -> rusqlite::Result<Vec<(String, Vec<u8>)>> {
+    if !has_table(conn)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt =
+        conn.prepare("SELECT id, body FROM print_jobs WHERE printer = ?1 AND state = ?2 ORDER BY created_at, id")?;
+    stmt.query_map(params![printer, state], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+}
+
 /// Jobs not printed yet (queued, sending, uncertain), then the most recent printed ones.
 pub(super) fn recent(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<PrintJobRow>> {
     if !has_table(conn)? {

@@ -177,6 +177,11 @@ impl StoreReader {
         self.with(|c| super::print_jobs::next_queued(c, printer))
     }
 
+    /// Jobs of `printer` in `state`, oldest first: id and bytes.
+    pub fn print_jobs_in(&self, printer: &str, state: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.with(|c| super::print_jobs::in_state(c, printer, state))
+    }
+
     /// Print jobs: unprinted ones first, then the most recent printed.
     pub fn print_jobs(&self, limit: usize) -> Result<Vec<super::print_jobs::PrintJobRow>, StoreError> {
         self.with(|c| super::print_jobs::recent(c, limit))
