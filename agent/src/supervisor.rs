@@ -343,8 +343,40 @@ pub fn status_line(s: &crate::store::StoreSummary, health: &Health) -> String {
         Some(false) => line.push_str("; MQTT DISCONNECTED"),
         None => {}
     }
+    if !s.devices.is_empty() {
+        let down: Vec<&str> = s.devices.iter().filter(|d| d.state != "connected").map(|d| d.name.as_str()).collect();
+        let up = s.devices.len() - down.len();
+        if down.is_empty() {
+            line.push_str(&format!("; devices {up}/{} OK", s.devices.len()));
+        } else {
+            line.push_str(&format!("; devices {up}/{} OK, NOT OK: {}", s.devices.len(), down.join(", ")));
+        }
+    }
     if !s.alarms.is_empty() {
         line.push_str(&format!("; {} alarm(s)", s.alarms.len()));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DeviceRow;
+
+    #[test]
+    fn the_status_line_names_devices_that_are_not_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(StoreOptions::new(dir.path().join("s.db"))).unwrap();
+        let mut summary = store.reader().unwrap().summary().unwrap();
+        let row = |name: &str, state: &str| DeviceRow {
+            name: name.into(),
+            state: state.into(),
+            detail: None,
+            since: crate::timestamp::Timestamp::now(),
+        };
+        summary.devices = vec![row("scale-1", "connected"), row("zebra-1", "error"), row("scanner-1", "connected")];
+        let line = status_line(&summary, &Health::default());
+        assert!(line.ends_with("; devices 2/3 OK, NOT OK: zebra-1"), "{line}");
+        store.close();
+    }
 }
