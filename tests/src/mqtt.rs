@@ -323,6 +323,17 @@ pub fn stored_counts(store: &Path, ids: &[uuid::Uuid]) -> HashMap<uuid::Uuid, i6
     ids.iter().map(|id| (*id, stmt.query_row([&id.as_bytes()[..]], |r| r.get(0)).expect("count"))).collect()
 }
 
+/// Ids of one partition's events in store order (seq: the order sinks deliver them in).
+pub fn stored_order(store: &Path, partition: &str) -> Vec<uuid::Uuid> {
+    let conn = rusqlite::Connection::open(store).expect("open store");
+    conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+    let mut stmt = conn.prepare("SELECT id FROM events WHERE partition = ?1 ORDER BY seq").expect("prepare");
+    stmt.query_map([partition], |r| r.get::<_, Vec<u8>>(0))
+        .expect("query")
+        .map(|b| uuid::Uuid::from_slice(&b.expect("row")).expect("uuid"))
+        .collect()
+}
+
 /// Number of events in the store.
 pub fn stored_total(store: &Path) -> i64 {
     let Ok(conn) = rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE) else {

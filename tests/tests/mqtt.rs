@@ -112,6 +112,45 @@ async fn embedded_broker_stores_acks_dedups_and_rejects_with_precise_reasons() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_handhelds_messages_are_stored_in_the_order_it_published_them() {
+    // A count and then a pick must reach Odoo in that order: the store's seq, which sinks
+    // deliver by, has to follow each handheld's publish order even when messages arrive faster
+    // than they are committed.
+    let site = Site::new(EXE);
+    let port = free_port();
+    config(&site, port, &format!("[broker]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let daemon = site.start();
+    subscribed(&daemon);
+    let mut handhelds = Vec::new();
+    for h in 0..3 {
+        handhelds.push(tokio::spawn(async move {
+            let publisher = Publisher::connect(port, &format!("order-hh-{h}"));
+            let mut ids = Vec::new();
+            for n in 0..1500u64 {
+                let id = uuid::Uuid::new_v4();
+                publisher.publish(&format!("{PREFIX}/handheld/hh-{h}/count"), id, count_message(id, n)).await;
+                ids.push(id);
+            }
+            wait_until_async(Duration::from_secs(60), || publisher.acked().len() == ids.len()).await;
+            ids
+        }));
+    }
+    let mut published = Vec::new();
+    for h in handhelds {
+        published.push(h.await.unwrap());
+    }
+    let store = site.store_path();
+    wait_until_async(Duration::from_secs(30), || dockhand_tests::mqtt::stored_total(&store) == 4500).await;
+    for (h, ids) in published.iter().enumerate() {
+        let stored = dockhand_tests::mqtt::stored_order(&store, &format!("hh-{h}"));
+        let first_difference = ids.iter().zip(&stored).position(|(a, b)| a != b);
+        assert_eq!(stored.len(), ids.len(), "hh-{h}: every message stored once");
+        assert_eq!(first_difference, None, "hh-{h}: stored out of publish order");
+    }
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_five_times_while_handhelds_publish_10000_messages_loses_nothing() {
     let Some((site, broker, daemon)) = site_on_mosquitto() else { return };
 

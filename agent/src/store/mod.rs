@@ -379,18 +379,60 @@ impl Store {
         }
     }
 
+    /// Like [`Store::append_one`], but the request joins the writer's queue before this returns,
+    /// so writes queued one after another commit in that order (and get rising seqs) however the
+    /// returned futures are then awaited.
+    pub fn append_one_queued(
+        &self,
+        event: Event,
+    ) -> impl std::future::Future<Output = Result<Appended, StoreError>> + Send + 'static {
+        let answer = self.queue(|reply| Request::Append { events: vec![event], reply });
+        async move {
+            let mut v = answered(answer?).await?;
+            v.pop().ok_or(StoreError::Closed)
+        }
+    }
+
+    /// [`Store::dead_letter`], queued before this returns (see [`Store::append_one_queued`]).
+    pub fn dead_letter_queued(
+        &self,
+        entry: NewDeadLetter,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let answer = self.queue(|reply| Request::DeadLetter { entry, reply });
+        async move { answered(answer?).await }
+    }
+
+    /// [`Store::print_job`], queued before this returns (see [`Store::append_one_queued`]).
+    pub fn print_job_queued(
+        &self,
+        change: print_jobs::PrintJobChange,
+    ) -> impl std::future::Future<Output = Result<print_jobs::PrintJobAnswer, StoreError>> + Send + 'static {
+        let answer = self.queue(|reply| Request::PrintJob { change, reply });
+        async move { answered(answer?).await }
+    }
+
     async fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request,
     ) -> Result<T, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        {
-            let tx = self.shared.tx.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = tx.as_ref().ok_or(StoreError::Closed)?;
-            tx.send(make(reply)).map_err(|_| StoreError::Closed)?;
-        }
-        answer.await.map_err(|_| StoreError::Closed)?
+        answered(self.queue(make)?).await
     }
+
+    /// Hands a request to the writer thread now; the receiver yields its answer.
+    fn queue<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request,
+    ) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let tx = self.shared.tx.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = tx.as_ref().ok_or(StoreError::Closed)?;
+        tx.send(make(reply)).map_err(|_| StoreError::Closed)?;
+        Ok(answer)
+    }
+}
+
+async fn answered<T>(answer: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+    answer.await.map_err(|_| StoreError::Closed)?
 }
 
 pub(crate) fn open_connection(path: &Path) -> Result<rusqlite::Connection, StoreError> {

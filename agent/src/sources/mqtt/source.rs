@@ -2,9 +2,10 @@
 //! client id), subscribed at QoS 1 to `<prefix>/handheld/#`.
 //!
 //! Every PUBLISH is classified ([`super::message::classify`]), stored (or dead-lettered), answered
-//! on the handheld's `ack` or `rejected` topic, and only then acknowledged to the broker. PUBACKs
-//! leave in the order the messages arrived (MQTT 3.1.1 §4.6): an acker task waits for each
-//! message's outcome in arrival order. When the store is full, the message is held unacknowledged
+//! on the handheld's `ack` or `rejected` topic, and only then acknowledged to the broker. Messages
+//! are committed in the order they arrived (so each handheld's events keep its publish order in
+//! the store and at every sink), and PUBACKs leave in that order too (MQTT 3.1.1 §4.6): an acker
+//! task waits for each message's outcome in arrival order. When the store is full, the message is held unacknowledged
 //! and retried; the broker keeps it and, once its in-flight window is used up, stops sending more —
 //! back-pressure instead of loss.
 
@@ -201,6 +202,7 @@ impl MqttSource {
         let mut failures: u32 = 0;
         let mut subacks: u32 = 0;
         let mut readings = self.live.subscribe();
+        let mut previous_turn: Option<oneshot::Receiver<()>> = None;
         let live_prefix = format!("{}/gateway/{}", self.settings.prefix, self.settings.gateway);
         info!(broker = %format!("{}:{}", self.settings.mqtt.host, self.settings.mqtt.port), %client_id, %filter, "MQTT source started.");
         loop {
@@ -240,10 +242,13 @@ impl MqttSource {
                         if ack_tx.send((publish.clone(), outcome)).is_err() {
                             break;
                         }
+                        let (next, turn) = oneshot::channel();
+                        let turn = Turn { previous: previous_turn.replace(turn), next };
+                        // The first store write is queued here, in arrival order; see `Turn`.
                         if publish.topic.starts_with(&self.settings.print_prefix()) {
-                            tokio::spawn(ingest_print_job(self.settings.clone(), self.store.clone(), publish, done));
+                            tokio::spawn(ingest_print_job(&self.settings, &self.store, publish, turn, done));
                         } else {
-                            tokio::spawn(ingest(self.settings.clone(), self.store.clone(), publish, done));
+                            tokio::spawn(ingest(&self.settings, &self.store, publish, turn, done));
                         }
                     }
                     Ok(_) => {}
@@ -366,12 +371,65 @@ async fn send_acks_in_order(client: AsyncClient, mut pending: mpsc::UnboundedRec
     }
 }
 
-/// Stores or dead-letters one message, then hands the acker the reply for the handheld.
-async fn ingest(settings: MqttSettings, store: Store, publish: Publish, done: oneshot::Sender<Option<Reply>>) {
+/// A message's place in the arrival order. Every message's first store write is queued to the
+/// writer from the poll loop, so events commit — and get their seqs, the order sinks deliver
+/// them in — in the order the broker delivered them: a handheld's count, then its pick, reach
+/// Odoo in that order. Only a write the store refused (full, or an I/O error) is retried, and
+/// that retry first waits until the message before it has been written, so retries cannot
+/// overtake each other either.
+struct Turn {
+    previous: Option<oneshot::Receiver<()>>,
+    next: oneshot::Sender<()>,
+}
+
+impl Turn {
+    /// Awaits the write queued in arrival order; if the store refused it, waits for the previous
+    /// message's turn and retries until it is written. `None`: the store closed.
+    async fn write<T, F, Fut>(self, queued: impl Future<Output = Result<T, StoreError>>, retry: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let written = match queued.await {
+            Ok(v) => Some(v),
+            Err(StoreError::Closed) => None,
+            Err(error) => {
+                warn!(%error, "Cannot store an MQTT message; {HELD}, and it is retried in arrival order.");
+                if let Some(previous) = self.previous {
+                    let _ = previous.await;
+                }
+                until_stored(HELD, retry).await
+            }
+        };
+        // Dropped unsent when the store closed: the next one's wait ends either way.
+        let _ = self.next.send(());
+        written
+    }
+}
+
+/// Stores or dead-letters one message, then hands the acker the reply for the handheld. The store
+/// write is queued before this returns (see [`Turn`]); the returned future waits for it.
+fn ingest(
+    settings: &MqttSettings,
+    store: &Store,
+    publish: Publish,
+    turn: Turn,
+    done: oneshot::Sender<Option<Reply>>,
+) -> impl Future<Output = ()> + Send + 'static {
     let received_at = Timestamp::now();
     let max = settings.mqtt.max_payload_bytes.0 as usize;
-    let reply = match classify(&settings.prefix, &publish.topic, &publish.payload, max) {
-        Incoming::OwnReply => None,
+    let prefix = settings.prefix.clone();
+    let store = store.clone();
+    let write: std::pin::Pin<Box<dyn Future<Output = Option<Option<Reply>>> + Send>> = match classify(
+        &settings.prefix,
+        &publish.topic,
+        &publish.payload,
+        max,
+    ) {
+        Incoming::OwnReply => Box::pin(async move {
+            let _ = turn.next.send(());
+            Some(None)
+        }),
         Incoming::Message(m) => {
             let event = DhEvent {
                 id: m.id.unwrap_or_else(new_event_id),
@@ -384,16 +442,17 @@ async fn ingest(settings: MqttSettings, store: Store, publish: Publish, done: on
                 correlation_id: None,
                 payload: m.payload,
             };
-            let id = event.id;
-            let Some(outcome) = until_stored(HELD, || store.append_one(event.clone())).await else { return };
-            let status = match outcome {
-                Appended::Stored { .. } => "stored",
-                Appended::Duplicate { .. } => "duplicate",
-            };
-            Some((
-                format!("{}/handheld/{}/ack", settings.prefix, m.device),
-                json!({"id": id, "status": status}).to_string(),
-            ))
+            let device = m.device;
+            let queued = store.append_one_queued(event.clone());
+            Box::pin(async move {
+                let id = event.id;
+                let outcome = turn.write(queued, || store.append_one(event.clone())).await?;
+                let status = match outcome {
+                    Appended::Stored { .. } => "stored",
+                    Appended::Duplicate { .. } => "duplicate",
+                };
+                Some(Some((format!("{prefix}/handheld/{device}/ack"), json!({"id": id, "status": status}).to_string())))
+            })
         }
         Incoming::Rejected(r) => {
             let entry = NewDeadLetter {
@@ -405,27 +464,34 @@ async fn ingest(settings: MqttSettings, store: Store, publish: Publish, done: on
                 body: publish.payload.to_vec(),
             };
             warn!(topic = %publish.topic, reason = %entry.reason, "Rejected a handheld message; it is in the dead-letter store.");
-            let Some(()) = until_stored(HELD, || store.dead_letter(entry.clone())).await else { return };
-            r.device.as_ref().map(|device| {
-                let body = RejectedReply { id: r.id, error: &r.error, field: r.field.as_deref() };
-                (
-                    format!("{}/handheld/{device}/rejected", settings.prefix),
-                    serde_json::to_string(&body).unwrap_or_default(),
-                )
+            let queued = store.dead_letter_queued(entry.clone());
+            Box::pin(async move {
+                turn.write(queued, || store.dead_letter(entry.clone())).await?;
+                Some(r.device.as_ref().map(|device| {
+                    let body = RejectedReply { id: r.id, error: &r.error, field: r.field.as_deref() };
+                    (format!("{prefix}/handheld/{device}/rejected"), serde_json::to_string(&body).unwrap_or_default())
+                }))
             })
         }
     };
-    let _ = done.send(reply);
+    async move {
+        // None: the store closed (shutting down); the message stays unacknowledged.
+        if let Some(reply) = write.await {
+            let _ = done.send(reply);
+        }
+    }
 }
 
 /// Stores a print job (or dead-letters the request), then hands the acker the answer for
-/// `…/print/<printer>/ack`: `{"id", "status": "queued" | "duplicate" | "rejected", "error"}`.
-async fn ingest_print_job(
-    settings: MqttSettings,
-    store: Store,
+/// `…/print/<printer>/ack`: `{"id", "status": "queued" | "duplicate" | "rejected", "error"}`. Jobs
+/// are queued in arrival order (see [`Turn`]), so a printer prints them in the order they came.
+fn ingest_print_job(
+    settings: &MqttSettings,
+    store: &Store,
     publish: Publish,
+    turn: Turn,
     done: oneshot::Sender<Option<Reply>>,
-) {
+) -> impl Future<Output = ()> + Send + 'static {
     let printer = publish.topic.rsplit('/').next().unwrap_or("").to_owned();
     let id = serde_json::from_slice::<serde_json::Value>(&publish.payload)
         .ok()
@@ -435,15 +501,20 @@ async fn ingest_print_job(
     } else {
         Err(format!("no printer named `{printer}` on this gateway"))
     };
-    let body = match outcome {
+    let topic = format!("{}/{printer}/ack", settings.print_prefix());
+    let store = store.clone();
+    let write: std::pin::Pin<Box<dyn Future<Output = Option<serde_json::Value>> + Send>> = match outcome {
         Ok(job) => {
             let change = crate::store::print_jobs::PrintJobChange::Enqueue(job);
-            let Some(answer) = until_stored(HELD, || store.print_job(change.clone())).await else { return };
-            let status = match answer {
-                crate::store::print_jobs::PrintJobAnswer::Stored(false) => "duplicate",
-                _ => "queued",
-            };
-            json!({"id": id, "status": status})
+            let queued = store.print_job_queued(change.clone());
+            Box::pin(async move {
+                let answer = turn.write(queued, || store.print_job(change.clone())).await?;
+                let status = match answer {
+                    crate::store::print_jobs::PrintJobAnswer::Stored(false) => "duplicate",
+                    _ => "queued",
+                };
+                Some(json!({"id": id, "status": status}))
+            })
         }
         Err(reason) => {
             let entry = NewDeadLetter {
@@ -455,11 +526,18 @@ async fn ingest_print_job(
                 body: publish.payload.to_vec(),
             };
             warn!(topic = %publish.topic, %reason, "Rejected a print job; it is in the dead-letter store.");
-            let Some(()) = until_stored(HELD, || store.dead_letter(entry.clone())).await else { return };
-            json!({"id": id, "status": "rejected", "error": reason})
+            let queued = store.dead_letter_queued(entry.clone());
+            Box::pin(async move {
+                turn.write(queued, || store.dead_letter(entry.clone())).await?;
+                Some(json!({"id": id, "status": "rejected", "error": reason}))
+            })
         }
     };
-    let _ = done.send(Some((format!("{}/{printer}/ack", settings.print_prefix()), body.to_string())));
+    async move {
+        if let Some(body) = write.await {
+            let _ = done.send(Some((topic, body.to_string())));
+        }
+    }
 }
 
 fn rejection_text(r: &Rejection) -> String {
