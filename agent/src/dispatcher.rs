@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::event::Kind;
 use crate::shutdown::Shutdown;
@@ -222,7 +222,7 @@ impl Dispatcher {
                 new_cursor: scanned_to,
                 ..Default::default()
             };
-            self.store.record_progress(skip).await?;
+            self.record(skip).await?;
         }
     }
 
@@ -250,7 +250,7 @@ impl Dispatcher {
                     retry_from.map(|_| "the receiver asked to retry part of the batch".to_string()),
                 );
                 *delivered_since_log += progress.delivered;
-                self.store.record_progress(progress).await?;
+                self.record(progress).await?;
                 if last_log.elapsed() >= PROGRESS_LOG_EVERY && *delivered_since_log > 0 {
                     info!(
                         sink = %self.name,
@@ -307,7 +307,7 @@ impl Dispatcher {
             Outcome::TooLarge { error } => {
                 let progress =
                     self.progress(cursor, &batch, vec![(0, format!("too large for the receiver: {error}"))], None);
-                self.store.record_progress(progress).await?;
+                self.record(progress).await?;
                 if split_until.is_none_or(|last| batch[0].seq >= last) {
                     *split_until = None;
                     *limit = self.batch.max_events;
@@ -364,11 +364,33 @@ impl Dispatcher {
         }
     }
 
+    /// Records a delivery, retrying while the store cannot write (a full disk): the sink waits
+    /// rather than stopping, and if dockhand stops first the batch is simply delivered again
+    /// (receivers dedup by id). `Err` only when the store closed.
+    async fn record(&self, progress: SinkProgress) -> Result<(), StoreError> {
+        crate::store::until_stored("the sink waits until its progress is recorded", || {
+            self.store.record_progress(progress.clone())
+        })
+        .await
+        .ok_or(StoreError::Closed)
+    }
+
+    /// Records a failed attempt for `status`. Losing that note to a full disk is harmless (the
+    /// sink retries anyway), so only a closed store ends the sink.
     async fn fail(&self, error: String, attempts: u32, delay: Duration, paused: bool) -> Result<(), StoreError> {
         let next_attempt_at = Timestamp::now().saturating_add_millis(delay.as_millis() as u64);
-        self.store
+        match self
+            .store
             .record_failure(SinkFailure { sink: self.name.clone(), error, attempts, next_attempt_at, paused })
             .await
+        {
+            Err(StoreError::Closed) => Err(StoreError::Closed),
+            Err(e) => {
+                debug!(sink = %self.name, error = %e, "Cannot record the failed attempt; retrying the delivery anyway.");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
     }
 }
 

@@ -50,6 +50,7 @@ pub mod print_jobs;
 mod reader;
 mod recovery;
 mod schema;
+mod throttle;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -477,13 +478,21 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,
 {
+    static RETRYING: throttle::WarnThrottle = throttle::WarnThrottle::new();
     let mut waited = std::time::Duration::from_millis(100);
     loop {
         match write().await {
             Ok(v) => return Some(v),
             Err(StoreError::Closed) => return None,
-            Err(e @ StoreError::Full { .. }) => tracing::warn!(error = %e, "Store full: {held}."),
-            Err(e) => tracing::warn!(error = %e, "Cannot store; {held}, and the write is retried."),
+            Err(e) => match RETRYING.allow() {
+                Some(n) if matches!(e, StoreError::Full { .. }) => {
+                    tracing::warn!(error = %e, similar_not_logged = n, "Store full: {held}.")
+                }
+                Some(n) => {
+                    tracing::warn!(error = %e, similar_not_logged = n, "Cannot store; {held}, and the write is retried.")
+                }
+                None => tracing::debug!(error = %e, "Cannot store yet; {held}."),
+            },
         }
         tokio::time::sleep(waited).await;
         waited = (waited * 2).min(std::time::Duration::from_secs(5));

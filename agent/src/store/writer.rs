@@ -250,7 +250,10 @@ impl Writer {
                 if e.is_damage() {
                     super::report_damage(&self.path, &self.damage, &e.to_string());
                 }
-                warn!(error = %e, requests = answers.len(), "A store transaction failed; nothing in it was acknowledged.");
+                static FAILED: super::throttle::WarnThrottle = super::throttle::WarnThrottle::new();
+                if let Some(held_back) = FAILED.allow() {
+                    warn!(error = %e, requests = answers.len(), similar_not_logged = held_back, "A store transaction failed; nothing in it was acknowledged.");
+                }
                 let message = e.to_string();
                 answers.into_iter().for_each(|a| a.fail(&message));
             }

@@ -394,7 +394,7 @@ impl Turn {
             Ok(v) => Some(v),
             Err(StoreError::Closed) => None,
             Err(error) => {
-                warn!(%error, "Cannot store an MQTT message; {HELD}, and it is retried in arrival order.");
+                debug!(%error, "Cannot store an MQTT message yet; it is retried in arrival order.");
                 if let Some(previous) = self.previous {
                     let _ = previous.await;
                 }
