@@ -4,19 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the end-to-end tests start for real.
-need=()
-for pkg in $(cat scripts/test-packages.txt 2>/dev/null | grep -v '^#'); do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  echo "== installing ${need[*]}"
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-# The MQTT interop tests fail, rather than skip, when mosquitto is missing.
-export DOCKHAND_REQUIRE_MOSQUITTO=1
+scripts/install-test-deps.sh
+# The MQTT interop tests and the soak fail, rather than skip, when mosquitto is missing or the
+# soak cannot mount its small disk.
+export DOCKHAND_REQUIRE_MOSQUITTO=1 DOCKHAND_REQUIRE_SOAK=1
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
 
 echo "== cargo fmt --check"

@@ -134,6 +134,8 @@ struct Db {
     messages: Vec<(i64, String)>,
     faults: Vec<(Option<String>, Fault)>,
     calls: Vec<(String, String, String)>,
+    /// Every request answered 503 (Odoo behind its proxy during maintenance).
+    down: bool,
 }
 
 const STOCK: i64 = 1;
@@ -230,6 +232,12 @@ impl FakeOdoo {
     /// Rotates the API key: the old one is refused from now on.
     pub fn set_key(&self, key: &str) {
         self.with(|db| db.key = key.into());
+    }
+
+    /// Takes Odoo down (every request, version and login included, gets the proxy's 503) or
+    /// brings it back.
+    pub fn set_down(&self, down: bool) {
+        self.with(|db| db.down = down);
     }
 
     /// Queues faults for the next object calls, in order.
@@ -857,6 +865,9 @@ async fn handle(db: Arc<Mutex<Db>>, req: Request<Incoming>) -> Result<Response<F
     let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = req.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if db.lock().unwrap().down {
+        return Ok(reply(503, json!({"message": "Service Unavailable"}), true));
+    }
 
     // Faults apply to object calls only (not to version or login).
     let is_object = path.starts_with("/json/2/") || parsed["params"]["service"] == "object";
