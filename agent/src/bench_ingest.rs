@@ -5,7 +5,10 @@
 //!    once — how fast this broker and machine move QoS 1 messages at all.
 //! 2. **dockhand**: the same 8 publishers send handheld messages; throughput counts a message when
 //!    dockhand's `ack` reply arrives, i.e. after the event is durable.
-//! 3. **Latency**: at a steady 1 000 messages/s, the time from publish to the `ack` reply.
+//! 3. **Relay ceiling**: the same handheld traffic through a subscriber that stores nothing and
+//!    answers each message on its `ack` topic at once (QoS 1, the same `…/handheld/#` subscription
+//!    that echoes the answers back): the broker work of dockhand's contract, without its store.
+//! 4. **Latency**: at a steady 1 000 messages/s, the time from publish to the `ack` reply.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -28,6 +31,11 @@ pub fn run(dir: &Path, messages: u64, inflight: u16) -> Result<(), String> {
             .build()
             .map_err(|e| e.to_string())?;
         let ceiling = rt.block_on(ceiling(port, messages))?;
+        let relay = rt.block_on(relay_ceiling(port, messages, Relay::AS_CONTRACTED))?;
+        // What each contract change would buy: no echo (subscribing to known kinds only, so
+        // unknown kinds and wrong topic shapes would get no answer), or answers at QoS 0.
+        let relay_no_echo = rt.block_on(relay_ceiling(port, messages, Relay { echo: false, ..Relay::AS_CONTRACTED }))?;
+        let relay_qos0 = rt.block_on(relay_ceiling(port, messages, Relay { answer_qos: QoS::AtMostOnce, ..Relay::AS_CONTRACTED }))?;
         let mut daemon = start_daemon(dir, port)?;
         let cpu_before = (crate::bench::cpu_seconds(daemon.id()), crate::bench::cpu_seconds(broker.id()));
         let outcome = rt.block_on(async {
@@ -59,9 +67,25 @@ pub fn run(dir: &Path, messages: u64, inflight: u16) -> Result<(), String> {
         );
         println!("ceiling (plain subscriber, acks at once)   {:>9.0} msg/s", ceiling);
         println!(
-            "dockhand (publish -> durable -> ack reply) {:>9.0} msg/s  = {:.0}% of the ceiling",
+            "relay (same packets as dockhand, no store) {:>9.0} msg/s  = {:.0}% of the ceiling",
+            relay,
+            relay * 100.0 / ceiling
+        );
+        println!(
+            "  relay without the echo (known kinds only) {:>8.0} msg/s  = {:.0}% of the ceiling",
+            relay_no_echo,
+            relay_no_echo * 100.0 / ceiling
+        );
+        println!(
+            "  relay answering at QoS 0                 {:>8.0} msg/s  = {:.0}% of the ceiling",
+            relay_qos0,
+            relay_qos0 * 100.0 / ceiling
+        );
+        println!(
+            "dockhand (publish -> durable -> ack reply) {:>9.0} msg/s  = {:.0}% of the ceiling, {:.0}% of the relay",
             ingest.rate,
-            ingest.rate * 100.0 / ceiling
+            ingest.rate * 100.0 / ceiling,
+            ingest.rate * 100.0 / relay
         );
         println!(
             "latency at 1000 msg/s, publish -> ack reply: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} messages)",
@@ -200,7 +224,69 @@ async fn ceiling(port: u16, messages: u64) -> Result<f64, String> {
     let want = messages / PUBLISHERS as u64 * PUBLISHERS as u64;
     publish_all(port, messages, None, Arc::default(), |p| format!("bench/ceiling/{p}")).await;
     wait_for(|| *received.lock().unwrap_or_else(|e| e.into_inner()) >= want, Duration::from_secs(300)).await?;
-    Ok(want as f64 / start.elapsed().as_secs_f64())
+    let rate = want as f64 / start.elapsed().as_secs_f64();
+    let _ = sub.disconnect().await;
+    Ok(rate)
+}
+
+/// How the relay subscribes and answers.
+#[derive(Debug, Clone, Copy)]
+struct Relay {
+    /// Subscribe to `…/handheld/#` (its own answers come back) rather than `…/handheld/+/count`.
+    echo: bool,
+    answer_qos: QoS,
+}
+
+impl Relay {
+    /// What dockhand does under contracts.md §2.
+    const AS_CONTRACTED: Relay = Relay { echo: true, answer_qos: QoS::AtLeastOnce };
+}
+
+/// The relay: subscribes like dockhand (`…/handheld/#`, QoS 1), and answers every handheld
+/// message on its `ack` topic at once without storing anything; a listener counts the answers.
+async fn relay_ceiling(port: u16, messages: u64, how: Relay) -> Result<f64, String> {
+    const PREFIX: &str = "warehouse/RELAY/handheld";
+    let (relay, events) = client(port, &format!("bench-relay-{}", fastrand::u32(..)));
+    let filter = if how.echo { format!("{PREFIX}/#") } else { format!("{PREFIX}/+/count") };
+    relay.subscribe(filter, QoS::AtLeastOnce).await.map_err(|e| e.to_string())?;
+    let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    let _ = subscriber_with_topic(events, move |topic, payload| {
+        // Its own answers come back through `#`, as dockhand's do; they are not answered.
+        let Some(device) = topic.strip_prefix(PREFIX).and_then(|t| t.strip_prefix('/')).and_then(|t| t.split_once('/'))
+        else {
+            return;
+        };
+        if device.1 == "ack" {
+            return;
+        }
+        let id = serde_json::from_slice::<serde_json::Value>(payload).ok().and_then(|v| v["id"].as_str().map(str::to_owned));
+        let _ = answers_tx
+            .send((format!("{PREFIX}/{}/ack", device.0), json!({"id": id, "status": "stored"}).to_string()));
+    })
+    .await;
+    let answering = relay.clone();
+    tokio::spawn(async move {
+        while let Some((topic, body)) = answers.recv().await {
+            if answering.publish(topic, how.answer_qos, false, body).await.is_err() {
+                return;
+            }
+        }
+    });
+    let (listener, events) = client(port, &format!("bench-relay-listener-{}", fastrand::u32(..)));
+    listener.subscribe(format!("{PREFIX}/+/ack"), QoS::AtMostOnce).await.map_err(|e| e.to_string())?;
+    let answered = Arc::new(Mutex::new(0u64));
+    let a = answered.clone();
+    let _ = subscriber(events, move |_| *a.lock().unwrap_or_else(|e| e.into_inner()) += 1).await;
+    let want = messages / PUBLISHERS as u64 * PUBLISHERS as u64;
+    let start = Instant::now();
+    publish_all(port, messages, None, Arc::default(), |p| format!("{PREFIX}/relay-hh-{p}/count")).await;
+    wait_for(|| *answered.lock().unwrap_or_else(|e| e.into_inner()) >= want, Duration::from_secs(300)).await?;
+    let rate = want as f64 / start.elapsed().as_secs_f64();
+    // Leave the broker as found: a relay still subscribed would answer the next phase too.
+    let _ = relay.disconnect().await;
+    let _ = listener.disconnect().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(rate)
 }
 
 #[derive(Debug)]
@@ -235,8 +321,16 @@ async fn through_dockhand(port: u16, messages: u64, rate: Option<f64>) -> Result
 /// Drives a subscriber's event loop, handing each message's payload to `on_message`; completes
 /// once the broker has confirmed the subscription.
 fn subscriber(
-    mut events: rumqttc::EventLoop,
+    events: rumqttc::EventLoop,
     mut on_message: impl FnMut(&[u8]) + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<()> {
+    subscriber_with_topic(events, move |_, payload| on_message(payload))
+}
+
+/// [`subscriber`], with each message's topic.
+fn subscriber_with_topic(
+    mut events: rumqttc::EventLoop,
+    mut on_message: impl FnMut(&str, &[u8]) + Send + 'static,
 ) -> tokio::sync::oneshot::Receiver<()> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
@@ -248,7 +342,7 @@ fn subscriber(
                         let _ = tx.send(());
                     }
                 }
-                Event::Incoming(Packet::Publish(p)) => on_message(&p.payload),
+                Event::Incoming(Packet::Publish(p)) => on_message(&p.topic, &p.payload),
                 _ => {}
             }
         }

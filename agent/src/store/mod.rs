@@ -38,7 +38,10 @@
 //!
 //! - Crash: SQLite's WAL makes every committed transaction survive; nothing else is needed.
 //! - Full disk: the transaction fails, every request in it is answered with the error, nothing is
-//!   acknowledged, and the next group tries again.
+//!   acknowledged, and the next group tries again. Sources hold their input ([`until_stored`]:
+//!   MQTT messages stay unacknowledged at the broker, a device is not read) and sinks wait to
+//!   record their progress, so the daemon keeps running and resumes by itself when space returns
+//!   (the soak test fills a real tmpfs to prove it).
 //! - Damage (bad header, unreadable schema, failed integrity check, or `SQLITE_CORRUPT` while
 //!   running): the file is moved aside as `<name>.corrupt-<time>` (never deleted) and a fresh store
 //!   starts with an alarm; see `recovery.rs`. Files larger than 64 MiB are fully verified in the
