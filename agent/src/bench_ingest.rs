@@ -34,8 +34,10 @@ pub fn run(dir: &Path, messages: u64, inflight: u16) -> Result<(), String> {
         let relay = rt.block_on(relay_ceiling(port, messages, Relay::AS_CONTRACTED))?;
         // What each contract change would buy: no echo (subscribing to known kinds only, so
         // unknown kinds and wrong topic shapes would get no answer), or answers at QoS 0.
-        let relay_no_echo = rt.block_on(relay_ceiling(port, messages, Relay { echo: false, ..Relay::AS_CONTRACTED }))?;
-        let relay_qos0 = rt.block_on(relay_ceiling(port, messages, Relay { answer_qos: QoS::AtMostOnce, ..Relay::AS_CONTRACTED }))?;
+        let relay_no_echo =
+            rt.block_on(relay_ceiling(port, messages, Relay { echo: false, ..Relay::AS_CONTRACTED }))?;
+        let relay_qos0 =
+            rt.block_on(relay_ceiling(port, messages, Relay { answer_qos: QoS::AtMostOnce, ..Relay::AS_CONTRACTED }))?;
         let mut daemon = start_daemon(dir, port)?;
         let cpu_before = (crate::bench::cpu_seconds(daemon.id()), crate::bench::cpu_seconds(broker.id()));
         let outcome = rt.block_on(async {
@@ -259,9 +261,10 @@ async fn relay_ceiling(port: u16, messages: u64, how: Relay) -> Result<f64, Stri
         if device.1 == "ack" {
             return;
         }
-        let id = serde_json::from_slice::<serde_json::Value>(payload).ok().and_then(|v| v["id"].as_str().map(str::to_owned));
-        let _ = answers_tx
-            .send((format!("{PREFIX}/{}/ack", device.0), json!({"id": id, "status": "stored"}).to_string()));
+        let id =
+            serde_json::from_slice::<serde_json::Value>(payload).ok().and_then(|v| v["id"].as_str().map(str::to_owned));
+        let _ =
+            answers_tx.send((format!("{PREFIX}/{}/ack", device.0), json!({"id": id, "status": "stored"}).to_string()));
     })
     .await;
     let answering = relay.clone();
