@@ -1,9 +1,9 @@
 //! The chaos soak: every part at once, under a rotating fault schedule, then an oracle.
 //!
 //! Parts: three handhelds publishing counts at QoS 1 to a real mosquitto (persistence on), a
-//! serial scanner on a pty, the HTTPS receiver (test CA, token, signature) taking every kind,
-//! and the fake Odoo 17 taking the counts. The store lives on a small tmpfs so that the disk can
-//! really fill up.
+//! serial scanner and a polled MT-SICS scale on ptys, the HTTPS receiver (test CA, token,
+//! signature) taking every kind, and the fake Odoo 17 taking the counts. The store lives on a
+//! small tmpfs so that the disk can really fill up.
 //!
 //! Faults, in rotation for `DOCKHAND_SOAK_SECS` (default 120; `scripts/soak.sh` runs 600): the
 //! receiver down, Odoo answering 503, a broker restart, the scanner unplugged, SIGKILL of the
@@ -13,8 +13,10 @@
 //! `duplicate` to a handheld is in the store once and at the receiver; every stored event reached
 //! the receiver, first arrivals in seq order per partition; each product's quantity in Odoo is
 //! the last count the store holds for it (counts are absolute: that is "applied once in effect");
-//! every scan typed while the scanner and the agent were up was stored; nothing dead-lettered;
-//! the agent never exited except when killed, and its resident memory stayed under a bound.
+//! every scan typed while the scanner and the agent were up was stored; every load that sat on the
+//! scale while the agent was up and the disk writable was weighed, and no weight was invented;
+//! nothing was dead-lettered; the agent never exited except when killed, and its resident memory
+//! stayed under a bound.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -27,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use dockhand_tests::fake_odoo::{FakeOdoo, Fault};
 use dockhand_tests::mqtt::{Mosquitto, TestPki, mosquitto_available};
-use dockhand_tests::pty::VirtualPort;
+use dockhand_tests::pty::{Display, SimulatedScale, VirtualPort};
 use dockhand_tests::receiver::{Mode, Receiver};
 use dockhand_tests::{Site, check_delivery, wait_until};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -155,7 +157,13 @@ fn watch_memory(pid: Arc<AtomicI32>, peak_kb: Arc<AtomicU64>, stop: Arc<AtomicBo
     })
 }
 
-fn config(site: &Site, store: &Path, broker: u16, scanner: &Path, receiver: &str, pki: &TestPki, odoo: &str) {
+/// The pty devices' paths.
+struct Ports<'a> {
+    scanner: &'a Path,
+    scale: &'a Path,
+}
+
+fn config(site: &Site, store: &Path, broker: u16, ports: Ports, receiver: &str, pki: &TestPki, odoo: &str) {
     std::fs::write(site.path("token"), "soak-token\n").unwrap();
     std::fs::write(site.path("signing.key"), "soak-signing\n").unwrap();
     std::fs::write(site.path("odoo.key"), KEY).unwrap();
@@ -180,6 +188,14 @@ name = "scanner-1"
 kind = "scanner"
 path = "{scanner}"
 
+[[device]]
+name = "scale-1"
+kind = "scale"
+path = "{scale}"
+protocol = "mt-sics"
+poll_interval = "50ms"
+stable_readings = 3
+
 [[sink]]
 name = "cloud"
 type = "http"
@@ -203,7 +219,8 @@ batch = {{ max_events = 100, linger = "100ms" }}
 retry = {{ initial = "200ms", max = "2s", paused_interval = "2s" }}
 "#,
         store = store.display(),
-        scanner = scanner.display(),
+        scanner = ports.scanner.display(),
+        scale = ports.scale.display(),
         ca = pki.ca.display(),
     );
     std::fs::write(site.config(), text).unwrap();
@@ -241,8 +258,11 @@ fn soak_under_a_fault_schedule_keeps_every_acknowledged_event() {
     let mut receiver = rt.block_on(Receiver::start(Some((&pki.server_cert, &pki.server_key))));
     receiver.require_token("soak-token");
     receiver.verify_with(b"soak-signing");
+    let scale_port = VirtualPort::start(site.dir.path(), "scale");
+    let scale = Arc::new(SimulatedScale::mt_sics(&scale_port));
     let scanner_path = scanner.lock().unwrap().path.clone();
-    config(&site, &store, broker.port, &scanner_path, &receiver.url(), &pki, &odoo.url());
+    let ports = Ports { scanner: &scanner_path, scale: &scale_port.path };
+    config(&site, &store, broker.port, ports, &receiver.url(), &pki, &odoo.url());
 
     let mut log = String::new();
     let mut daemon = site.start();
@@ -301,6 +321,32 @@ fn soak_under_a_fault_schedule_keeps_every_acknowledged_event() {
     // The serial scanner: one scan every 250 ms while the port and the agent are up; `quiet`
     // covers unplugs and kills (serial devices cannot resend what nobody was there to read).
     let quiet = Arc::new(AtomicBool::new(false));
+    // The scale: a load every 2 s (1.5 s on the pan, then empty). A load must be weighed when the
+    // agent was up and the store writable for all of its time on the pan.
+    let disk_full = Arc::new(AtomicBool::new(false));
+    let loads_shown: Arc<Mutex<Vec<String>>> = Arc::default();
+    let loads_required: Arc<Mutex<Vec<String>>> = Arc::default();
+    let weighing = {
+        let (scale, quiet, disk_full, stop) = (scale.clone(), quiet.clone(), disk_full.clone(), stop.clone());
+        let (shown, required) = (loads_shown.clone(), loads_required.clone());
+        let calm = move || !quiet.load(Ordering::Relaxed) && !disk_full.load(Ordering::Relaxed);
+        std::thread::spawn(move || {
+            let mut k = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                k += 1;
+                let load = format!("{}.{:03}", k % 20 + 1, (k * 37) % 1000);
+                let calm_before = calm();
+                scale.show(Display::Weight(load.clone(), true));
+                std::thread::sleep(Duration::from_millis(1500));
+                if calm_before && calm() {
+                    required.lock().unwrap().push(load.clone());
+                }
+                shown.lock().unwrap().push(load);
+                scale.show(Display::Weight("0.000".into(), true));
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+    };
     let typed: Arc<Mutex<Vec<String>>> = Arc::default();
     let typing = {
         let (scanner, quiet, typed, stop) = (scanner.clone(), quiet.clone(), typed.clone(), stop.clone());
@@ -366,9 +412,13 @@ fn soak_under_a_fault_schedule_keeps_every_acknowledged_event() {
                 quiet.store(false, Ordering::Relaxed);
             }
             Disruption::DiskFull => {
+                disk_full.store(true, Ordering::Relaxed);
                 let ballast = disk.fill();
                 std::thread::sleep(HOLD);
                 std::fs::remove_file(ballast).unwrap();
+                // A device event waiting for the disk is written first; then the scale is read again.
+                std::thread::sleep(Duration::from_secs(1));
+                disk_full.store(false, Ordering::Relaxed);
             }
             Disruption::SlowSinks => {
                 receiver.set_mode(Mode::Slow(Duration::from_millis(400)));
@@ -385,6 +435,7 @@ fn soak_under_a_fault_schedule_keeps_every_acknowledged_event() {
     stop.store(true, Ordering::Relaxed);
     rt.block_on(publishing).unwrap();
     typing.join().unwrap();
+    weighing.join().unwrap();
     let published: Vec<String> = published.lock().unwrap().clone();
     wait_until(Duration::from_secs(120), "a reply to every handheld message", || {
         let acked = acked.lock().unwrap();
@@ -456,6 +507,25 @@ fn soak_under_a_fault_schedule_keeps_every_acknowledged_event() {
         lost_scans.first()
     );
 
+    // Every load that sat on the scale while all was calm was weighed; nothing else was.
+    let weights: HashSet<String> = stored
+        .iter()
+        .filter(|(_, _, k, _)| k == "weight")
+        .map(|(_, _, _, p)| p["value"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let shown: HashSet<String> = loads_shown.lock().unwrap().iter().cloned().collect();
+    let required = loads_required.lock().unwrap().clone();
+    let unweighed: Vec<_> = required.iter().filter(|l| !weights.contains(*l)).collect();
+    assert!(
+        unweighed.is_empty(),
+        "{} of {} loads were not weighed, e.g. {:?}",
+        unweighed.len(),
+        required.len(),
+        unweighed.first()
+    );
+    let invented: Vec<_> = weights.iter().filter(|w| !shown.contains(*w)).collect();
+    assert!(invented.is_empty(), "weights never shown: {invented:?}");
+
     let final_status = status_json(&site);
     for sink in final_status["sinks"].as_array().unwrap() {
         assert_eq!(sink["dead_lettered"], 0, "{sink}");
@@ -464,7 +534,7 @@ fn soak_under_a_fault_schedule_keeps_every_acknowledged_event() {
     assert!(peak < RSS_BOUND_KB, "peak RSS {} MiB", peak / 1024);
     eprintln!(
         "soak: {:?} of faults {applied:?}; {} messages published, {} acknowledged; {} events stored \
-         ({} scans of {} typed); {} delivered to the receiver ({repeats} repeats); Odoo holds the last \
+         ({} scans of {} typed, {} loads weighed, {} of them required); {} delivered to the receiver ({repeats} repeats); Odoo holds the last \
          count of {} products; peak RSS {:.1} MiB",
         started.elapsed(),
         published.len(),
@@ -472,6 +542,8 @@ fn soak_under_a_fault_schedule_keeps_every_acknowledged_event() {
         stored.len(),
         scans.len(),
         typed.len(),
+        weights.len(),
+        required.len(),
         received.len(),
         PRODUCTS,
         peak as f64 / 1024.0
