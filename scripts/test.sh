@@ -18,6 +18,9 @@ echo "== cargo test --workspace"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace "$@" 2>&1 | tee "$log"
-# One closing line for the whole run (cargo prints one per test binary, the last often a 0-test doc run).
+echo "== aarch64: Debian 12's toolchain, unit tests and the daemon under qemu-user"
+scripts/aarch64-test.sh 2>&1 | tee -a "$log"
+# One closing line for the whole run, x86_64 and aarch64 together (cargo prints one per test
+# binary, the last often a 0-test doc run).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
