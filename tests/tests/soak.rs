@@ -416,8 +416,9 @@ fn soak_under_a_fault_schedule_keeps_every_acknowledged_event() {
                 let ballast = disk.fill();
                 std::thread::sleep(HOLD);
                 std::fs::remove_file(ballast).unwrap();
-                // A device event waiting for the disk is written first; then the scale is read again.
-                std::thread::sleep(Duration::from_secs(1));
+                // A device event that waited for the disk is retried with a backoff of up to 5 s
+                // before the scale is read again; loads shown before then may go unweighed.
+                std::thread::sleep(Duration::from_secs(6));
                 disk_full.store(false, Ordering::Relaxed);
             }
             Disruption::SlowSinks => {
