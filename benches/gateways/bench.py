@@ -77,7 +77,7 @@ def wait_for(what, check, timeout=60):
 
 
 class Usage:
-    """Peak RSS and CPU seconds of processes that have ended, from wait4."""
+    """Peak RSS (VmHWM, read just before each end) and CPU seconds (wait4) over a process's lives."""
 
     def __init__(self):
         self.peak_rss_kb = 0
@@ -96,6 +96,7 @@ class Usage:
 
     def reap(self, proc):
         _, status, ru = os.wait4(proc.pid, 0)
+        # Reaped here (for the rusage), so Popen must not wait for it again.
         proc.returncode = status
         self.cpu_s += ru.ru_utime + ru.ru_stime
 
