@@ -35,6 +35,16 @@ fn site_on_mosquitto() -> Option<(Site, Mosquitto, dockhand_tests::Daemon)> {
     Some((site, broker, daemon))
 }
 
+/// A site whose daemon runs its embedded broker (rumqttd) and has subscribed to it.
+fn site_on_embedded_broker() -> (Site, u16, dockhand_tests::Daemon) {
+    let site = Site::new(EXE);
+    let port = free_port();
+    config(&site, port, &format!("[broker]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let daemon = site.start();
+    subscribed(&daemon);
+    (site, port, daemon)
+}
+
 fn subscribed(daemon: &dockhand_tests::Daemon) {
     wait_until(Duration::from_secs(20), "the MQTT subscription", || {
         daemon.log().contains("Subscribed to handheld topics.")
@@ -43,11 +53,7 @@ fn subscribed(daemon: &dockhand_tests::Daemon) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_broker_stores_acks_dedups_and_rejects_with_precise_reasons() {
-    let site = Site::new(EXE);
-    let port = free_port();
-    config(&site, port, &format!("[broker]\nlisten = \"127.0.0.1:{port}\"\n"));
-    let daemon = site.start();
-    subscribed(&daemon);
+    let (site, port, daemon) = site_on_embedded_broker();
     let replies = ReplyListener::connect(port, PREFIX).await;
     let handheld = Publisher::connect(port, "hh-1");
 
@@ -116,11 +122,7 @@ async fn each_handhelds_messages_are_stored_in_the_order_it_published_them() {
     // A count and then a pick must reach Odoo in that order: the store's seq, which sinks
     // deliver by, has to follow each handheld's publish order even when messages arrive faster
     // than they are committed.
-    let site = Site::new(EXE);
-    let port = free_port();
-    config(&site, port, &format!("[broker]\nlisten = \"127.0.0.1:{port}\"\n"));
-    let daemon = site.start();
-    subscribed(&daemon);
+    let (site, port, daemon) = site_on_embedded_broker();
     let mut handhelds = Vec::new();
     for h in 0..3 {
         handhelds.push(tokio::spawn(async move {
@@ -336,11 +338,7 @@ async fn the_retained_gateway_status_says_online_with_queue_figures_then_offline
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulate_handhelds_reports_every_message_answered() {
-    let site = Site::new(EXE);
-    let port = free_port();
-    config(&site, port, &format!("[broker]\nlisten = \"127.0.0.1:{port}\"\n"));
-    let daemon = site.start();
-    subscribed(&daemon);
+    let (site, _, daemon) = site_on_embedded_broker();
     let out = site.cli(&[
         "simulate",
         "handhelds",

@@ -97,10 +97,11 @@ impl SmallDisk {
         use std::io::Write;
         let ballast = self.path.join("ballast");
         let mut f = std::fs::File::create(&ballast).unwrap();
-        let chunk = vec![0u8; 64 * 1024];
-        while f.write_all(&chunk).is_ok() {}
-        // The last partial chunk: byte by byte until ENOSPC.
-        while f.write_all(&[0]).is_ok() {}
+        // Big writes while they fit, then smaller ones for the last partial block.
+        for size in [64 * 1024, 4096, 1] {
+            let chunk = vec![0u8; size];
+            while f.write_all(&chunk).is_ok() {}
+        }
         ballast
     }
 }
@@ -366,7 +367,7 @@ fn soak_under_a_fault_schedule_keeps_every_acknowledged_event() {
 
     // The fault schedule.
     let started = Instant::now();
-    let mut applied: HashMap<&'static str, u32> = HashMap::new();
+    let mut applied: HashMap<String, u32> = HashMap::new();
     let mut step = 0;
     while started.elapsed() < length {
         let fault = SCHEDULE[step % SCHEDULE.len()];
@@ -428,7 +429,7 @@ fn soak_under_a_fault_schedule_keeps_every_acknowledged_event() {
                 receiver.set_mode(Mode::Accept);
             }
         }
-        *applied.entry(format!("{fault:?}").leak()).or_default() += 1;
+        *applied.entry(format!("{fault:?}")).or_default() += 1;
         std::thread::sleep(SETTLE);
     }
 

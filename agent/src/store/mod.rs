@@ -311,13 +311,12 @@ impl Store {
     }
 
     pub async fn append_one(&self, event: Event) -> Result<Appended, StoreError> {
-        let mut v = self.append(vec![event]).await?;
-        v.pop().ok_or(StoreError::Closed)
+        self.append_one_queued(event).await
     }
 
     /// Records input refused before it became an event (malformed MQTT payload, serial garbage).
     pub async fn dead_letter(&self, entry: NewDeadLetter) -> Result<(), StoreError> {
-        self.call(|reply| Request::DeadLetter { entry, reply }).await
+        self.dead_letter_queued(entry).await
     }
 
     pub async fn record_progress(&self, progress: SinkProgress) -> Result<(), StoreError> {
@@ -339,7 +338,7 @@ impl Store {
         &self,
         change: print_jobs::PrintJobChange,
     ) -> Result<print_jobs::PrintJobAnswer, StoreError> {
-        self.call(|reply| Request::PrintJob { change, reply }).await
+        self.print_job_queued(change).await
     }
 
     /// Makes `names` the configured devices for `status` (rows of removed devices go).

@@ -157,6 +157,9 @@ type Reply = (String, String);
 /// One message waiting for its outcome: the reply to publish (if any), then its PUBACK. A dropped
 /// sender means "not stored": no ack.
 type PendingAck = (Publish, oneshot::Receiver<Option<Reply>>);
+/// A message's store write, already queued: yields its reply (if any) once durable, or `None`
+/// when the store closed first.
+type Written = std::pin::Pin<Box<dyn Future<Output = Option<Option<Reply>>> + Send>>;
 
 impl MqttSource {
     pub fn new(settings: MqttSettings, store: Store, live: crate::devices::live::LiveReadings) -> Self {
@@ -245,11 +248,17 @@ impl MqttSource {
                         let (next, turn) = oneshot::channel();
                         let turn = Turn { previous: previous_turn.replace(turn), next };
                         // The first store write is queued here, in arrival order; see `Turn`.
-                        if publish.topic.starts_with(&self.settings.print_prefix()) {
-                            tokio::spawn(ingest_print_job(&self.settings, &self.store, publish, turn, done));
+                        let written = if publish.topic.starts_with(&self.settings.print_prefix()) {
+                            ingest_print_job(&self.settings, &self.store, publish, turn)
                         } else {
-                            tokio::spawn(ingest(&self.settings, &self.store, publish, turn, done));
-                        }
+                            ingest(&self.settings, &self.store, publish, turn)
+                        };
+                        tokio::spawn(async move {
+                            // None: the store closed (shutting down); the message stays unacknowledged.
+                            if let Some(reply) = written.await {
+                                let _ = done.send(reply);
+                            }
+                        });
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -407,25 +416,14 @@ impl Turn {
     }
 }
 
-/// Stores or dead-letters one message, then hands the acker the reply for the handheld. The store
-/// write is queued before this returns (see [`Turn`]); the returned future waits for it.
-fn ingest(
-    settings: &MqttSettings,
-    store: &Store,
-    publish: Publish,
-    turn: Turn,
-    done: oneshot::Sender<Option<Reply>>,
-) -> impl Future<Output = ()> + Send + 'static {
+/// Stores or dead-letters one message; the reply is for the handheld. The store write is queued
+/// before this returns (see [`Turn`]); the returned future waits for it.
+fn ingest(settings: &MqttSettings, store: &Store, publish: Publish, turn: Turn) -> Written {
     let received_at = Timestamp::now();
     let max = settings.mqtt.max_payload_bytes.0 as usize;
     let prefix = settings.prefix.clone();
     let store = store.clone();
-    let write: std::pin::Pin<Box<dyn Future<Output = Option<Option<Reply>>> + Send>> = match classify(
-        &settings.prefix,
-        &publish.topic,
-        &publish.payload,
-        max,
-    ) {
+    match classify(&settings.prefix, &publish.topic, &publish.payload, max) {
         Incoming::OwnReply => Box::pin(async move {
             let _ = turn.next.send(());
             Some(None)
@@ -473,25 +471,13 @@ fn ingest(
                 }))
             })
         }
-    };
-    async move {
-        // None: the store closed (shutting down); the message stays unacknowledged.
-        if let Some(reply) = write.await {
-            let _ = done.send(reply);
-        }
     }
 }
 
-/// Stores a print job (or dead-letters the request), then hands the acker the answer for
-/// `…/print/<printer>/ack`: `{"id", "status": "queued" | "duplicate" | "rejected", "error"}`. Jobs
-/// are queued in arrival order (see [`Turn`]), so a printer prints them in the order they came.
-fn ingest_print_job(
-    settings: &MqttSettings,
-    store: &Store,
-    publish: Publish,
-    turn: Turn,
-    done: oneshot::Sender<Option<Reply>>,
-) -> impl Future<Output = ()> + Send + 'static {
+/// Stores a print job (or dead-letters the request); the reply goes to `…/print/<printer>/ack`:
+/// `{"id", "status": "queued" | "duplicate" | "rejected", "error"}`. Jobs are queued in arrival
+/// order (see [`Turn`]), so a printer prints them in the order they came.
+fn ingest_print_job(settings: &MqttSettings, store: &Store, publish: Publish, turn: Turn) -> Written {
     let printer = publish.topic.rsplit('/').next().unwrap_or("").to_owned();
     let id = serde_json::from_slice::<serde_json::Value>(&publish.payload)
         .ok()
@@ -503,7 +489,7 @@ fn ingest_print_job(
     };
     let topic = format!("{}/{printer}/ack", settings.print_prefix());
     let store = store.clone();
-    let write: std::pin::Pin<Box<dyn Future<Output = Option<serde_json::Value>> + Send>> = match outcome {
+    match outcome {
         Ok(job) => {
             let change = crate::store::print_jobs::PrintJobChange::Enqueue(job);
             let queued = store.print_job_queued(change.clone());
@@ -513,7 +499,7 @@ fn ingest_print_job(
                     crate::store::print_jobs::PrintJobAnswer::Stored(false) => "duplicate",
                     _ => "queued",
                 };
-                Some(json!({"id": id, "status": status}))
+                Some(Some((topic, json!({"id": id, "status": status}).to_string())))
             })
         }
         Err(reason) => {
@@ -529,13 +515,8 @@ fn ingest_print_job(
             let queued = store.dead_letter_queued(entry.clone());
             Box::pin(async move {
                 turn.write(queued, || store.dead_letter(entry.clone())).await?;
-                Some(json!({"id": id, "status": "rejected", "error": reason}))
+                Some(Some((topic, json!({"id": id, "status": "rejected", "error": reason}).to_string())))
             })
-        }
-    };
-    async move {
-        if let Some(body) = write.await {
-            let _ = done.send(Some((topic, body.to_string())));
         }
     }
 }
