@@ -115,8 +115,16 @@ class Process:
         log.close()
 
     def log(self):
+        if not os.path.exists(self.log_path):
+            return ""
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
+
+    def start_and_wait_for(self, line, what):
+        """Starts the process and waits until its log shows `line` once more than before."""
+        before = self.log().count(line)
+        self.start()
+        wait_for(what, lambda: self.log().count(line) > before)
 
     def kill9(self):
         self.usage.note_peak(self.proc)
@@ -403,13 +411,7 @@ batch = {{ max_events = 500, linger = "100ms" }}
         self.proc = Process([exe, "--config", config, "run"], os.path.join(work, "dockhand.log"))
 
     def start(self):
-        before = self.proc.log().count("dockhand is ready.") if os.path.exists(self.proc.log_path) else 0
-        self.proc.start()
-        wait_for("dockhand to be ready", lambda: self.proc.log().count("dockhand is ready.") > before)
-        time.sleep(0.5)  # its MQTT session subscribes right after readiness
-
-    def processes(self):
-        return [self.proc]
+        self.proc.start_and_wait_for("Subscribed to handheld topics.", "dockhand to subscribe")
 
 
 class MosquittoBridge:
@@ -427,12 +429,8 @@ class MosquittoBridge:
         self.port = broker_port
 
     def start(self):
-        self.proc.start()
+        self.proc.start_and_wait_for("Connecting bridge", "the bridge to start")
         wait_port(self.port)
-        time.sleep(1)
-
-    def processes(self):
-        return [self.proc]
 
 
 class NodeRed:
@@ -492,13 +490,8 @@ class NodeRed:
         self.proc = Process(["node", red, "--userDir", user_dir], os.path.join(work, "node-red.log"))
 
     def start(self):
-        before = self.proc.log().count("Connected to broker") if os.path.exists(self.proc.log_path) else 0
-        self.proc.start()
-        wait_for("Node-RED to connect", lambda: self.proc.log().count("Connected to broker") > before)
-        time.sleep(0.5)
-
-    def processes(self):
-        return [self.proc]
+        self.proc.start_and_wait_for("Connected to broker", "Node-RED to connect")
+        time.sleep(0.5)  # it subscribes right after connecting
 
 
 class ThingsBoardGateway:
@@ -586,11 +579,10 @@ class ThingsBoardGateway:
         self.connector_log = os.path.join(home, "logs", "connector.log")
 
     def start(self):
+        # Its connectors start a few seconds in; no log line can be awaited instead, because
+        # after the restart it logs "Gateway started." only once the (still cut) uplink is back.
         self.proc.start()
-        time.sleep(6)  # it connects its connectors a few seconds after start
-
-    def processes(self):
-        return [self.proc]
+        time.sleep(6)
 
 
 # --- the scenario ------------------------------------------------------------------------------
@@ -622,8 +614,7 @@ def run(system_factory, cloud_kind, args, work):
     acked = set(handhelds.acked)
     time.sleep(args.kill_after)
     print(f"  {system.name}: {len(acked)} acknowledged; SIGKILL of the gateway process, restart", flush=True)
-    for p in system.processes():
-        p.kill9()
+    system.proc.kill9()
     time.sleep(1)
     system.start()
     time.sleep(3)
@@ -640,8 +631,7 @@ def run(system_factory, cloud_kind, args, work):
     wait_for("the drain to settle", settled, timeout=args.max_drain)
     counts, last = cloud.arrivals.snapshot()
     handhelds.close()
-    for p in system.processes():
-        p.stop_and_reap()
+    system.proc.stop_and_reap()
     if shared_broker:
         shared_broker.stop_and_reap()
     cloud.close()
@@ -662,8 +652,8 @@ def run(system_factory, cloud_kind, args, work):
         # Only bytes already past the relay when it was cut can land here (a sanity check).
         "arrived_during_outage": during_outage,
         "complete": drained,
-        "peak_rss_mb": round(max(p.usage.peak_rss_kb for p in system.processes()) / 1024, 1),
-        "cpu_s": round(sum(p.usage.cpu_s for p in system.processes()), 2),
+        "peak_rss_mb": round(system.proc.usage.peak_rss_kb / 1024, 1),
+        "cpu_s": round(system.proc.usage.cpu_s, 2),
         "broker_peak_rss_mb": round(shared_broker.usage.peak_rss_kb / 1024, 1) if shared_broker else None,
         "broker_cpu_s": round(shared_broker.usage.cpu_s, 2) if shared_broker else None,
     }
