@@ -7,9 +7,10 @@
 //! - [`event`]: the canonical envelope every source produces and every sink delivers.
 //! - [`store`]: the SQLite store-and-forward queue; one writer thread group-commits appends and
 //!   answers each only once it is durable; dedup by event id; dead letters; retention.
-//! - [`dispatcher`]: one per sink; streams batches from the store, hands them to the sink, and
-//!   records each event's outcome (delivered, dead-lettered, retried, paused).
-//! - [`sinks`]: what a delivery is for each destination (`file` so far).
+//! - [`dispatcher`]: one per sink; forms batches from the store (a batch keeps its events and key
+//!   until settled), hands them to the sink, records each event's outcome (delivered,
+//!   dead-lettered, retried, paused), learns the receiver's size limit, probes while backing off.
+//! - [`sinks`]: what a delivery is for each destination (`file`, `http`, `odoo`).
 //! - [`supervisor`]: `dockhand run` — builds all of the above from [`config`], handles signals.
 //! - [`status`], [`cli`], [`bench`], [`simulate`]: what a technician runs; `status` reads the
 //!   store directly.

@@ -19,6 +19,21 @@ pub fn read_secret_file(path: &Path) -> Result<String, String> {
     Ok(value)
 }
 
+/// A digest of the contents of secret `files` (or of why one cannot be read), found as
+/// [`read_secret_file`] finds them: a reload compares digests to know whose secrets changed,
+/// without keeping or showing the secrets.
+pub fn digest(files: &[&Path]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for f in files {
+        match std::fs::read(locate(f)) {
+            Ok(bytes) => ctx.update(&bytes),
+            Err(e) => ctx.update(e.to_string().as_bytes()),
+        }
+        ctx.update(b"\0");
+    }
+    ctx.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn locate(path: &Path) -> PathBuf {
     if path.is_relative()
         && let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY")

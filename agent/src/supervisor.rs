@@ -62,7 +62,10 @@ impl Pipeline {
     async fn apply(&mut self, config: &Config, store: &Store, health: &Health) -> Result<(), StoreError> {
         let mut plans: BTreeMap<String, (String, Plan)> = BTreeMap::new();
         for sink in &config.sinks {
-            let fingerprint = format!("{}|{sink:?}", config.gateway.id);
+            // The secret files' digests are part of the fingerprint, so a reload re-reads every
+            // secret file and restarts exactly the sinks whose token or key changed.
+            let fingerprint =
+                format!("{}|{sink:?}|{}", config.gateway.id, crate::secrets::digest(&sink.secret_files()));
             plans.insert(format!("sink {}", sink.name()), (fingerprint, Plan::Sink(sink.clone())));
         }
         let mqtt = MqttSettings::from_config(config);

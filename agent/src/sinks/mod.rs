@@ -101,6 +101,15 @@ impl SinkConfig {
         }
     }
 
+    /// Files the sink reads secrets from; a reload restarts the sink when their contents changed.
+    pub fn secret_files(&self) -> Vec<&Path> {
+        match self {
+            SinkConfig::File(_) => Vec::new(),
+            SinkConfig::Http(c) => c.secret_files(),
+            SinkConfig::Odoo(c) => vec![c.api_key_file.as_path()],
+        }
+    }
+
     pub fn retry(&self) -> &RetryConfig {
         match self {
             SinkConfig::File(c) => &c.retry,
@@ -161,6 +170,53 @@ fn typed<T: serde::de::DeserializeOwned>(value: toml::Value) -> Result<T, (Strin
     })
 }
 
+/// One delivery: the events and the key that names them to the receiver. Formed once by the
+/// dispatcher and sent unchanged on every retry (contracts.md §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// `Idempotency-Key` and `batch_id`; see [`crate::dispatcher::batches`] for how it is named.
+    pub key: String,
+    pub items: Vec<BatchItem>,
+}
+
+impl Batch {
+    /// Bytes of event JSON (what `batch.max_bytes` counts).
+    pub fn bytes(&self) -> usize {
+        self.items.iter().map(|i| i.body.len()).sum()
+    }
+}
+
+/// Encodes batches of one sink ahead of their delivery; cheap to clone, usable off the sink's task.
+#[derive(Debug, Clone)]
+pub enum Encoder {
+    Http(std::sync::Arc<http::sink::Encoder>),
+}
+
+/// A batch encoded by an [`Encoder`].
+#[derive(Debug)]
+pub enum Encoded {
+    Http(http::sink::Encoded),
+}
+
+impl Encoded {
+    /// The key of the batch it encodes.
+    pub fn key(&self) -> &str {
+        match self {
+            Encoded::Http(e) => e.key(),
+        }
+    }
+}
+
+impl Encoder {
+    /// `None` when the batch cannot be encoded ahead; the sink then encodes it (and reports why
+    /// not) when it is delivered.
+    pub fn encode(&self, batch: &Batch) -> Option<Encoded> {
+        match self {
+            Encoder::Http(e) => e.encode(batch).ok().map(Encoded::Http),
+        }
+    }
+}
+
 /// What became of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -168,8 +224,7 @@ pub enum Outcome {
     /// dead-letter store; from `retry_from` (an index) on, events must be sent again.
     Accepted { rejected: Vec<(usize, String)>, retry_from: Option<usize> },
     /// Nothing was taken; try the whole batch again later (after `after` if the receiver said so).
-    /// `unreachable`: no connection could be made, so the dispatcher probes for the receiver's
-    /// return instead of sleeping out the whole backoff.
+    /// `unreachable`: no connection could be made (see [`Sink::probes`]).
     Retry { error: String, after: Option<std::time::Duration>, unreachable: bool },
     /// A problem retries cannot fix (credentials, permissions): stop and raise an alarm; nothing
     /// is dead-lettered.
@@ -204,22 +259,46 @@ impl Sink {
         }
     }
 
-    /// Whether the destination can be reached now (after it was unreachable).
-    pub async fn probe(&self) -> bool {
+    /// Whether the dispatcher should probe while it backs off after a failed attempt
+    /// (`unreachable`: no connection could be made). The HTTP sink probes after every kind of
+    /// outage; the Odoo sink only when the server could not be reached (a 5xx from Odoo is an
+    /// answer about the batch, not about the server).
+    pub fn probes(&self, unreachable: bool) -> bool {
         match self {
-            Sink::File(_) => true,
-            Sink::Http(s) => s.probe().await,
-            Sink::Odoo(s) => s.probe().await,
+            Sink::File(_) => false,
+            Sink::Http(_) => true,
+            Sink::Odoo(_) => unreachable,
             #[cfg(test)]
-            Sink::Scripted(_) => true,
+            Sink::Scripted(s) => s.probe_answers.is_some(),
         }
     }
 
-    pub async fn deliver(&mut self, batch: &[BatchItem]) -> Outcome {
+    /// Whether the destination takes requests again, for `batch` that is waiting to be resent.
+    pub async fn probe(&self, batch: &Batch) -> bool {
         match self {
-            Sink::File(s) => s.deliver(batch).await,
-            Sink::Http(s) => s.deliver(batch).await,
-            Sink::Odoo(s) => s.deliver(batch).await,
+            Sink::File(_) => true,
+            Sink::Http(s) => s.probe(batch).await,
+            Sink::Odoo(s) => s.probe().await,
+            #[cfg(test)]
+            Sink::Scripted(s) => s.probe(),
+        }
+    }
+
+    /// What encodes this sink's batches ahead of their delivery, if that is worth doing (the HTTP
+    /// sink's gzip and signature); the dispatcher runs it on the next batch while one is in flight.
+    pub fn encoder(&self) -> Option<Encoder> {
+        match self {
+            Sink::Http(s) => s.encoder().map(Encoder::Http),
+            _ => None,
+        }
+    }
+
+    /// Delivers `batch`; `ahead` is its encoding from [`Encoder::encode`], if it was made.
+    pub async fn deliver(&mut self, batch: &Batch, ahead: Option<Encoded>) -> Outcome {
+        match self {
+            Sink::File(s) => s.deliver(&batch.items).await,
+            Sink::Http(s) => s.deliver(batch, ahead.map(|Encoded::Http(e)| e)).await,
+            Sink::Odoo(s) => s.deliver(&batch.items).await,
             #[cfg(test)]
             Sink::Scripted(s) => s.deliver(batch),
         }

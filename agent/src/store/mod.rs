@@ -15,6 +15,8 @@
 //!   at ingest (`sink` NULL, body = the raw bytes as received), each with its reason.
 //! - `redeliveries`: events queued for one sink again by `dockhand dlq retry`; delivered before
 //!   the sink's main stream.
+//! - `sink_batches`: per sink, the batch its last failed attempt sent (key and seq range), so a
+//!   restart resends exactly that batch with the same `Idempotency-Key`.
 //! - `alarms`: conditions a technician must see in `dockhand status` (a damaged store moved aside).
 //! - `meta`: schema version, creation time, the daemon's heartbeat.
 //!
@@ -163,6 +165,22 @@ pub struct SinkFailure {
     pub next_attempt_at: Timestamp,
     /// Paused for a reason a retry cannot fix (bad credentials): shown as an alarm.
     pub paused: bool,
+    /// The main-stream batch that failed, kept so that it is sent again unchanged after a restart.
+    pub batch: Option<FormedBatch>,
+}
+
+/// A batch a sink has sent and must send again with the same events and key until it is settled
+/// (contracts.md §3, Idempotency-Key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormedBatch {
+    /// The `Idempotency-Key` / `batch_id`.
+    pub key: String,
+    /// The sink's cursor when the batch was formed: its events all have `seq > after`.
+    pub after: u64,
+    /// The seq of its last event.
+    pub last_seq: u64,
+    /// How many events it holds.
+    pub events: u64,
 }
 
 /// A sink's row, as the daemon and `status` see it.

@@ -192,6 +192,26 @@ impl StoreReader {
         self.with(|c| super::print_jobs::find(c, id))
     }
 
+    /// The batch `sink` last failed to deliver, if it still starts at the sink's cursor.
+    pub fn formed_batch(&self, sink: &str) -> Result<Option<super::FormedBatch>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT b.key, b.after, b.last_seq, b.events FROM sink_batches b JOIN sinks s ON s.name = b.sink
+                 WHERE b.sink = ?1 AND b.after = s.cursor",
+                params![sink],
+                |r| {
+                    Ok(super::FormedBatch {
+                        key: r.get(0)?,
+                        after: r.get::<_, i64>(1)? as u64,
+                        last_seq: r.get::<_, i64>(2)? as u64,
+                        events: r.get::<_, i64>(3)? as u64,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
     pub fn sink_state(&self, name: &str) -> Result<Option<SinkState>, StoreError> {
         self.with(|c| {
             c.query_row(&format!("SELECT {SINK_COLUMNS} FROM sinks WHERE name = ?1"), params![name], sink_row)

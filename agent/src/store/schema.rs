@@ -73,6 +73,18 @@ CREATE TABLE IF NOT EXISTS devices (
     event_seq INTEGER
 ) WITHOUT ROWID;
 
+-- The batch a sink sent and has to send again unchanged (same events, same Idempotency-Key,
+-- contracts.md §3), written with each failed attempt so a restart or a reload resends it as it
+-- was. One row per sink; a row whose `after` is no longer the sink's cursor is stale and ignored.
+-- Added without a schema bump: an older dockhand ignores the table.
+CREATE TABLE IF NOT EXISTS sink_batches (
+    sink     TEXT PRIMARY KEY,
+    key      TEXT NOT NULL,
+    after    INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    events   INTEGER NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS alarms (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     kind       TEXT NOT NULL,

@@ -438,6 +438,13 @@ fn apply_failure(conn: &Connection, f: &SinkFailure) -> Result<(), StoreError> {
             i64::from(f.paused)
         ],
     )?;
+    if let Some(b) = &f.batch {
+        conn.execute(
+            "INSERT INTO sink_batches (sink, key, after, last_seq, events) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (sink) DO UPDATE SET key = ?2, after = ?3, last_seq = ?4, events = ?5",
+            params![f.sink, b.key, b.after as i64, b.last_seq as i64, b.events as i64],
+        )?;
+    }
     Ok(())
 }
 

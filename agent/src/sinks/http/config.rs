@@ -21,6 +21,12 @@ pub struct HttpSinkConfig {
     pub token_file: Option<PathBuf>,
     /// File holding the HMAC-SHA256 key for `X-Dockhand-Signature`.
     pub signing_secret_file: Option<PathBuf>,
+    /// Which bytes the signature covers: the body as sent (default) or the JSON before gzip.
+    #[serde(default)]
+    pub signature_over: SignatureOver,
+    /// Optional `GET` URL that answers 2xx when the receiver is up; probed while backing off.
+    /// Without it the probe is the head event of the waiting batch alone.
+    pub health_url: Option<String>,
     /// Compress request bodies (`Content-Encoding: gzip`).
     #[serde(default)]
     pub gzip: bool,
@@ -37,6 +43,17 @@ pub struct HttpSinkConfig {
     pub batch: BatchConfig,
     #[serde(default)]
     pub retry: RetryConfig,
+}
+
+/// What `X-Dockhand-Signature` is computed over (contracts.md §3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureOver {
+    /// The bytes on the wire, after gzip: what GitHub, Stripe and Shopify verify.
+    #[default]
+    Wire,
+    /// The JSON before compression, for receivers that verify after their framework decoded it.
+    Decoded,
 }
 
 /// Caps that keep a drained backlog from flooding the receiver (none by default).
@@ -56,10 +73,21 @@ fn default_request_timeout() -> HumanDuration {
 }
 
 impl HttpSinkConfig {
+    /// The files whose contents the sink holds in memory (re-read on every reload).
+    pub(crate) fn secret_files(&self) -> Vec<&Path> {
+        [&self.token_file, &self.signing_secret_file].into_iter().flatten().map(PathBuf::as_path).collect()
+    }
+
     pub(crate) fn resolved(mut self, base: &Path) -> Result<Self, (String, String)> {
         let lower = self.url.to_ascii_lowercase();
         if !(lower.starts_with("https://") || lower.starts_with("http://")) || reqwest::Url::parse(&self.url).is_err() {
             return Err(("url".into(), format!("`{}` is not an http:// or https:// URL", self.url)));
+        }
+        if let Some(h) = &self.health_url {
+            let lower = h.to_ascii_lowercase();
+            if !(lower.starts_with("https://") || lower.starts_with("http://")) || reqwest::Url::parse(h).is_err() {
+                return Err(("health_url".into(), format!("`{h}` is not an http:// or https:// URL")));
+            }
         }
         for p in [&mut self.token_file, &mut self.signing_secret_file].into_iter().flatten() {
             *p = crate::config::resolve(base, p);

@@ -1,23 +1,11 @@
-//! One delivery as bytes and headers (contracts.md §3): the body is the stored envelopes spliced
-//! into `{"gateway", "batch_id", "events": [...]}` without re-serialising them, signed, and
-//! optionally gzipped.
+//! One delivery as bytes (contracts.md §3): the body is the stored envelopes spliced into
+//! `{"gateway", "batch_id", "events": [...]}` without re-serialising them, optionally gzipped, and
+//! signed over the bytes chosen by `signature_over`. The `batch_id` is the batch's key, named by
+//! the dispatcher (`crate::dispatcher::batches`).
 
 use std::io::Write;
 
 use crate::store::BatchItem;
-
-/// The `batch_id` and `Idempotency-Key`: the same events in the same batch always get the same
-/// key, across retries and restarts.
-pub fn batch_id(gateway: &str, sink: &str, items: &[BatchItem]) -> String {
-    let first = items.first();
-    let last = items.last();
-    match first.and_then(|f| f.redelivery.map(|r| (f, r))) {
-        Some((_, r)) => format!("{gateway}:{sink}:redelivery-{r}-n{}", items.len()),
-        None => {
-            format!("{gateway}:{sink}:{}-{}-n{}", first.map_or(0, |b| b.seq), last.map_or(0, |b| b.seq), items.len())
-        }
-    }
-}
 
 pub fn body(gateway: &str, batch_id: &str, items: &[BatchItem]) -> Vec<u8> {
     let size: usize = items.iter().map(|i| i.body.len() + 1).sum();
@@ -36,8 +24,8 @@ pub fn body(gateway: &str, batch_id: &str, items: &[BatchItem]) -> Vec<u8> {
     out
 }
 
-/// `sha256=<hex>`: HMAC-SHA256 of the JSON body (before any gzip), so a receiver that lets its
-/// framework decompress can still verify it.
+/// `sha256=<hex>`: HMAC-SHA256 of `bytes` — the body as sent by default, or the JSON before gzip
+/// with `signature_over = "decoded"`.
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
     let tag = ring::hmac::sign(&key, body);
@@ -63,10 +51,14 @@ mod tests {
         BatchItem { seq, id: uuid::Uuid::nil(), body: body.into(), redelivery: None }
     }
 
+    fn key(items: &[BatchItem]) -> String {
+        crate::dispatcher::batches::natural_key("gw", "cloud", items)
+    }
+
     #[test]
     fn body_splices_the_stored_envelopes_unchanged() {
         let items = [item(7, r#"{"id":"a","seq":7}"#), item(8, r#"{"id":"b","seq":8}"#)];
-        let id = batch_id("gw", "cloud", &items);
+        let id = key(&items);
         assert_eq!(id, "gw:cloud:7-8-n2");
         let b = body("gw", &id, &items);
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();

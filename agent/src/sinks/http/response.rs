@@ -22,6 +22,12 @@ pub fn classify(status: u16, retry_after: Option<&str>, body: &[u8], ids: &[Uuid
             unreachable: false,
         },
         413 => Outcome::TooLarge { error: format!("HTTP 413: {}", excerpt()) },
+        401 | 403 if String::from_utf8_lossy(body).to_ascii_lowercase().contains("signature") => Outcome::Pause {
+            error: format!(
+                "HTTP {status}: the receiver refused the signature (check signing_secret_file, and signature_over: \"wire\" signs the bytes as sent, \"decoded\" the JSON before gzip; then reload): {}",
+                excerpt()
+            ),
+        },
         401 | 403 => Outcome::Pause {
             error: format!(
                 "HTTP {status}: the receiver refused the credentials (check token_file, then reload): {}",
@@ -140,6 +146,15 @@ mod tests {
     fn credentials_pause_too_large_splits_other_4xx_reject_all() {
         assert!(matches!(classify(401, None, b"", &ids(1), NOW), Outcome::Pause { .. }));
         assert!(matches!(classify(403, None, b"", &ids(1), NOW), Outcome::Pause { .. }));
+        let Outcome::Pause { error } = classify(401, None, br#"{"error":"bad signature"}"#, &ids(1), NOW) else {
+            panic!()
+        };
+        assert!(error.contains("signing_secret_file") && error.contains("signature_over"), "{error}");
+        assert!(!error.contains("token_file"), "a bad signature is not a token problem: {error}");
+        let Outcome::Pause { error } = classify(401, None, br#"{"error":"invalid token"}"#, &ids(1), NOW) else {
+            panic!()
+        };
+        assert!(error.contains("token_file"), "{error}");
         assert!(matches!(classify(413, None, b"", &ids(1), NOW), Outcome::TooLarge { .. }));
         let Outcome::Accepted { rejected, retry_from: None } = classify(422, None, b"schema mismatch", &ids(2), NOW)
         else {

@@ -1,45 +1,125 @@
 //! Delivers one batch over HTTP(S) with reqwest + rustls and turns the result into an
-//! [`Outcome`]. Secrets are read when the sink is built (at start and on reload); a sink whose
-//! token cannot be read is paused with the reason, not crashed.
+//! [`Outcome`], and probes a receiver that was failing. Secrets are read when the sink is built:
+//! at start, and on every reload whose secret files changed (the supervisor compares their
+//! digests); a sink whose token cannot be read is paused with the reason, not crashed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use tracing::warn;
 
-use super::config::HttpSinkConfig;
+use super::config::{HttpSinkConfig, SignatureOver};
 use super::{request, response};
-use crate::sinks::Outcome;
-use crate::store::BatchItem;
+use crate::sinks::{Batch, Outcome};
 use crate::timestamp::Timestamp;
 
 /// Most of a response body that is read (to classify it); the rest is ignored.
 const MAX_RESPONSE: usize = 256 << 10;
 
+/// A probe slower than this counts as "still down". Shorter than the probe interval, so probes
+/// never overlap and one sent just before the receiver recovered does not delay the resume.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(900);
+
 #[derive(Debug)]
 pub struct HttpSink {
     config: HttpSinkConfig,
-    gateway: String,
     ready: Result<Ready, String>,
 }
 
 #[derive(Debug)]
 struct Ready {
     client: reqwest::Client,
+    encoder: Arc<Encoder>,
+}
+
+/// Turns a batch into the bytes and headers of its POST. Separate from the sink so that the
+/// dispatcher can encode the next batch (gzip, signature) while the current one is in flight.
+#[derive(Debug)]
+pub struct Encoder {
+    gateway: String,
+    gzip: bool,
+    signature_over: SignatureOver,
     token: Option<String>,
     secret: Option<Vec<u8>>,
 }
 
+/// A batch's POST, encoded: everything but the URL.
+#[derive(Debug)]
+pub struct Encoded {
+    /// The batch's key, so that an encoding is only ever sent for its own batch.
+    key: String,
+    headers: HeaderMap,
+    wire: Vec<u8>,
+}
+
+impl Encoded {
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Encoder {
+    /// Body, key, credentials and signature of `batch`'s POST. `Err` is the outcome to report
+    /// instead (a token a header cannot carry pauses the sink).
+    pub fn encode(&self, batch: &Batch) -> Result<Encoded, Outcome> {
+        let json = request::body(&self.gateway, &batch.key, &batch.items);
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut put = |name: &'static str, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(name, v);
+            }
+        };
+        put("idempotency-key", &batch.key);
+        put("x-dockhand-gateway", &self.gateway);
+        if let Some(token) = &self.token {
+            match HeaderValue::from_str(&format!("Bearer {token}")) {
+                Ok(mut v) => {
+                    v.set_sensitive(true);
+                    headers.insert(AUTHORIZATION, v);
+                }
+                Err(_) => {
+                    return Err(Outcome::Pause {
+                        error: "the token file holds characters a header cannot carry".into(),
+                    });
+                }
+            }
+        }
+        let wire = if self.gzip {
+            let z = request::gzip(&json).map_err(|e| Outcome::Retry {
+                error: format!("cannot compress the batch: {e}"),
+                after: None,
+                unreachable: false,
+            })?;
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            z
+        } else {
+            json.clone()
+        };
+        if let Some(secret) = &self.secret {
+            let signed = match self.signature_over {
+                SignatureOver::Wire => &wire,
+                SignatureOver::Decoded => &json,
+            };
+            if let Ok(v) = HeaderValue::from_str(&request::signature(secret, signed)) {
+                headers.insert("x-dockhand-signature", v);
+            }
+        }
+        Ok(Encoded { key: batch.key.clone(), headers, wire })
+    }
+}
+
 impl HttpSink {
     pub fn new(config: HttpSinkConfig, gateway: &str) -> Self {
-        let ready = Self::prepare(&config);
+        let ready = Self::prepare(&config, gateway);
         if let Err(e) = &ready {
             warn!(sink = %config.name, error = %e, "The HTTP sink cannot start; it is paused until this is fixed and dockhand is reloaded.");
         }
-        Self { config, gateway: gateway.to_string(), ready }
+        Self { config, ready }
     }
 
-    fn prepare(c: &HttpSinkConfig) -> Result<Ready, String> {
+    fn prepare(c: &HttpSinkConfig, gateway: &str) -> Result<Ready, String> {
         let read = |p: &Option<std::path::PathBuf>| p.as_deref().map(crate::secrets::read_secret_file).transpose();
         let token = read(&c.token_file)?;
         let secret = read(&c.signing_secret_file)?.map(String::into_bytes);
@@ -53,58 +133,39 @@ impl HttpSink {
             .user_agent(concat!("dockhand/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Ready { client, token, secret })
+        let encoder =
+            Encoder { gateway: gateway.to_string(), gzip: c.gzip, signature_over: c.signature_over, token, secret };
+        Ok(Ready { client, encoder: Arc::new(encoder) })
     }
 
-    pub async fn deliver(&mut self, batch: &[BatchItem]) -> Outcome {
+    /// The encoder of this sink's requests (none while the sink cannot start).
+    pub fn encoder(&self) -> Option<Arc<Encoder>> {
+        self.ready.as_ref().ok().map(|r| r.encoder.clone())
+    }
+
+    /// The POST for `batch`. `Err` is the outcome to report instead (a reason to pause).
+    fn request(&self, ready: &Ready, batch: &Batch) -> Result<reqwest::RequestBuilder, Outcome> {
+        Ok(self.post(ready, ready.encoder.encode(batch)?))
+    }
+
+    fn post(&self, ready: &Ready, encoded: Encoded) -> reqwest::RequestBuilder {
+        ready.client.post(&self.config.url).headers(encoded.headers).body(encoded.wire)
+    }
+
+    /// Sends `batch`, using `encoded` when it was encoded ahead for this very batch.
+    pub async fn deliver(&mut self, batch: &Batch, encoded: Option<Encoded>) -> Outcome {
         let ready = match &self.ready {
             Ok(r) => r,
             Err(e) => return Outcome::Pause { error: e.clone() },
         };
-        let batch_id = request::batch_id(&self.gateway, &self.config.name, batch);
-        let json = request::body(&self.gateway, &batch_id, batch);
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let mut put = |name: &'static str, value: &str| {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                headers.insert(name, v);
-            }
+        let request = match encoded.filter(|e| e.key == batch.key) {
+            Some(e) => self.post(ready, e),
+            None => match self.request(ready, batch) {
+                Ok(r) => r,
+                Err(outcome) => return outcome,
+            },
         };
-        put("idempotency-key", &batch_id);
-        put("x-dockhand-gateway", &self.gateway);
-        if let Some(secret) = &ready.secret {
-            put("x-dockhand-signature", &request::signature(secret, &json));
-        }
-        if let Some(token) = &ready.token {
-            match HeaderValue::from_str(&format!("Bearer {token}")) {
-                Ok(mut v) => {
-                    v.set_sensitive(true);
-                    headers.insert(AUTHORIZATION, v);
-                }
-                Err(_) => {
-                    return Outcome::Pause { error: "the token file holds characters a header cannot carry".into() };
-                }
-            }
-        }
-        let body = if self.config.gzip {
-            match request::gzip(&json) {
-                Ok(z) => {
-                    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                    z
-                }
-                Err(e) => {
-                    return Outcome::Retry {
-                        error: format!("cannot compress the batch: {e}"),
-                        after: None,
-                        unreachable: false,
-                    };
-                }
-            }
-        } else {
-            json
-        };
-        let sent = ready.client.post(&self.config.url).headers(headers).body(body).send().await;
-        let mut resp = match sent {
+        let mut resp = match request.send().await {
             Ok(r) => r,
             Err(e) => return transport_error(&e),
         };
@@ -127,27 +188,43 @@ impl HttpSink {
                 Err(e) => return transport_error(&e),
             }
         }
-        let ids: Vec<uuid::Uuid> = batch.iter().map(|b| b.id).collect();
+        let ids: Vec<uuid::Uuid> = batch.items.iter().map(|b| b.id).collect();
         response::classify(status, retry_after.as_deref(), &body, &ids, Timestamp::now())
     }
 
-    /// Can a connection be opened right now? Used while backing off after the receiver was
-    /// unreachable, so delivery resumes within a second of it coming back.
-    pub async fn probe(&self) -> bool {
-        let Ok(url) = reqwest::Url::parse(&self.config.url) else { return false };
-        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else { return false };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        matches!(
-            tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect((host.as_str(), port))).await,
-            Ok(Ok(_))
-        )
+    /// Does the receiver take requests again? A real request over the sink's own client and TLS
+    /// (never a bare TCP connect): `GET health_url` when configured, else the head event of the
+    /// waiting batch alone under the key `<batch key>/probe`. Any 2xx means up; the waiting batch
+    /// is then sent again whole, with its own key (the receiver dedups the head event by id).
+    pub async fn probe(&self, batch: &Batch) -> bool {
+        let Ok(ready) = &self.ready else { return false };
+        let request = match &self.config.health_url {
+            Some(url) => ready.client.get(url),
+            None => {
+                let head = Batch {
+                    key: format!("{}/probe", batch.key),
+                    items: batch.items[..1.min(batch.items.len())].to_vec(),
+                };
+                match self.request(ready, &head) {
+                    Ok(r) => r,
+                    Err(_) => return false,
+                }
+            }
+        };
+        let timeout = self.config.request_timeout.0.min(PROBE_TIMEOUT);
+        matches!(request.timeout(timeout).send().await, Ok(r) if r.status().is_success())
     }
 
     /// For `check-config --connect`: can the receiver be reached and does it accept our TLS?
     pub async fn check(&self) -> Result<String, String> {
         let ready = self.ready.as_ref().map_err(Clone::clone)?;
-        match ready.client.head(&self.config.url).send().await {
-            Ok(r) => Ok(format!("{} answered HTTP {}", self.config.url, r.status().as_u16())),
+        let url = self.config.health_url.as_deref().unwrap_or(&self.config.url);
+        let request = match &self.config.health_url {
+            Some(url) => ready.client.get(url),
+            None => ready.client.head(url),
+        };
+        match request.send().await {
+            Ok(r) => Ok(format!("{url} answered HTTP {}", r.status().as_u16())),
             Err(e) => Err(describe(&e)),
         }
     }
