@@ -1,9 +1,16 @@
 //! A faithful stand-in for the cloud integration layer (contracts.md §3): an HTTP(S) receiver that
-//! dedups nothing itself but records every event id it accepted, in order, checks the bearer
-//! token and the HMAC signature over the exact body, and can be switched at run time to each
-//! failure the sink must survive: refusing connections, 503 with Retry-After, 429, 500, answering
-//! slower than the client's timeout, dropping the connection after reading the body, rejecting
-//! chosen ids, 401, and 413 above a batch size.
+//! dedups nothing itself but records every event id it accepted, in order, and can be switched at
+//! run time to each failure the sink must survive: refusing connections, resetting them, 503 with
+//! Retry-After, 429, 500, answering slower than the client's timeout, dropping the connection after
+//! reading the body, rejecting chosen ids, 401, and 413 above a batch size.
+//!
+//! It is as strict as the receivers dockhand meets in the field, written from their documented
+//! behaviour rather than from dockhand's: the signature is verified the way GitHub, Stripe and
+//! Shopify webhook receivers do — HMAC-SHA256 over the raw request body exactly as it arrived
+//! (the gzip bytes when compressed), compared in constant time — and a wrong one is answered
+//! `401 {"error":"bad signature"}` with nothing taken; the bearer token must be one of the tokens
+//! it currently accepts; and it counts TLS handshakes that fail (a client that opens a connection
+//! and closes it without TLS shows up there, as in a real load balancer's logs).
 
 // Test support: a broken test set-up should fail loudly where it breaks.
 #![allow(clippy::unwrap_used)]
@@ -42,6 +49,17 @@ pub enum Mode {
     },
     /// 413 for batches of more than this many events.
     TooLargeAbove(usize),
+    /// Accept the TCP connection, then reset it at once (RST), before any TLS.
+    Reset,
+}
+
+/// Which bytes the receiver's HMAC covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedOver {
+    /// The body exactly as received (the webhook convention).
+    Wire,
+    /// The JSON after removing `Content-Encoding: gzip`.
+    Decoded,
 }
 
 /// One request as received.
@@ -49,19 +67,30 @@ pub enum Mode {
 pub struct Delivery {
     pub at: Instant,
     pub status: u16,
+    /// The ids of every event in the request, whatever the answer.
     pub ids: Vec<String>,
+    /// The events the receiver took (none unless the answer was 2xx).
     pub events: Vec<serde_json::Value>,
     pub idempotency_key: Option<String>,
+    /// Whether the signature verified (`None` when the receiver does not check signatures).
     pub signature_ok: Option<bool>,
     pub gzip: bool,
+    /// The bearer token the request carried.
+    pub token: Option<String>,
 }
 
 #[derive(Debug)]
 struct State {
     mode: Mode,
-    token: Option<String>,
-    secret: Option<Vec<u8>>,
+    /// Bearer tokens accepted now (empty: no check).
+    tokens: Vec<String>,
+    secret: Option<(Vec<u8>, SignedOver)>,
     deliveries: Vec<Delivery>,
+    /// `false` for benchmarks: count requests and accepted events instead of keeping them.
+    keep: bool,
+    requests: u64,
+    accepted: u64,
+    handshake_failures: u64,
 }
 
 #[derive(Debug)]
@@ -89,8 +118,16 @@ impl Receiver {
                     .unwrap();
             Arc::new(config)
         });
-        let state =
-            Arc::new(Mutex::new(State { mode: Mode::Accept, token: None, secret: None, deliveries: Vec::new() }));
+        let state = Arc::new(Mutex::new(State {
+            mode: Mode::Accept,
+            tokens: Vec::new(),
+            secret: None,
+            deliveries: Vec::new(),
+            keep: true,
+            requests: 0,
+            accepted: 0,
+            handshake_failures: 0,
+        }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut r = Receiver { addr, tls, state, server: None };
@@ -109,18 +146,27 @@ impl Receiver {
         self.server = Some(tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { continue };
+                if state.lock().unwrap().mode == Mode::Reset {
+                    // SO_LINGER 0: closing sends RST instead of FIN.
+                    let _ = tcp.set_zero_linger();
+                    drop(tcp);
+                    continue;
+                }
                 let state = state.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
+                    let handshakes = state.clone();
                     let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
                     let builder = hyper::server::conn::http1::Builder::new();
                     match tls {
-                        Some(acceptor) => {
-                            // A client that refuses our certificate ends the handshake: nothing to serve.
-                            if let Ok(stream) = acceptor.accept(tcp).await {
+                        Some(acceptor) => match acceptor.accept(tcp).await {
+                            Ok(stream) => {
                                 let _ = builder.serve_connection(TokioIo::new(stream), service).await;
                             }
-                        }
+                            // A client that refuses our certificate, or one that connects and
+                            // closes without TLS: what a real server logs as a failed handshake.
+                            Err(_) => handshakes.lock().unwrap().handshake_failures += 1,
+                        },
                         None => {
                             let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
                         }
@@ -159,12 +205,43 @@ impl Receiver {
 
     /// Requests must carry `Authorization: Bearer <token>` (else 401).
     pub fn require_token(&self, token: &str) {
-        self.state.lock().unwrap().token = Some(token.into());
+        self.accept_tokens(&[token]);
     }
 
-    /// Check `X-Dockhand-Signature` against this key.
+    /// Any of these tokens is accepted (a rotation's grace period); others get 401.
+    pub fn accept_tokens(&self, tokens: &[&str]) {
+        self.state.lock().unwrap().tokens = tokens.iter().map(|t| t.to_string()).collect();
+    }
+
+    /// Verify `X-Dockhand-Signature` with this key over the wire bytes; a bad signature is 401.
     pub fn verify_with(&self, secret: &[u8]) {
-        self.state.lock().unwrap().secret = Some(secret.to_vec());
+        self.verify_over(secret, SignedOver::Wire);
+    }
+
+    /// Verify `X-Dockhand-Signature` with this key over the chosen bytes.
+    pub fn verify_over(&self, secret: &[u8], over: SignedOver) {
+        self.state.lock().unwrap().secret = Some((secret.to_vec(), over));
+    }
+
+    /// Count requests and accepted events only (a long benchmark would not fit in memory).
+    pub fn count_only(&self) {
+        self.state.lock().unwrap().keep = false;
+    }
+
+    /// (requests, events accepted with 2xx) since the start or the last [`Receiver::reset_counts`].
+    pub fn counts(&self) -> (u64, u64) {
+        let s = self.state.lock().unwrap();
+        (s.requests, s.accepted)
+    }
+
+    pub fn reset_counts(&self) {
+        let mut s = self.state.lock().unwrap();
+        (s.requests, s.accepted) = (0, 0);
+    }
+
+    /// TLS handshakes that failed since the start.
+    pub fn handshake_failures(&self) -> u64 {
+        self.state.lock().unwrap().handshake_failures
     }
 
     pub fn deliveries(&self) -> Vec<Delivery> {
@@ -183,6 +260,13 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         self.go_down();
     }
+}
+
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
 }
 
 fn answer(status: u16, body: String, retry_after: Option<String>) -> Response<Full<Bytes>> {
@@ -210,32 +294,49 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
     let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let events: Vec<serde_json::Value> = parsed["events"].as_array().cloned().unwrap_or_default();
     let ids: Vec<String> = events.iter().filter_map(|e| e["id"].as_str().map(str::to_string)).collect();
-    let (mode, token, secret) = {
+    let (mode, tokens, secret) = {
         let s = state.lock().unwrap();
-        (s.mode.clone(), s.token.clone(), s.secret.clone())
+        (s.mode.clone(), s.tokens.clone(), s.secret.clone())
     };
-    let signature_ok = secret.map(|secret| {
+    let signature_ok = secret.map(|(secret, over)| {
+        let signed = match over {
+            SignedOver::Wire => &raw[..],
+            SignedOver::Decoded => &body[..],
+        };
+        let Some(mac) = signature.as_deref().and_then(|s| s.strip_prefix("sha256=")).and_then(from_hex) else {
+            return false;
+        };
         let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
-        let expected: String = ring::hmac::sign(&key, &body).as_ref().iter().map(|b| format!("{b:02x}")).collect();
-        signature.as_deref() == Some(&format!("sha256={expected}"))
+        ring::hmac::verify(&key, signed, &mac).is_ok()
     });
+    let token = auth.as_deref().and_then(|a| a.strip_prefix("Bearer ")).map(str::to_string);
     let record = |status: u16, events: Vec<serde_json::Value>| {
-        let ids = events.iter().filter_map(|e| e["id"].as_str().map(str::to_string)).collect();
-        state.lock().unwrap().deliveries.push(Delivery {
+        let mut s = state.lock().unwrap();
+        s.requests += 1;
+        if (200..300).contains(&status) {
+            s.accepted += events.len() as u64;
+        }
+        if !s.keep {
+            return;
+        }
+        s.deliveries.push(Delivery {
             at: Instant::now(),
             status,
-            ids,
+            ids: ids.clone(),
             events,
             idempotency_key: key.clone(),
             signature_ok,
             gzip,
+            token: token.clone(),
         });
     };
-    if let Some(token) = token
-        && auth.as_deref() != Some(&format!("Bearer {token}"))
-    {
+    if !tokens.is_empty() && !token.as_ref().is_some_and(|t| tokens.contains(t)) {
         record(401, Vec::new());
         return Ok(answer(401, r#"{"error":"invalid token"}"#.into(), None));
+    }
+    if signature_ok == Some(false) {
+        record(401, Vec::new());
+        return Ok(answer(401, r#"{"error":"bad signature"}"#.into(), None));
     }
     match mode {
         Mode::Accept => {
@@ -271,7 +372,7 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
             record(413, Vec::new());
             Ok(answer(413, r#"{"error":"batch too large"}"#.into(), None))
         }
-        Mode::TooLargeAbove(_) => {
+        Mode::TooLargeAbove(_) | Mode::Reset => {
             record(200, events);
             Ok(answer(200, "{}".into(), None))
         }

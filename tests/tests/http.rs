@@ -12,26 +12,40 @@ use dockhand_tests::{Site, check_delivery, fill_store, fill_store_kinds};
 
 const EXE: &str = env!("CARGO_BIN_EXE_dockhand-e2e");
 
-/// A site whose `cloud` sink posts to `receiver` over HTTPS with a test CA, a token and a signature.
-fn https_site(receiver_url: &str, pki: &TestPki, extra: &str) -> Site {
-    let site = Site::new(EXE);
-    std::fs::write(site.path("token"), "s3cret-token\n").unwrap();
-    std::fs::write(site.path("signing.key"), "signing-secret\n").unwrap();
-    site.write_config(&format!(
+/// The TOML of an HTTPS sink `name` posting to `url` with the test CA, a token and a signature.
+fn sink_toml(name: &str, url: &str, pki: &TestPki, retry: &str, batch: &str, extra: &str) -> String {
+    format!(
         r#"[[sink]]
-name = "cloud"
+name = "{name}"
 type = "http"
-url = "{receiver_url}"
+url = "{url}"
 token_file = "token"
 signing_secret_file = "signing.key"
 tls = {{ ca_file = "{}" }}
 request_timeout = "1s"
-batch = {{ max_events = 100, linger = "0ms" }}
-retry = {{ initial = "100ms", max = "2s" }}
+batch = {batch}
+retry = {retry}
 {extra}
 "#,
         pki.ca.display()
-    ));
+    )
+}
+
+const RETRY: &str = r#"{ initial = "100ms", max = "2s" }"#;
+const BATCH: &str = r#"{ max_events = 100, linger = "0ms" }"#;
+
+/// A site with the token and signing secret files every test sink reads.
+fn site_with_secrets() -> Site {
+    let site = Site::new(EXE);
+    std::fs::write(site.path("token"), "s3cret-token\n").unwrap();
+    std::fs::write(site.path("signing.key"), "signing-secret\n").unwrap();
+    site
+}
+
+/// A site whose `cloud` sink posts to `receiver` over HTTPS with a test CA, a token and a signature.
+fn https_site(receiver_url: &str, pki: &TestPki, extra: &str) -> Site {
+    let site = site_with_secrets();
+    site.write_config(&sink_toml("cloud", receiver_url, pki, RETRY, BATCH, extra));
     site
 }
 
@@ -44,7 +58,11 @@ async fn https_receiver(site_dir: &std::path::Path) -> (Receiver, TestPki) {
 }
 
 fn cloud(site: &Site) -> dockhand::store::SinkState {
-    dockhand::store::StoreReader::open(&site.store_path()).unwrap().sink_state("cloud").unwrap().unwrap()
+    sink(site, "cloud")
+}
+
+fn sink(site: &Site, name: &str) -> dockhand::store::SinkState {
+    dockhand::store::StoreReader::open(&site.store_path()).unwrap().sink_state(name).unwrap().unwrap()
 }
 
 async fn wait_async(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
@@ -80,7 +98,9 @@ async fn an_outage_and_three_kills_during_a_20000_event_drain_lose_nothing() {
 
     let received = receiver.accepted_events();
     let repeats = check_delivery(&ids, &received);
-    assert!(repeats <= 3 * 100 + 200, "{repeats} repeats: only batches in flight at a kill or cut off may repeat");
+    // Per kill: the batch in flight, and the one before it whose progress commit runs while
+    // the next is sent; plus batches cut off by the outage.
+    assert!(repeats <= 3 * 2 * 100 + 200, "{repeats} repeats: only batches in flight at a kill or cut off may repeat");
     let deliveries = receiver.deliveries();
     assert!(deliveries.iter().all(|d| d.signature_ok == Some(true)), "every body carries a valid signature");
     assert!(deliveries.iter().all(|d| d.gzip));
@@ -215,26 +235,197 @@ async fn an_unknown_ca_is_refused_with_a_clear_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delivery_resumes_within_2_seconds_of_the_receiver_coming_back_whatever_the_backoff() {
+async fn after_90_s_of_any_outage_delivery_resumes_within_2_seconds_without_bare_tcp_probes() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut receiver, pki) = https_receiver(dir.path()).await;
-    let site = https_site(&receiver.url(), &pki, "");
-    let text = std::fs::read_to_string(site.config())
-        .unwrap()
-        .replace("max = \"2s\"", "max = \"10m\"")
-        .replace("initial = \"100ms\"", "initial = \"2s\"");
-    std::fs::write(site.config(), text).unwrap();
-    receiver.go_down();
+    let pki = TestPki::generate(dir.path(), "cloud");
+    let tls = Some((pki.server_cert.as_path(), pki.server_key.as_path()));
+    // One receiver per kind of outage, each behind its own sink of one gateway.
+    let outages: [(&str, Option<Mode>); 4] = [
+        ("unavailable", Some(Mode::Status { status: 503, retry_after: None, body: "no healthy upstream".into() })),
+        ("refused", None),
+        ("reset", Some(Mode::Reset)),
+        ("timeout", Some(Mode::Slow(Duration::from_secs(5)))),
+    ];
+    let mut receivers = Vec::new();
+    let site = site_with_secrets();
+    let mut config = String::new();
+    for (name, mode) in &outages {
+        let mut r = Receiver::start(tls).await;
+        r.require_token("s3cret-token");
+        r.verify_with(b"signing-secret");
+        match mode {
+            Some(mode) => r.set_mode(mode.clone()),
+            None => r.go_down(),
+        }
+        // A backoff that has grown past a minute: without probes the next attempt could be minutes away.
+        config.push_str(&sink_toml(name, &r.url(), &pki, r#"{ initial = "60s", max = "10m" }"#, BATCH, ""));
+        receivers.push(r);
+    }
+    site.write_config(&config);
     fill_store(&site.store_path(), 10);
     let daemon = site.start();
-    // Let the backoff grow (2 s, 4 s, 8 s, … with full jitter).
-    wait_async(Duration::from_secs(40), "the backoff to grow", || cloud(&site).attempts >= 4).await;
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    for (name, _) in &outages {
+        assert_eq!(sink(&site, name).cursor, 0, "{name}: nothing delivered during the outage");
+    }
     let back = Instant::now();
-    receiver.come_back().await;
-    wait_async(Duration::from_secs(10), "the first delivery", || !receiver.accepted_events().is_empty()).await;
-    let took = back.elapsed();
-    assert!(took <= Duration::from_secs(2), "first delivery {took:?} after the receiver came back");
+    for (r, (_, mode)) in receivers.iter_mut().zip(&outages) {
+        match mode {
+            Some(_) => r.set_mode(Mode::Accept),
+            None => r.come_back().await,
+        }
+    }
+    let mut resumed = vec![None; outages.len()];
+    while resumed.iter().any(Option::is_none) && back.elapsed() < Duration::from_secs(30) {
+        for (i, (name, _)) in outages.iter().enumerate() {
+            if resumed[i].is_none() && sink(&site, name).cursor >= 10 {
+                resumed[i] = Some(back.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(daemon.stop().code(), Some(0));
+    for ((name, _), took) in outages.iter().zip(&resumed) {
+        let took = took.unwrap_or_else(|| panic!("{name}: not delivered 30 s after the receiver came back"));
+        assert!(took <= Duration::from_secs(2), "{name}: the whole batch was delivered {took:?} after recovery");
+    }
+    for (r, (name, _)) in receivers.iter().zip(&outages) {
+        assert_eq!(r.handshake_failures(), 0, "{name}: every probe is a real TLS request");
+    }
+    // The 503 receiver saw the probes: real requests, at most one a second.
+    let during: Vec<_> = receivers[0].deliveries().into_iter().filter(|d| d.at < back).collect();
+    assert!(during.len() >= 40 && during.len() <= 92, "{} requests in 90 s", during.len());
+    for w in during.windows(2) {
+        assert!(w[1].at - w[0].at >= Duration::from_millis(950), "requests {:?} apart", w[1].at - w[0].at);
+    }
+    assert!(during.iter().all(|d| d.signature_ok == Some(true) && d.token.as_deref() == Some("s3cret-token")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_carry_the_key_and_the_events_of_the_batch_first_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, pki) = https_receiver(dir.path()).await;
+    let site = https_site(&receiver.url(), &pki, "gzip = true");
+    receiver.set_mode(Mode::Status { status: 503, retry_after: None, body: "upstream down".into() });
+    let mut ids = fill_store(&site.store_path(), 30);
+    let daemon = site.start();
+    let requests = |r: &Receiver| r.deliveries().len();
+    wait_async(Duration::from_secs(10), "two 503s", || requests(&receiver) >= 2).await;
+    // New events arrive during the outage; they must not join the waiting batch.
+    ids.extend(fill_store(&site.store_path(), 150));
+    receiver.set_mode(Mode::DropAfterBody);
+    let before = requests(&receiver);
+    wait_async(Duration::from_secs(10), "two dropped connections", || requests(&receiver) >= before + 2).await;
+    receiver.set_mode(Mode::Status { status: 500, retry_after: None, body: "oops".into() });
+    let before = requests(&receiver);
+    wait_async(Duration::from_secs(10), "two 500s", || requests(&receiver) >= before + 2).await;
+    receiver.set_mode(Mode::Accept);
+    wait_async(Duration::from_secs(20), "the drain", || cloud(&site).cursor >= 180).await;
+    assert_eq!(daemon.stop().code(), Some(0));
+    check_delivery(&ids, &receiver.accepted_events());
+
+    let deliveries = receiver.deliveries();
+    let first = &deliveries[0];
+    assert_eq!(first.ids.len(), 30, "the first batch holds what was there");
+    let mut by_key: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for d in &deliveries {
+        let key = d.idempotency_key.clone().expect("every request carries an Idempotency-Key");
+        match key.strip_suffix("/probe") {
+            // A probe sends the head event of the waiting batch alone.
+            Some(parent) => {
+                assert_eq!(d.ids.len(), 1, "{key}");
+                if let Some(parent_ids) = by_key.get(parent) {
+                    assert_eq!(d.ids[0], parent_ids[0], "{key} carries the head event of {parent}");
+                }
+            }
+            None => {
+                let ids = by_key.entry(key.clone()).or_insert_with(|| d.ids.clone());
+                assert_eq!(ids, &d.ids, "request {key} resent with other events");
+            }
+        }
+    }
+    let first_key = first.idempotency_key.as_deref().unwrap();
+    let resent = deliveries.iter().filter(|d| d.idempotency_key.as_deref() == Some(first_key)).count();
+    assert!(resent >= 4, "the first batch was retried under its own key ({resent} times)");
+    assert!(deliveries.iter().all(|d| d.signature_ok == Some(true) && d.gzip));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_bodies_are_signed_over_the_wire_bytes_or_over_the_json_when_asked() {
+    use dockhand_tests::receiver::SignedOver;
+    let dir = tempfile::tempdir().unwrap();
+    for (over, setting) in [(SignedOver::Wire, ""), (SignedOver::Decoded, "signature_over = \"decoded\"")] {
+        let (receiver, pki) = https_receiver(dir.path()).await;
+        receiver.verify_over(b"signing-secret", over);
+        let site = https_site(&receiver.url(), &pki, &format!("gzip = true\n{setting}"));
+        let ids = fill_store(&site.store_path(), 250);
+        let daemon = site.start();
+        wait_async(Duration::from_secs(10), "the drain", || cloud(&site).cursor >= 250).await;
+        assert_eq!(daemon.stop().code(), Some(0));
+        assert_eq!(check_delivery(&ids, &receiver.accepted_events()), 0, "{over:?}");
+        assert!(receiver.deliveries().iter().all(|d| d.gzip && d.signature_ok == Some(true)), "{over:?}");
+    }
+    // A receiver of the other convention refuses the signature: the pause names the right settings.
+    let (receiver, pki) = https_receiver(dir.path()).await;
+    receiver.verify_over(b"signing-secret", SignedOver::Decoded);
+    let site = https_site(&receiver.url(), &pki, "gzip = true");
+    fill_store(&site.store_path(), 5);
+    let daemon = site.start();
+    wait_async(Duration::from_secs(10), "the pause", || cloud(&site).paused.is_some()).await;
+    let reason = cloud(&site).paused.unwrap();
+    assert!(reason.contains("signing_secret_file") && reason.contains("signature_over"), "{reason}");
+    assert!(!reason.contains("token_file"), "not the token's fault: {reason}");
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_token_is_used_from_the_next_request_after_one_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, pki) = https_receiver(dir.path()).await;
+    // The grace period of a rotation: both tokens are valid, so the sink stays healthy throughout.
+    receiver.accept_tokens(&["s3cret-token", "rotated-token"]);
+    let site = https_site(&receiver.url(), &pki, "");
+    fill_store(&site.store_path(), 20);
+    let daemon = site.start();
+    wait_async(Duration::from_secs(10), "the first batch", || cloud(&site).cursor >= 20).await;
+    std::fs::write(site.path("token"), "rotated-token\n").unwrap();
+    daemon.signal(libc::SIGHUP);
+    wait_async(Duration::from_secs(10), "the reload", || daemon.log().contains("Config reloaded.")).await;
+    let before = receiver.deliveries().len();
+    fill_store(&site.store_path(), 20);
+    wait_async(Duration::from_secs(10), "the next batch", || cloud(&site).cursor >= 40).await;
+    assert_eq!(daemon.stop().code(), Some(0));
+    let deliveries = receiver.deliveries();
+    assert!(deliveries[..before].iter().all(|d| d.token.as_deref() == Some("s3cret-token")));
+    assert!(deliveries.len() > before);
+    assert!(
+        deliveries[before..].iter().all(|d| d.token.as_deref() == Some("rotated-token")),
+        "{:?}",
+        deliveries[before..].iter().map(|d| d.token.clone()).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_limit_costs_one_split_not_one_per_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, pki) = https_receiver(dir.path()).await;
+    receiver.set_mode(Mode::TooLargeAbove(40));
+    let site = site_with_secrets();
+    site.write_config(&sink_toml("cloud", &receiver.url(), &pki, RETRY, r#"{ max_events = 500, linger = "0ms" }"#, ""));
+    let ids = fill_store(&site.store_path(), 5_500);
+    let daemon = site.start();
+    wait_async(Duration::from_secs(60), "the drain", || cloud(&site).cursor >= 5_500).await;
+    assert_eq!(daemon.stop().code(), Some(0));
+    assert_eq!(check_delivery(&ids, &receiver.accepted_events()), 0);
+    let deliveries = receiver.deliveries();
+    let first_ok = deliveries.iter().position(|d| d.status == 200).unwrap();
+    // 500 → 250 → 125 → 63 → 32: the halving of the first batch is the only cost.
+    assert!(first_ok <= 4, "{first_ok} refusals before the first accepted half");
+    let later_events: usize = deliveries[first_ok..].iter().map(|d| d.ids.len()).sum();
+    assert!(later_events >= 5_000);
+    let refused_later = deliveries[first_ok..].iter().filter(|d| d.status == 413).count();
+    assert_eq!(refused_later, 0, "no 413 once the limit is learned");
+    assert!(deliveries[first_ok..].iter().all(|d| d.ids.len() <= 40));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
