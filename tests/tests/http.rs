@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use dockhand_tests::mqtt::TestPki;
 use dockhand_tests::receiver::{Mode, Receiver};
-use dockhand_tests::{Site, check_delivery, fill_store, fill_store_kinds};
+use dockhand_tests::{Daemon, Site, check_delivery, fill_store, fill_store_kinds};
 
 const EXE: &str = env!("CARGO_BIN_EXE_dockhand-e2e");
 
@@ -63,6 +63,14 @@ fn cloud(site: &Site) -> dockhand::store::SinkState {
 
 fn sink(site: &Site, name: &str) -> dockhand::store::SinkState {
     dockhand::store::StoreReader::open(&site.store_path()).unwrap().sink_state(name).unwrap().unwrap()
+}
+
+/// Stores a few events, starts the daemon and waits until the `cloud` sink pauses; its reason.
+async fn start_until_paused(site: &Site) -> (Daemon, String) {
+    fill_store(&site.store_path(), 5);
+    let daemon = site.start();
+    wait_async(Duration::from_secs(10), "the pause", || cloud(site).paused.is_some()).await;
+    (daemon, cloud(site).paused.unwrap())
 }
 
 async fn wait_async(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
@@ -222,10 +230,7 @@ async fn an_unknown_ca_is_refused_with_a_clear_error() {
     let (receiver, _pki) = https_receiver(dir.path()).await;
     let other = TestPki::generate(dir.path(), "other");
     let site = https_site(&receiver.url(), &other, "");
-    fill_store(&site.store_path(), 5);
-    let daemon = site.start();
-    wait_async(Duration::from_secs(10), "the refusal", || cloud(&site).paused.is_some()).await;
-    let reason = cloud(&site).paused.unwrap();
+    let (daemon, reason) = start_until_paused(&site).await;
     assert!(reason.contains("not signed by a CA dockhand trusts") && reason.contains("tls.ca_file"), "{reason}");
     assert!(receiver.accepted_events().is_empty());
     let out = site.cli(&["check-config", "--connect"]);
@@ -313,6 +318,11 @@ async fn retries_carry_the_key_and_the_events_of_the_batch_first_sent() {
     wait_async(Duration::from_secs(10), "two 503s", || requests(&receiver) >= 2).await;
     // New events arrive during the outage; they must not join the waiting batch.
     ids.extend(fill_store(&site.store_path(), 150));
+    // A SIGKILL while the batch waits: the restarted daemon resends it as it was.
+    let killed_at = requests(&receiver);
+    daemon.kill9();
+    let daemon = site.start();
+    wait_async(Duration::from_secs(10), "a request after the restart", || requests(&receiver) > killed_at).await;
     receiver.set_mode(Mode::DropAfterBody);
     let before = requests(&receiver);
     wait_async(Duration::from_secs(10), "two dropped connections", || requests(&receiver) >= before + 2).await;
@@ -345,6 +355,9 @@ async fn retries_carry_the_key_and_the_events_of_the_batch_first_sent() {
         }
     }
     let first_key = first.idempotency_key.as_deref().unwrap();
+    let after_kill = &deliveries[killed_at];
+    assert_eq!(after_kill.idempotency_key.as_deref(), Some(first_key), "after the SIGKILL, the same batch");
+    assert_eq!(after_kill.ids, first.ids);
     let resent = deliveries.iter().filter(|d| d.idempotency_key.as_deref() == Some(first_key)).count();
     assert!(resent >= 4, "the first batch was retried under its own key ({resent} times)");
     assert!(deliveries.iter().all(|d| d.signature_ok == Some(true) && d.gzip));
@@ -369,10 +382,7 @@ async fn gzip_bodies_are_signed_over_the_wire_bytes_or_over_the_json_when_asked(
     let (receiver, pki) = https_receiver(dir.path()).await;
     receiver.verify_over(b"signing-secret", SignedOver::Decoded);
     let site = https_site(&receiver.url(), &pki, "gzip = true");
-    fill_store(&site.store_path(), 5);
-    let daemon = site.start();
-    wait_async(Duration::from_secs(10), "the pause", || cloud(&site).paused.is_some()).await;
-    let reason = cloud(&site).paused.unwrap();
+    let (daemon, reason) = start_until_paused(&site).await;
     assert!(reason.contains("signing_secret_file") && reason.contains("signature_over"), "{reason}");
     assert!(!reason.contains("token_file"), "not the token's fault: {reason}");
     assert_eq!(daemon.stop().code(), Some(0));

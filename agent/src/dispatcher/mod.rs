@@ -602,10 +602,10 @@ pub(crate) mod tests {
             self.run_with(max_events, retry_within(20, 50), done);
         }
 
-        /// [`Harness::run_until`] with `retry` as the sink's backoff.
-        fn run_with(&self, max_events: usize, retry: RetryConfig, done: impl Fn(&crate::store::SinkState) -> bool) {
+        /// A dispatcher of sink `s` on gateway `gw` over the scripted sink, without linger.
+        fn dispatcher(&self, max_events: usize, retry: RetryConfig) -> Dispatcher {
             let batch = BatchConfig { max_events, linger: HumanDuration(Duration::ZERO), ..Default::default() };
-            let d = Dispatcher::new(
+            Dispatcher::new(
                 "s".into(),
                 "gw".into(),
                 Sink::Scripted(self.sink.clone()),
@@ -613,7 +613,12 @@ pub(crate) mod tests {
                 batch,
                 retry,
             )
-            .unwrap();
+            .unwrap()
+        }
+
+        /// [`Harness::run_until`] with `retry` as the sink's backoff.
+        fn run_with(&self, max_events: usize, retry: RetryConfig, done: impl Fn(&crate::store::SinkState) -> bool) {
+            let d = self.dispatcher(max_events, retry);
             let (switch, shutdown) = ShutdownSwitch::new();
             let reader = self.store.reader().unwrap();
             self.rt.block_on(async {
@@ -721,16 +726,7 @@ pub(crate) mod tests {
     #[test]
     fn a_retried_batch_keeps_its_events_while_new_ones_arrive() {
         let h = harness(3, vec![retry(), retry()]);
-        let batch = BatchConfig { max_events: 10, linger: HumanDuration(Duration::ZERO), ..Default::default() };
-        let d = Dispatcher::new(
-            "s".into(),
-            "gw".into(),
-            Sink::Scripted(h.sink.clone()),
-            h.store.clone(),
-            batch,
-            retry_within(200, 300),
-        )
-        .unwrap();
+        let d = h.dispatcher(10, retry_within(200, 300));
         let (switch, shutdown) = ShutdownSwitch::new();
         let reader = h.store.reader().unwrap();
         h.rt.block_on(async {
@@ -764,15 +760,7 @@ pub(crate) mod tests {
     fn probes_end_a_long_backoff_as_soon_as_the_receiver_answers() {
         let mut h = harness(0, vec![]);
         h.sink.probe_answers = Some(Arc::new(Mutex::new(VecDeque::from([false, true]))));
-        let d = Dispatcher::new(
-            "s".into(),
-            "gw".into(),
-            Sink::Scripted(h.sink.clone()),
-            h.store.clone(),
-            BatchConfig::default(),
-            retry_within(30_000, 30_000),
-        )
-        .unwrap();
+        let d = h.dispatcher(10, retry_within(30_000, 30_000));
         let (_switch, mut shutdown) = ShutdownSwitch::new();
         let batch = Batch { key: "gw:s:1-3-n3".into(), items: Vec::new() };
         let started = Instant::now();
