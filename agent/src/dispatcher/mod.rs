@@ -311,7 +311,7 @@ impl Dispatcher {
         // so that the store, gzip and the signature overlap the receiver's work instead of
         // adding to it. It is used only if this one is accepted whole; operator redeliveries
         // then wait for one more batch.
-        let (limit, _) = flow.sizing.limits(Instant::now());
+        let (limit, max_bytes) = flow.sizing.limits(Instant::now());
         let ahead =
             (alone && head.batch.items.len() >= limit && head.batch.items.iter().all(|i| i.redelivery.is_none()))
                 .then(|| self.sink.encoder())
@@ -320,7 +320,7 @@ impl Dispatcher {
                     encoder,
                     after: head.batch.items[head.batch.items.len() - 1].seq,
                     max_events: limit,
-                    max_bytes: flow.sizing.limits(Instant::now()).1,
+                    max_bytes,
                 });
         let (outcome, ahead, recorded) = tokio::join!(
             self.sink.deliver(&head.batch, encoded),
