@@ -79,6 +79,19 @@ impl WeightUnit {
         };
         Some(unit)
     }
+
+    /// How many kilograms one of this unit is, exactly (the pound is defined as 0.45359237 kg,
+    /// the ounce as 1/16 of it).
+    pub fn kg_per_unit(self) -> decimal::Decimal {
+        let text = match self {
+            WeightUnit::Kg => "1",
+            WeightUnit::G => "0.001",
+            WeightUnit::Lb => "0.45359237",
+            WeightUnit::Oz => "0.028349523125",
+            WeightUnit::T => "1000",
+        };
+        decimal::Decimal::parse(text).expect("a constant decimal")
+    }
 }
 
 impl std::fmt::Display for WeightUnit {
@@ -111,6 +124,17 @@ impl Weight {
     /// A weight with only value, unit and stability known.
     pub fn new(value: String, unit: WeightUnit, stable: bool) -> Weight {
         Weight { value, unit, stable, net: None, tare: None, gross: None }
+    }
+
+    /// The value as a [`decimal::Decimal`] (`None` only if a codec built a malformed value).
+    pub fn decimal(&self) -> Option<decimal::Decimal> {
+        decimal::Decimal::parse(&self.value).ok()
+    }
+
+    /// The value in kilograms, exact (a pound reading gives all its digits: `5.00 lb` is
+    /// `2.2679618500 kg`); round for display with [`decimal::Decimal::with_decimals`].
+    pub fn in_kg(&self) -> Option<decimal::Decimal> {
+        self.decimal()?.checked_mul(&self.unit.kg_per_unit())
     }
 
     /// Marks the weight gross (`gross` = `value`) or net (`gross` = `value` + `tare` when the
