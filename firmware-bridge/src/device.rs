@@ -114,7 +114,18 @@ impl DeviceDecoder {
     }
 }
 
-fn scan_output(frame: &[u8], options: &ScanOptions) -> DeviceOutput {
+/// What a scan missing its configured prefix is stored with.
+pub const PREFIX_MISSING: &str =
+    "the scan did not start with the configured prefix; kept as received (check the scanner's prefix setting)";
+
+fn scan_output(frame: &scanner::Frame, options: &ScanOptions) -> DeviceOutput {
+    if frame.prefix_missing {
+        return DeviceOutput::Scan {
+            scan: Box::new(undecoded_scan(&frame.bytes)),
+            problem: Some(PREFIX_MISSING.to_owned()),
+        };
+    }
+    let frame = &frame.bytes[..];
     let mut options = *options;
     options.gs1.reference_year = current_year();
     match decode_scan(frame, &options) {
@@ -131,6 +142,7 @@ fn undecoded_scan(raw: &[u8]) -> Scan {
     };
     Scan {
         raw: scanner::bytes_to_string(raw),
+        raw_hex: scanner::hex_unless_utf8(raw),
         aim: aim.map(|id| id.as_string()),
         symbology: aim.map(|id| id.symbology()),
         gs1: Default::default(),

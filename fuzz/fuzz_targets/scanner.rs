@@ -77,8 +77,9 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(framer.stats().frames, frames.len() as u64, "stats().frames disagrees with the frames emitted");
     for frame in &frames {
-        assert!(!frame.is_empty(), "the framer emitted an empty frame");
-        assert!(frame.len() <= max, "the framer emitted {} bytes with max_frame_len {max}", frame.len());
-        let _ = decode_scan(frame, &opts);
+        let bytes = &frame.bytes;
+        assert!(!bytes.is_empty(), "the framer emitted an empty frame");
+        assert!(bytes.len() <= max, "the framer emitted {} bytes with max_frame_len {max}", bytes.len());
+        let _ = decode_scan(bytes, &opts);
     }
 });

@@ -116,15 +116,8 @@ impl<'de> Deserialize<'de> for ProductRef {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WeightUnit {
-    Kg,
-    G,
-    Lb,
-    Oz,
-    T,
-}
+/// The one weight unit type, shared with the device codecs.
+pub use firmware_bridge::WeightUnit;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,6 +151,9 @@ pub struct ScanParsed {
 #[serde(deny_unknown_fields)]
 pub struct ScanPayload {
     pub raw: String,
+    /// The exact bytes in hex when they are not valid UTF-8 (`raw` is then a lossy rendering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_hex: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aim: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -69,6 +69,16 @@ impl ScaleProtocol {
         }
     }
 
+    /// Where a frame of this protocol can start inside a line: the decoder resynchronises on
+    /// these when junk (line noise, a stray command echo) sits in front of a frame.
+    fn start_markers(&self) -> &'static [&'static [u8]] {
+        match self {
+            ScaleProtocol::MtSics => &[b"S ", b"SI ", b"SU ", b"SIU "],
+            ScaleProtocol::Cas => &[b"ST,", b"US,", b"OL,"],
+            _ => &[],
+        }
+    }
+
     /// Whether bytes are 7-bit (parity in bit 7 is masked before framing). CAS sends its lamp
     /// byte with bit 7 set, so it is the exception.
     fn seven_bit(&self) -> bool {
@@ -140,13 +150,40 @@ impl ScaleStream {
         let mut out = Vec::new();
         for &raw in bytes {
             let b = if self.protocol.seven_bit() { raw & 0x7F } else { raw };
+            // Flow control (XON/XOFF) and other control bytes are never part of a line
+            // protocol's frame; dropping them keeps the frame they were pushed into.
+            if self.framing == Framing::Line && is_line_noise(b) {
+                self.discarded += 1;
+                continue;
+            }
             if let Some(frame) = self.take_byte(b)
-                && let Some(result) = self.decode(&frame)
+                && let Some(result) = self.decode_resync(&frame)
             {
                 out.push(result);
             }
         }
         out
+    }
+
+    /// Decodes a frame; when it does not decode, tries again from each start marker inside it
+    /// (junk in front of a frame), counting the skipped bytes.
+    fn decode_resync(&mut self, frame: &[u8]) -> Option<FrameResult> {
+        let first = self.decode(frame);
+        if !matches!(first, Some(Err(_))) {
+            return first;
+        }
+        let markers = self.protocol.start_markers();
+        for start in 1..frame.len() {
+            let rest = &frame[start..];
+            if !markers.iter().any(|m| rest.starts_with(m)) {
+                continue;
+            }
+            if let Some(Ok(reading)) = self.decode(rest) {
+                self.discarded += start as u64;
+                return Some(Ok(reading));
+            }
+        }
+        first
     }
 
     /// Adds one byte; returns a complete frame when this byte ends one.
@@ -190,6 +227,9 @@ impl ScaleStream {
     }
 
     fn decode(&self, frame: &[u8]) -> Option<FrameResult> {
+        if frame.is_empty() {
+            return None;
+        }
         let result = match &self.protocol {
             ScaleProtocol::MtSics => mt_sics::parse_line(frame).map(|r| r.reading()),
             ScaleProtocol::Toledo8217(mode) => toledo_8217::parse_reply(frame, *mode).map(|r| r.reading()),
@@ -201,6 +241,11 @@ impl ScaleStream {
         };
         result.transpose()
     }
+}
+
+/// A control byte inside a line (CR and LF end lines; TAB may separate fields).
+fn is_line_noise(b: u8) -> bool {
+    (b < 0x20 && b != CR && b != LF && b != b'\t') || b == 0x7F
 }
 
 #[cfg(test)]
@@ -289,6 +334,19 @@ mod tests {
         let w = weights(s.push(&bytes));
         assert_eq!(w.len(), 2);
         assert_eq!(w[0].value, "5.00");
+    }
+
+    #[test]
+    fn a_frame_behind_xon_xoff_or_line_noise_is_still_decoded() {
+        let mut s = ScaleStream::new(ScaleProtocol::MtSics);
+        let w = weights(s.push(b"\x11\x13S S      1.250 kg\r\n"));
+        assert_eq!(w.iter().map(|w| w.value.as_str()).collect::<Vec<_>>(), vec!["1.250"]);
+        let w = weights(s.push(b"#~zS S      2.500 kg\r\n"));
+        assert_eq!(w.iter().map(|w| w.value.as_str()).collect::<Vec<_>>(), vec!["2.500"]);
+        assert_eq!(s.discarded_bytes(), 5);
+        let mut cas = ScaleStream::new(ScaleProtocol::Cas);
+        let w = weights(cas.push(b"\x13@@ST,GS,+0001.23kg\r\n"));
+        assert_eq!(w.iter().map(|w| w.value.as_str()).collect::<Vec<_>>(), vec!["1.23"]);
     }
 
     #[test]

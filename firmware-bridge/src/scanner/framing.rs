@@ -8,8 +8,12 @@
 //! Boundaries, by configuration:
 //! - suffix: a frame ends at the suffix. A partial frame older than the timeout (when one is set)
 //!   is discarded as a fragment and counted.
-//! - prefix: bytes before the prefix are noise (counted). With a prefix and no suffix, a frame
-//!   ends at the next prefix or at the timeout.
+//! - prefix: bytes before the prefix on the same line are noise (counted). A whole line (or,
+//!   without a suffix, a burst ended by the timeout) that never shows the prefix is still an
+//!   operator's scan: it comes out as a [`Frame`] with `prefix_missing` set, so the agent keeps it
+//!   raw with the reason instead of dropping it (counted in [`FramerStats::unprefixed`]). Bytes
+//!   with nothing printable in them (XON/XOFF, line noise) stay noise. With a prefix and no
+//!   suffix, a frame ends at the next prefix or at the timeout.
 //! - timeout only: a frame ends when no byte arrived for the timeout.
 //!
 //! The buffer is bounded: a frame longer than `max_frame_len` is discarded, counted in
@@ -25,6 +29,21 @@ pub enum Suffix {
     /// Any one of these bytes; with `b"\r\n"` this frames CR, LF and CRLF scanners alike
     /// (CRLF makes an empty frame, which is dropped).
     AnyOf(Vec<u8>),
+}
+
+/// One frame: the scan's bytes without prefix and suffix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The data.
+    pub bytes: Vec<u8>,
+    /// A prefix is configured and this frame came without it.
+    pub prefix_missing: bool,
+}
+
+impl Frame {
+    fn with_prefix(bytes: Vec<u8>) -> Frame {
+        Frame { bytes, prefix_missing: false }
+    }
 }
 
 /// Framer configuration.
@@ -90,11 +109,13 @@ pub struct FramerStats {
     pub fragments: u64,
     /// Bytes discarded while waiting for a prefix.
     pub noise_bytes: u64,
+    /// Frames emitted although they lacked the configured prefix.
+    pub unprefixed: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Waiting for the prefix (`buf` holds a possible partial prefix).
+    /// Waiting for the prefix (`buf` holds what came since the last boundary, bounded).
     Hunting,
     /// Collecting a frame.
     InFrame,
@@ -162,7 +183,7 @@ impl Framer {
 
     /// Feeds bytes received at `now_ms`; returns the frames they complete (a frame completed by
     /// a timeout that expired before these bytes comes first).
-    pub fn push(&mut self, bytes: &[u8], now_ms: u64) -> Vec<Vec<u8>> {
+    pub fn push(&mut self, bytes: &[u8], now_ms: u64) -> Vec<Frame> {
         let mut out = Vec::new();
         if bytes.is_empty() {
             return out;
@@ -178,7 +199,7 @@ impl Framer {
     }
 
     /// Applies the inter-character timeout at `now_ms`; returns the frame it completes, if any.
-    pub fn poll(&mut self, now_ms: u64) -> Option<Vec<u8>> {
+    pub fn poll(&mut self, now_ms: u64) -> Option<Frame> {
         let deadline = self.deadline()?;
         if now_ms < deadline {
             return None;
@@ -193,30 +214,38 @@ impl Framer {
                     self.stats.overflows += 1;
                     None
                 } else if self.config.suffix.is_none() {
-                    self.finish(pending)
+                    self.finish(Frame::with_prefix(pending))
                 } else {
                     self.stats.fragments += 1;
                     None
                 }
             }
-            State::Hunting => {
-                self.stats.noise_bytes += pending.len() as u64;
-                None
-            }
+            State::Hunting => self.unprefixed(pending),
             _ => None,
         }
     }
 
-    fn finish(&mut self, frame: Vec<u8>) -> Option<Vec<u8>> {
-        if frame.is_empty() {
+    /// What came without the prefix: a scan when it has something printable, else noise.
+    fn unprefixed(&mut self, bytes: Vec<u8>) -> Option<Frame> {
+        let printable = bytes.iter().any(|b| b.is_ascii_graphic() || *b >= 0x80);
+        if !printable || bytes.len() > self.config.max_frame_len {
+            self.stats.noise_bytes += bytes.len() as u64;
+            return None;
+        }
+        self.stats.unprefixed += 1;
+        self.finish(Frame { bytes, prefix_missing: true })
+    }
+
+    fn finish(&mut self, frame: Frame) -> Option<Frame> {
+        if frame.bytes.is_empty() {
             return None;
         }
         self.stats.frames += 1;
         Some(frame)
     }
 
-    fn emit(&mut self, frame: Vec<u8>, out: &mut Vec<Vec<u8>>) {
-        if let Some(f) = self.finish(frame) {
+    fn emit(&mut self, frame: Vec<u8>, out: &mut Vec<Frame>) {
+        if let Some(f) = self.finish(Frame::with_prefix(frame)) {
             out.push(f);
         }
     }
@@ -231,32 +260,52 @@ impl Framer {
         }
     }
 
-    fn push_byte(&mut self, b: u8, out: &mut Vec<Vec<u8>>) {
+    fn push_byte(&mut self, b: u8, out: &mut Vec<Frame>) {
         match self.state {
-            State::Hunting => self.hunt(b),
+            State::Hunting => self.hunt(b, out),
             State::InFrame => self.collect(b, out),
             State::Skipping => self.skip(b),
         }
     }
 
-    fn hunt(&mut self, b: u8) {
-        let Some(prefix) = self.config.prefix.as_deref() else {
+    fn hunt(&mut self, b: u8, out: &mut Vec<Frame>) {
+        let Some(prefix) = self.config.prefix.clone() else {
             self.state = State::InFrame;
             return;
         };
-        self.buf.push(b);
-        if self.buf.ends_with(prefix) {
+        // A suffix before any prefix ends a line that came without its prefix.
+        let line_end = match &self.config.suffix {
+            Some(Suffix::AnyOf(set)) => set.contains(&b).then_some(0),
+            Some(Suffix::Sequence(seq)) => {
+                self.buf.push(b);
+                self.buf.ends_with(seq).then_some(seq.len())
+            }
+            None => None,
+        };
+        if let Some(suffix_len) = line_end {
+            let mut line = std::mem::take(&mut self.buf);
+            line.truncate(line.len() - suffix_len);
+            if let Some(frame) = self.unprefixed(line) {
+                out.push(frame);
+            }
+            return;
+        }
+        if !matches!(self.config.suffix, Some(Suffix::Sequence(_))) {
+            self.buf.push(b);
+        }
+        if self.buf.ends_with(&prefix) {
             self.stats.noise_bytes += (self.buf.len() - prefix.len()) as u64;
             self.buf.clear();
             self.state = State::InFrame;
-        } else if self.buf.len() >= prefix.len() {
+        } else if self.buf.len() > self.config.max_frame_len + prefix.len() {
+            // Longer than any scan: whatever it is, it is not kept.
             let drop = self.buf.len() + 1 - prefix.len();
             self.buf.drain(..drop);
             self.stats.noise_bytes += drop as u64;
         }
     }
 
-    fn collect(&mut self, b: u8, out: &mut Vec<Vec<u8>>) {
+    fn collect(&mut self, b: u8, out: &mut Vec<Frame>) {
         match &self.config.suffix {
             Some(Suffix::AnyOf(set)) => {
                 if set.contains(&b) {
@@ -332,6 +381,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The existing assertions compare data; `prefix_missing` has tests of its own.
+    impl PartialEq<Vec<u8>> for Frame {
+        fn eq(&self, other: &Vec<u8>) -> bool {
+            &self.bytes == other
+        }
+    }
+
     fn framer(config: FramerConfig) -> Framer {
         Framer::new(config).unwrap()
     }
@@ -369,9 +425,9 @@ mod tests {
         assert!(f.push(b"ABC", 0).is_empty());
         assert!(f.push(b"DEF", 30).is_empty());
         assert_eq!(f.deadline(), Some(80));
-        assert_eq!(f.poll(79), None);
-        assert_eq!(f.poll(80), Some(b"ABCDEF".to_vec()));
-        assert_eq!(f.poll(500), None);
+        assert_eq!(f.poll(79).map(|fr| fr.bytes), None);
+        assert_eq!(f.poll(80).map(|fr| fr.bytes), Some(b"ABCDEF".to_vec()));
+        assert_eq!(f.poll(500).map(|fr| fr.bytes), None);
         assert_eq!(f.deadline(), None);
     }
 
@@ -380,7 +436,7 @@ mod tests {
         let mut f = framer(FramerConfig::timeout(50));
         f.push(b"ONE", 0);
         assert_eq!(f.push(b"TWO", 100), vec![b"ONE".to_vec()]);
-        assert_eq!(f.poll(150), Some(b"TWO".to_vec()));
+        assert_eq!(f.poll(150).map(|fr| fr.bytes), Some(b"TWO".to_vec()));
     }
 
     #[test]
@@ -396,6 +452,22 @@ mod tests {
         let mut f = framer(FramerConfig { prefix: Some(b"\x02".to_vec()), ..FramerConfig::line() });
         assert_eq!(f.push(b"xx\x02ABC\r\x02DEF\r", 0), vec![b"ABC".to_vec(), b"DEF".to_vec()]);
         assert_eq!(f.stats().noise_bytes, 2);
+    }
+
+    #[test]
+    fn a_line_without_the_prefix_is_kept_and_marked() {
+        let mut f = framer(FramerConfig { prefix: Some(b"\x02".to_vec()), ..FramerConfig::line() });
+        let frames = f.push(b"\x02ABC\rNOPREFIX\r\x11\x13\r\x02DEF\r", 0);
+        let got: Vec<(&[u8], bool)> = frames.iter().map(|fr| (&fr.bytes[..], fr.prefix_missing)).collect();
+        assert_eq!(got, vec![(&b"ABC"[..], false), (&b"NOPREFIX"[..], true), (&b"DEF"[..], false)]);
+        // XON/XOFF alone is noise, not a scan.
+        assert_eq!(f.stats().unprefixed, 1);
+        assert_eq!(f.stats().noise_bytes, 2);
+        let mut seq =
+            framer(FramerConfig { prefix: Some(b"<<".to_vec()), suffix: seq(b"\r\n"), ..FramerConfig::line() });
+        let frames = seq.push(b"BARE\r\n<<OK\r\n", 0);
+        assert_eq!((frames[0].bytes.as_slice(), frames[0].prefix_missing), (&b"BARE"[..], true));
+        assert_eq!((frames[1].bytes.as_slice(), frames[1].prefix_missing), (&b"OK"[..], false));
     }
 
     #[test]
@@ -415,7 +487,7 @@ mod tests {
             max_frame_len: 64,
         });
         assert_eq!(f.push(b"#AB#CD", 0), vec![b"AB".to_vec()]);
-        assert_eq!(f.poll(20), Some(b"CD".to_vec()));
+        assert_eq!(f.poll(20).map(|fr| fr.bytes), Some(b"CD".to_vec()));
     }
 
     #[test]
@@ -438,9 +510,9 @@ mod tests {
     fn overflow_in_timeout_mode_skips_until_the_gap() {
         let mut f = framer(FramerConfig { max_frame_len: 3, ..FramerConfig::timeout(10) });
         f.push(b"ABCDEFG", 0);
-        assert_eq!(f.poll(10), None);
+        assert_eq!(f.poll(10).map(|fr| fr.bytes), None);
         f.push(b"XY", 20);
-        assert_eq!(f.poll(30), Some(b"XY".to_vec()));
+        assert_eq!(f.poll(30).map(|fr| fr.bytes), Some(b"XY".to_vec()));
         assert_eq!(f.stats().overflows, 1);
     }
 
@@ -484,10 +556,10 @@ mod tests {
             for (bytes, dt) in chunks {
                 now += dt;
                 for frame in f.push(&bytes, now) {
-                    prop_assert!(!frame.is_empty() && frame.len() <= max);
+                    prop_assert!(!frame.bytes.is_empty() && frame.bytes.len() <= max);
                 }
                 prop_assert!(f.buffered() <= max + 3);
-                if let Some(frame) = f.poll(now + 5) {
+                if let Some(frame) = f.poll(now + 5).map(|fr| fr.bytes) {
                     prop_assert!(frame.len() <= max);
                 }
             }
@@ -503,7 +575,7 @@ mod tests {
             let mut f = framer(FramerConfig::line());
             let mut got = Vec::new();
             for (i, chunk) in wire.chunks(split).enumerate() {
-                got.extend(f.push(chunk, i as u64));
+                got.extend(f.push(chunk, i as u64).into_iter().map(|fr| fr.bytes));
             }
             let want: Vec<Vec<u8>> = frames.iter().map(|s| s.as_bytes().to_vec()).collect();
             prop_assert_eq!(got, want);

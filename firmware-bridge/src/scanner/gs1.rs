@@ -106,6 +106,23 @@ pub enum Gs1Error {
         /// The value.
         value: String,
     },
+    /// A date-and-time value (7003, 8008) or a date range (7007) that is not one; `pos` is the
+    /// byte of the offending field (the hour of `2612312500` is at `pos` + 6).
+    #[error("({ai}) at byte {pos} is not a valid {format}: {field} {found} in {value}")]
+    InvalidDateTime {
+        /// The byte where the offending field starts.
+        pos: usize,
+        /// The AI.
+        ai: String,
+        /// The expected layout, e.g. `YYMMDDHHMM date and time`.
+        format: &'static str,
+        /// `date`, `hour`, `minute` or `second`.
+        field: &'static str,
+        /// The field's digits as received.
+        found: String,
+        /// The whole value.
+        value: String,
+    },
     /// The same AI twice with different values.
     #[error("({ai}) at byte {pos} repeats with a different value")]
     Conflict {
@@ -224,6 +241,12 @@ enum Check {
     Mod10,
     /// YYMMDD date.
     Date,
+    /// YYMMDDHHMM (7003 expiration date and time).
+    DateTime,
+    /// YYMMDD, optionally followed by a second YYMMDD (7007 harvest date range).
+    DateRange,
+    /// YYMMDDHH, optionally MM and SS (8008 production date and time).
+    DateHour,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -321,11 +344,11 @@ fn ai_spec(ai: &[u8]) -> Option<AiSpec> {
                 _ => match head * 10 + u16::from(last) {
                     7001 => n(13),
                     7002 => x_var(30),
-                    7003 => n(10),
+                    7003 => checked(n(10), Check::DateTime),
                     7004 => n_var(4),
                     7005 => x_var(12),
                     7006 => checked(n(6), Check::Date),
-                    7007 => AiSpec { min: 6, ..n(12) },
+                    7007 => checked(AiSpec { min: 6, ..n(12) }, Check::DateRange),
                     7008 => x_var(3),
                     7009 => x_var(10),
                     7010 => x_var(2),
@@ -339,7 +362,7 @@ fn ai_spec(ai: &[u8]) -> Option<AiSpec> {
                     8005 => n(6),
                     8006 | 8017 | 8018 | 8026 => n(18),
                     8007 => x_var(34),
-                    8008 => mixed(8, 4, true),
+                    8008 => checked(mixed(8, 4, true), Check::DateHour),
                     8009 => x_var(50),
                     8011 => n_var(12),
                     8013 | 8020 => x_var(25),
@@ -440,6 +463,64 @@ fn validate_value(ai: &str, spec: &AiSpec, value: &[u8], pos: usize, reference_y
             if gs1_date(&text, reference_year).is_none() {
                 return Err(Gs1Error::InvalidDate { pos, ai: ai.to_owned(), value: text.into_owned() });
             }
+        }
+        Check::DateTime => check_date_time(
+            ai,
+            value,
+            pos,
+            reference_year,
+            "YYMMDDHHMM date and time",
+            &[("hour", 23), ("minute", 59)],
+        )?,
+        Check::DateHour => {
+            // YYMMDDHH, then optionally minutes, then optionally seconds (2 digits each).
+            let fields: &[(&'static str, u32)] = &[("hour", 23), ("minute", 59), ("second", 59)];
+            let parts = (value.len().saturating_sub(6) / 2).min(3);
+            if !value.len().is_multiple_of(2) || !(8..=12).contains(&value.len()) {
+                return Err(Gs1Error::BadLength { pos, ai: ai.to_owned(), min: 8, max: 12, found: value.len() });
+            }
+            check_date_time(ai, value, pos, reference_year, "YYMMDDHH[MM[SS]] date and time", &fields[..parts])?;
+        }
+        Check::DateRange => {
+            if value.len() != 6 && value.len() != 12 {
+                return Err(Gs1Error::BadLength { pos, ai: ai.to_owned(), min: 6, max: 12, found: value.len() });
+            }
+            for (i, chunk) in value.chunks(6).enumerate() {
+                check_date_time(ai, chunk, pos + 6 * i, reference_year, "YYMMDD[YYMMDD] date range", &[])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A strict YYMMDD date (day 00 is not a day here: that rule belongs to 11–17) followed by
+/// two-digit `fields` with their maxima.
+fn check_date_time(
+    ai: &str,
+    value: &[u8],
+    pos: usize,
+    reference_year: u16,
+    format: &'static str,
+    fields: &[(&'static str, u32)],
+) -> Result<(), Gs1Error> {
+    let text = String::from_utf8_lossy(value);
+    let fail = |at: usize, field: &'static str, len: usize| Gs1Error::InvalidDateTime {
+        pos: pos + at,
+        ai: ai.to_owned(),
+        format,
+        field,
+        found: text.get(at..at + len).unwrap_or("").to_owned(),
+        value: text.clone().into_owned(),
+    };
+    let date = text.get(..6).unwrap_or("");
+    if date.len() != 6 || date.ends_with("00") || gs1_date(date, reference_year).is_none() {
+        return Err(fail(0, "date", 6));
+    }
+    for (i, &(field, max)) in fields.iter().enumerate() {
+        let at = 6 + 2 * i;
+        let v = text.get(at..at + 2).and_then(|t| t.parse::<u32>().ok());
+        if v.is_none_or(|v| v > max) {
+            return Err(fail(at, field, 2));
         }
     }
     Ok(())
@@ -787,6 +868,24 @@ mod tests {
     fn conflicting_duplicate_ai_is_rejected_but_identical_repeat_is_not() {
         assert!(matches!(parse(b"10A\x1d10B"), Err(Gs1Error::Conflict { pos: 4, .. })));
         assert_eq!(parse(b"10A\x1d10A").unwrap().elements.len(), 1);
+    }
+
+    #[test]
+    fn date_and_time_ais_are_validated() {
+        assert!(parse(b"70032612312359").is_ok());
+        let err = parse(b"70032612312500").unwrap_err();
+        assert!(
+            matches!(&err, Gs1Error::InvalidDateTime { pos: 10, field: "hour", found, .. } if found == "25"),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "(7003) at byte 10 is not a valid YYMMDDHHMM date and time: hour 25 in 2612312500");
+        assert!(matches!(parse(b"70032612311260"), Err(Gs1Error::InvalidDateTime { field: "minute", .. })));
+        assert!(matches!(parse(b"70032613311200"), Err(Gs1Error::InvalidDateTime { pos: 4, field: "date", .. })));
+        assert!(parse(b"7007261201261231").is_ok());
+        assert!(matches!(parse(b"7007261201261331"), Err(Gs1Error::InvalidDateTime { pos: 10, .. })));
+        assert!(parse(b"80082612311405").is_ok());
+        assert!(matches!(parse(b"8008261231145961"), Err(Gs1Error::InvalidDateTime { field: "second", .. })));
+        assert!(matches!(parse(b"8008261231241"), Err(Gs1Error::BadLength { .. })));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use aim::{AimId, Symbology};
-pub use framing::{Framer, FramerConfig, FramerConfigError, FramerStats, Suffix};
+pub use framing::{Frame, Framer, FramerConfig, FramerConfigError, FramerStats, Suffix};
 pub use gs1::{Gs1Error, Gs1Options, NetWeight, ScanParsed};
 
 /// Options for [`decode_scan`].
@@ -43,9 +43,13 @@ impl ScanOptions {
 /// A decoded scan: the `scan` event payload of `design/contracts.md` §1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Scan {
-    /// The scan as received, AIM prefix included. Bytes that are not UTF-8 are read as
-    /// ISO 8859-1 (the default character set of Code 128 and Data Matrix).
+    /// The scan as received, AIM prefix included. When the bytes are not valid UTF-8, each
+    /// invalid sequence is shown as U+FFFD (valid characters around it are kept) and
+    /// [`Scan::raw_hex`] holds the exact bytes (contracts.md §1).
     pub raw: String,
+    /// The exact bytes in lowercase hex, present only when they are not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_hex: Option<String>,
     /// The AIM identifier, e.g. `"]C1"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aim: Option<String>,
@@ -105,10 +109,15 @@ pub enum ScanError {
 }
 
 pub(crate) fn bytes_to_string(raw: &[u8]) -> String {
-    match std::str::from_utf8(raw) {
-        Ok(s) => s.to_owned(),
-        Err(_) => raw.iter().map(|&b| char::from(b)).collect(),
+    String::from_utf8_lossy(raw).into_owned()
+}
+
+/// The bytes in lowercase hex when they are not valid UTF-8 (the `raw_hex` of a scan).
+pub(crate) fn hex_unless_utf8(raw: &[u8]) -> Option<String> {
+    if std::str::from_utf8(raw).is_ok() {
+        return None;
     }
+    Some(raw.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Validates an EAN/UPC digit string (length in `lengths`, check digit over the first
@@ -147,6 +156,7 @@ pub fn decode_scan(raw: &[u8], opts: &ScanOptions) -> Result<Scan, ScanError> {
     let symbology = aim.map(|id| id.symbology());
     let mut scan = Scan {
         raw: bytes_to_string(raw),
+        raw_hex: hex_unless_utf8(raw),
         aim: aim.map(|id| id.as_string()),
         symbology,
         gs1: BTreeMap::new(),
@@ -341,15 +351,25 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_bytes_are_kept_as_latin1() {
-        let scan = decode(b"]C0caf\xe9").unwrap();
-        assert_eq!(scan.raw, "]C0caf\u{e9}");
+    fn invalid_utf8_keeps_the_valid_characters_and_the_exact_bytes() {
+        // A valid é (c3 a9) next to one stray byte: the é survives, the stray byte is marked.
+        let scan = decode(b"]C0caf\xc3\xa9 \xff").unwrap();
+        assert_eq!(scan.raw, "]C0caf\u{e9} \u{fffd}");
+        assert_eq!(scan.raw_hex.as_deref(), Some("5d4330636166c3a920ff"));
+        assert!(decode("]C0café".as_bytes()).unwrap().raw_hex.is_none());
     }
 
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(raw in prop::collection::vec(any::<u8>(), 0..80)) {
-            let _ = decode(&raw);
+            if let Ok(scan) = decode(&raw) {
+                // Whatever the bytes, the event can give them back exactly.
+                let exact = match &scan.raw_hex {
+                    Some(hex) => (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect(),
+                    None => scan.raw.as_bytes().to_vec(),
+                };
+                prop_assert_eq!(exact, raw);
+            }
         }
 
         #[test]
