@@ -10,13 +10,17 @@
 //! - [`dispatcher`]: one per sink; forms batches from the store (a batch keeps its events and key
 //!   until settled), hands them to the sink, records each event's outcome (delivered,
 //!   dead-lettered, retried, paused), learns the receiver's size limit, probes while backing off.
+//! - [`devices`], [`stations`], [`printing`]: serial/TCP scanners, scales and printers (local or
+//!   behind a firmware-bridge); a station's scans reach it through the store (committed before
+//!   they are acknowledged), its scale's readings through a live slot.
 //! - [`sinks`]: what a delivery is for each destination (`file`, `http`, `odoo`).
 //! - [`supervisor`]: `dockhand run` — builds all of the above from [`config`], handles signals.
 //! - [`status`], [`cli`], [`bench`], [`simulate`]: what a technician runs; `status` reads the
 //!   store directly.
 //!
 //! Support: [`timestamp`] (RFC 3339 ms UTC), [`units`] (durations and sizes in the config),
-//! [`shutdown`], [`telemetry`] (logs), [`secrets`] (secret files), [`exit`] (exit codes).
+//! [`shutdown`], [`telemetry`] (logs), [`secrets`] (secret files), [`exit`] (exit codes),
+//! `counters` (process-wide counters for `/metrics`).
 
 pub mod bench;
 mod bench_codecs;
@@ -25,6 +29,7 @@ mod bench_http;
 mod bench_ingest;
 pub mod cli;
 pub mod config;
+pub(crate) mod counters;
 pub mod devices;
 pub mod dispatcher;
 pub mod event;

@@ -201,6 +201,21 @@ pub fn render(s: &StoreSummary, max_bytes: u64, health: &Health, now: Timestamp)
         "1 while connected to the MQTT broker.",
         health.mqtt_connected().map(|c| vec![(String::new(), f64::from(u8::from(c)))]).unwrap_or_default(),
     );
+    let counters = crate::counters::rows();
+    for (name, help) in [
+        ("dockhand_scans_kept_raw_total", "Scans stored as received, by reason (see docs/DEVICES.md)."),
+        (
+            "dockhand_station_cycles_restarted_total",
+            "Station cycles interrupted by a restart or reload, by what became of them.",
+        ),
+    ] {
+        let samples = counters
+            .iter()
+            .filter(|(n, _, _)| *n == name)
+            .map(|(_, label, value)| (format!("{{{label}}}"), *value as f64))
+            .collect();
+        family(name, "counter", help, samples);
+    }
     family(
         "dockhand_build_info",
         "gauge",

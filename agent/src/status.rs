@@ -45,6 +45,9 @@ pub enum DaemonState {
     },
 }
 
+/// A station this many scans behind is worth a look (a stuck printer, a slow disk).
+const STATION_BEHIND: u64 = 100;
+
 pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp) -> StatusReport {
     let daemon = match (store.heartbeat_at, store.stopped_at) {
         (Some(hb), stopped) if stopped.is_none_or(|s| s < hb) && hb.millis_until(now) < HEARTBEAT_STALE_MS => {
@@ -92,6 +95,17 @@ pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp) -> StatusRepo
                 format!("{}{}", d.state, d.detail.as_deref().map_or(String::new(), |x| format!(": {x}")))
             });
             problems.push(format!("{n} print job(s) wait for printer {printer}, which is {why}"));
+        }
+    }
+    for station in &store.stations {
+        if station.summary.contains("refusing new cycles") {
+            problems.push(format!("station {}: {}", station.station, station.summary));
+        }
+    }
+    for (station, waiting) in &store.station_backlog {
+        if *waiting >= STATION_BEHIND {
+            problems
+                .push(format!("station {station} is {waiting} scans behind its scanner (none is lost; it catches up)"));
         }
     }
     let used_pct = store.used_bytes as f64 * 100.0 / max_bytes.max(1) as f64;
@@ -151,6 +165,18 @@ impl StatusReport {
             let detail = d.detail.as_deref().map_or(String::new(), |x| format!(" — {x}"));
             let _ =
                 writeln!(out, "device  {} {} for {}{detail}", d.name, d.state, describe_age(d.since.millis_until(now)));
+        }
+        for st in &s.stations {
+            let waiting = s.station_backlog.iter().find(|(n, _)| *n == st.station).map_or(0, |(_, n)| *n);
+            let waiting = if waiting > 0 { format!("; {waiting} scan(s) waiting") } else { String::new() };
+            let _ = writeln!(
+                out,
+                "station {} ({}) {} — last step {} ago{waiting}",
+                st.station,
+                st.workflow,
+                st.summary,
+                describe_age(st.updated_at.millis_until(now))
+            );
         }
         for j in &s.print_jobs {
             let _ = writeln!(

@@ -54,6 +54,8 @@ struct Pipeline {
     tasks: BTreeMap<String, Task>,
     /// Lives as long as the process, so restarting a device or the MQTT source keeps them linked.
     live: crate::devices::live::LiveReadings,
+    /// Likewise: devices and their stations find each other through it across reloads.
+    handoff: crate::stations::handoff::Handoff,
 }
 
 impl Pipeline {
@@ -152,8 +154,12 @@ impl Pipeline {
                     health.set_mqtt(Some(source.health()));
                     tokio::spawn(source.run(shutdown))
                 }
-                Plan::Device(task) => tokio::spawn(task.run(store.clone(), self.live.clone(), shutdown)),
-                Plan::Station(task) => tokio::spawn(task.run(store.clone(), self.live.clone(), shutdown)),
+                Plan::Device(task) => {
+                    tokio::spawn(task.run(store.clone(), self.live.clone(), self.handoff.clone(), shutdown))
+                }
+                Plan::Station(task) => {
+                    tokio::spawn(task.run(store.clone(), self.live.clone(), self.handoff.clone(), shutdown))
+                }
                 Plan::Simulate(settings, sim) => {
                     warn!("Simulated handhelds are on ([simulate] in the config): for demos and commissioning only.");
                     tokio::spawn(async move {
@@ -239,7 +245,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
             error!(error = %e, "The embedded MQTT broker could not start.");
         }
     }
-    let mut pipeline = Pipeline { tasks: BTreeMap::new(), live: Default::default() };
+    let mut pipeline = Pipeline { tasks: BTreeMap::new(), live: Default::default(), handoff: Default::default() };
     pipeline.apply(&config, &store, &health).await?;
     tokio::spawn(report_to_systemd(store.clone(), health.clone(), process_switch.subscribe()));
     info!(

@@ -211,6 +211,23 @@ impl Decimal {
         add(&self.0, &other.0).map(Decimal)
     }
 
+    /// Exact difference, with the larger number of decimals.
+    pub fn checked_sub(&self, other: &Decimal) -> Option<Decimal> {
+        let ((a, sa), (b, sb)) = (self.scaled()?, other.scaled()?);
+        let s = sa.max(sb);
+        Decimal::from_scaled_int(rescale(a, sa, s)?.checked_sub(rescale(b, sb, s)?)?, s)
+    }
+
+    /// The value without its sign.
+    pub fn abs(&self) -> Decimal {
+        Decimal(self.0.strip_prefix('-').unwrap_or(&self.0).to_owned())
+    }
+
+    /// How many digits follow the point.
+    pub fn decimals(&self) -> usize {
+        self.0.split_once('.').map_or(0, |(_, f)| f.len())
+    }
+
     /// Exact product (the decimals add up: `0.5 × 0.25 = 0.125`).
     pub fn checked_mul(&self, other: &Decimal) -> Option<Decimal> {
         let ((a, sa), (b, sb)) = (self.scaled()?, other.scaled()?);
@@ -325,6 +342,8 @@ mod tests {
         assert_eq!(d("1.206").div_rounded(&d("0.012"), 2).unwrap().as_str(), "100.50");
         assert_eq!(d("1.200").div_rounded(&d("0.012"), 0).unwrap().as_str(), "100");
         assert_eq!(d("1").div_rounded(&d("0"), 0), None);
+        assert_eq!(d("1.2").checked_sub(&d("1.206")).unwrap().as_str(), "-0.006");
+        assert_eq!(d("-0.006").abs().as_str(), "0.006");
         assert_eq!(d("1.25").cmp_value(&d("1.250")), Some(std::cmp::Ordering::Equal));
         assert_eq!(d("-2").cmp_value(&d("1")), Some(std::cmp::Ordering::Less));
         assert_eq!(Decimal::from_written_float(0.05).unwrap().as_str(), "0.05");

@@ -5,12 +5,13 @@
 //!   `<prefix>/gateway/<gateway>/reading/<device>`, and a station's step-by-step feedback on
 //!   `…/station/<name>`, at QoS 0 (contracts.md §2). Not stored: a reading nobody listens for,
 //!   or lost while the broker is away, is simply replaced by the next one;
-//! - stations ([`crate::stations`]), which turn their devices' scans and readings into events.
+//!
+//! Displays only: nothing that is acknowledged or stored travels through it (stations get their
+//! scans and readings through [`crate::stations::handoff`]).
 //!
 //! The hub lives as long as the process, so device tasks, stations and the MQTT source can each
 //! be restarted by a reload without losing their connection to it.
 
-use firmware_bridge::ScaleReading;
 use tokio::sync::broadcast;
 
 /// One message to publish under `…/gateway/<id>/`.
@@ -22,28 +23,17 @@ pub struct LiveReading {
     pub body: String,
 }
 
-/// What a device said, for stations.
-#[derive(Debug, Clone)]
-pub enum Signal {
-    /// A scan: its payload JSON (raw, aim, gs1, parsed).
-    Scan(serde_json::Value),
-    /// A scale reading.
-    Reading(ScaleReading),
-}
-
-/// The hub: device tasks and stations send, the MQTT source and stations receive.
+/// The hub: device tasks and stations send, the MQTT source receives.
 #[derive(Debug, Clone)]
 pub struct LiveReadings {
     tx: broadcast::Sender<LiveReading>,
-    signals: broadcast::Sender<(String, Signal)>,
 }
 
 impl Default for LiveReadings {
     fn default() -> Self {
         // A few seconds of readings from a handful of scales; a slow publisher skips the oldest.
         let (tx, _) = broadcast::channel(256);
-        let (signals, _) = broadcast::channel(256);
-        LiveReadings { tx, signals }
+        LiveReadings { tx }
     }
 }
 
@@ -60,14 +50,5 @@ impl LiveReadings {
 
     pub fn subscribe(&self) -> broadcast::Receiver<LiveReading> {
         self.tx.subscribe()
-    }
-
-    /// Hands a device's scan or reading to the stations.
-    pub fn signal(&self, device: &str, signal: Signal) {
-        let _ = self.signals.send((device.to_owned(), signal));
-    }
-
-    pub fn signals(&self) -> broadcast::Receiver<(String, Signal)> {
-        self.signals.subscribe()
     }
 }

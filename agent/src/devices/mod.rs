@@ -12,7 +12,9 @@
 //! A local scan is stored when it has been read off the port; a scan lost between the read and
 //! the commit (the process killed in that instant) was never acknowledged to anyone. A bridged
 //! scan is acknowledged to the broker only after its commit, with the bridge's id, so it is
-//! stored exactly once whatever is killed when.
+//! stored exactly once whatever is killed when. For a device that works for a station, "its
+//! commit" is the commit of the scan into the station's durable input queue
+//! ([`crate::store::station_inputs`]).
 
 pub mod config;
 pub mod live;
@@ -29,11 +31,12 @@ use tracing::{error, info, warn};
 
 pub use config::DeviceConfig;
 use live::LiveReadings;
-use processor::DeviceProcessor;
+use processor::{DeviceProcessor, StationLink};
 
 use crate::event::{DeviceState, Transport};
 use crate::shutdown::Shutdown;
 use crate::sources::mqtt::MqttSettings;
+use crate::stations::handoff::Handoff;
 use crate::store::{Store, StoreError};
 use crate::timestamp::Timestamp;
 
@@ -52,7 +55,14 @@ pub struct DeviceTask {
 }
 
 impl DeviceTask {
-    pub async fn run(self, store: Store, live: LiveReadings, mut shutdown: Shutdown) -> Result<(), StoreError> {
+    pub async fn run(
+        self,
+        store: Store,
+        live: LiveReadings,
+        handoff: Handoff,
+        mut shutdown: Shutdown,
+    ) -> Result<(), StoreError> {
+        let link = self.station.clone().map(|station| StationLink { station, handoff });
         let transport = match self.config.transport() {
             Ok(t) => t,
             Err((key, msg)) => {
@@ -71,7 +81,7 @@ impl DeviceTask {
                 };
                 task.run(link, store, live, shutdown).await
             }
-            Some(link) => self.run_local(link, store, live, shutdown).await,
+            Some(port) => self.run_local(port, store, live, link, shutdown).await,
             None if self.config.kind == firmware_bridge::spec::DeviceKind::Printer => {
                 let Some(settings) = self.mqtt.clone() else {
                     error!(printer = %self.config.name, "The printer is behind a firmware-bridge but the config has no [mqtt] section.");
@@ -86,7 +96,7 @@ impl DeviceTask {
                 };
                 task.run(store, live, shutdown).await
             }
-            None => self.run_bridged(store, live, shutdown).await,
+            None => self.run_bridged(store, live, link, shutdown).await,
         }
     }
 
@@ -95,12 +105,12 @@ impl DeviceTask {
         transport: LinkTransport,
         store: Store,
         live: LiveReadings,
+        station: Option<StationLink>,
         mut shutdown: Shutdown,
     ) -> Result<(), StoreError> {
         let name = self.config.name.clone();
         let kind = if matches!(transport, LinkTransport::Tcp(_)) { Transport::Tcp } else { Transport::Serial };
-        let mut processor =
-            DeviceProcessor::new(&self.config, kind, &self.gateway, &self.site, store, live, self.station.is_some());
+        let mut processor = DeviceProcessor::new(&self.config, kind, &self.gateway, &self.site, store, live, station);
         let spec = self.config.spec().map_err(|(k, m)| StoreError::Setup(format!("device {name}: {k}: {m}")))?;
         let decoder = spec.decoder().map_err(|m| StoreError::Setup(format!("device {name}: {m}")))?;
         // Bounded: while the store cannot keep up, the device thread waits and the port's own
@@ -138,17 +148,16 @@ impl DeviceTask {
         result
     }
 
-    async fn run_bridged(self, store: Store, live: LiveReadings, mut shutdown: Shutdown) -> Result<(), StoreError> {
+    async fn run_bridged(
+        self,
+        store: Store,
+        live: LiveReadings,
+        station: Option<StationLink>,
+        mut shutdown: Shutdown,
+    ) -> Result<(), StoreError> {
         let name = self.config.name.clone();
-        let mut processor = DeviceProcessor::new(
-            &self.config,
-            Transport::Mqtt,
-            &self.gateway,
-            &self.site,
-            store,
-            live,
-            self.station.is_some(),
-        );
+        let mut processor =
+            DeviceProcessor::new(&self.config, Transport::Mqtt, &self.gateway, &self.site, store, live, station);
         let Some(settings) = self.mqtt.clone() else {
             error!(device = %name, "The device is attached through a firmware-bridge (transport = \"mqtt\") but the config has no [mqtt] section.");
             shutdown.wait().await;

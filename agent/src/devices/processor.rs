@@ -2,7 +2,12 @@
 //! a firmware-bridge on another host): scans become `scan` events, a scale settling on a new
 //! weight becomes a `weight` event, state changes become `device_status` events (which also keep
 //! the `devices` table that `status` reads), and every reading and scan is offered to the live
-//! readings topic.
+//! readings topic (displays only).
+//!
+//! A device that works for a station hands its output over instead of making events: a scan is
+//! committed to the station's durable input queue (before the caller acknowledges anything) and
+//! the station is woken; a scale's readings and state go to the station's live slot
+//! ([`crate::stations::handoff`]).
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +22,7 @@ use super::live::LiveReadings;
 use crate::event::{
     DeviceState, DeviceStatusPayload, Event, EventId, Kind, Payload, Source, Text, Transport, new_event_id,
 };
+use crate::store::station_inputs::NewStationInput;
 use crate::store::{Store, StoreError, until_stored};
 use crate::timestamp::Timestamp;
 
@@ -36,7 +42,17 @@ pub struct DeviceProcessor {
     last_state: Option<(DeviceState, Option<String>)>,
     last_published: Option<(ScaleReading, Instant)>,
     /// Part of a station: scans and weights go to the station, which makes the events.
-    in_station: bool,
+    station: Option<StationLink>,
+    /// Scans kept raw because they lacked the configured prefix or were not UTF-8 (logged once
+    /// per kind, then counted).
+    warned_prefix: bool,
+}
+
+/// The station a device works for, and the hub that reaches it.
+#[derive(Debug, Clone)]
+pub struct StationLink {
+    pub station: String,
+    pub handoff: crate::stations::handoff::Handoff,
 }
 
 impl std::fmt::Debug for DeviceProcessor {
@@ -53,12 +69,12 @@ impl DeviceProcessor {
         site: &str,
         store: Store,
         live: LiveReadings,
-        in_station: bool,
+        station: Option<StationLink>,
     ) -> Self {
         let settle = (config.kind == firmware_bridge::spec::DeviceKind::Scale
             && config.weight_events == WeightEvents::StableChange
-            && !in_station)
-            .then(|| SettleDetector::new(config.stable_readings));
+            && station.is_none())
+        .then(|| SettleDetector::new(config.stable_readings));
         DeviceProcessor {
             name: config.name.clone(),
             transport,
@@ -69,7 +85,8 @@ impl DeviceProcessor {
             settle,
             last_state: None,
             last_published: None,
-            in_station,
+            station,
+            warned_prefix: false,
         }
     }
 
@@ -82,6 +99,9 @@ impl DeviceProcessor {
             return Ok(());
         }
         let (state, detail) = current.clone();
+        if let Some(link) = &self.station {
+            link.handoff.scale_state(&self.name, state, detail.clone());
+        }
         match state {
             DeviceState::Connected => {
                 info!(device = %self.name, detail = detail.as_deref().unwrap_or(""), "Device connected.")
@@ -115,7 +135,9 @@ impl DeviceProcessor {
             }
             DeviceOutput::Reading(reading) => {
                 self.publish_reading(&reading, at);
-                self.live.signal(&self.name, super::live::Signal::Reading(reading.clone()));
+                if let Some(link) = &self.station {
+                    link.handoff.scale_reading(&self.name, reading.clone());
+                }
                 if let Some(weight) = self.settle.as_mut().and_then(|s| s.feed(&reading)) {
                     let value = serde_json::to_value(&weight).unwrap_or_default();
                     match Payload::from_json(Kind::Weight, value) {
@@ -142,12 +164,20 @@ impl DeviceProcessor {
         at: Timestamp,
     ) -> Result<(), StoreError> {
         let raw = value.get("raw").and_then(|r| r.as_str()).unwrap_or("").to_owned();
-        if let Some(problem) = &problem {
-            warn!(device = %self.name, %raw, %problem, "Scan stored as received: its data could not be interpreted.");
-        }
+        self.note_kept_raw(&value, problem.as_deref(), &raw);
         self.live.publish(&self.name, json!({"at": at, "scan": &value, "problem": &problem}).to_string());
-        self.live.signal(&self.name, super::live::Signal::Scan(value.clone()));
-        if self.in_station {
+        if let Some(link) = &self.station {
+            let input = NewStationInput {
+                station: link.station.clone(),
+                device: self.name.clone(),
+                id: id.unwrap_or_else(new_event_id),
+                occurred_at: at,
+                body: json!({"scan": &value, "problem": &problem}).to_string(),
+            };
+            if until_stored(HELD, || self.store.station_input(input.clone())).await.is_none() {
+                return Err(StoreError::Closed);
+            }
+            link.handoff.scan_stored(&link.station);
             return Ok(());
         }
         match Payload::from_json(Kind::Scan, value) {
@@ -157,6 +187,25 @@ impl DeviceProcessor {
                 Ok(())
             }
         }
+    }
+
+    /// Logs and counts a scan that is kept as received. A missing prefix is a scanner setting,
+    /// so it is logged once (then only counted); other problems are logged per scan.
+    fn note_kept_raw(&mut self, value: &serde_json::Value, problem: Option<&str>, raw: &str) {
+        if value.get("raw_hex").is_some() {
+            crate::counters::SCANS_NOT_UTF8.add();
+            info!(device = %self.name, %raw, "A scan is not valid UTF-8; its exact bytes are kept in raw_hex.");
+        }
+        let Some(problem) = problem else { return };
+        if problem == firmware_bridge::device::PREFIX_MISSING {
+            crate::counters::SCANS_WITHOUT_PREFIX.add();
+            if !std::mem::replace(&mut self.warned_prefix, true) {
+                warn!(device = %self.name, %raw, "A scan came without the configured prefix; it is kept as received. Check the scanner's prefix setting or the device's `prefix` key (further ones are only counted).");
+            }
+            return;
+        }
+        crate::counters::SCANS_UNDECODED.add();
+        warn!(device = %self.name, %raw, %problem, "Scan stored as received: its data could not be interpreted.");
     }
 
     fn publish_reading(&mut self, reading: &ScaleReading, at: Timestamp) {

@@ -33,7 +33,7 @@ impl BridgedPrinter {
     pub async fn run(self, store: Store, live: LiveReadings, mut shutdown: Shutdown) -> Result<(), StoreError> {
         let name = self.config.name.clone();
         let mut processor =
-            DeviceProcessor::new(&self.config, Transport::Mqtt, &self.gateway, &self.site, store.clone(), live, false);
+            DeviceProcessor::new(&self.config, Transport::Mqtt, &self.gateway, &self.site, store.clone(), live, None);
         let client_id = format!("{}-printer-{name}", self.settings.mqtt.client_id(&self.settings.gateway));
         let mut options = match self.settings.options(&client_id, false) {
             Ok(o) => o,

@@ -59,7 +59,7 @@ impl PrinterTask {
         let name = self.config.name.clone();
         let kind = if matches!(transport, LinkTransport::Tcp(_)) { Transport::Tcp } else { Transport::Serial };
         let mut processor =
-            DeviceProcessor::new(&self.config, kind, &self.gateway, &self.site, store.clone(), live, false);
+            DeviceProcessor::new(&self.config, kind, &self.gateway, &self.site, store.clone(), live, None);
         let spec = self.config.spec().map_err(|(k, m)| StoreError::Setup(format!("printer {name}: {k}: {m}")))?;
         let decoder = spec.decoder().map_err(|m| StoreError::Setup(format!("printer {name}: {m}")))?;
         if let PrintJobAnswer::Recovered(ids) =

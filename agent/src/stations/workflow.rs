@@ -1,17 +1,24 @@
-//! The station workflows as pure state machines: scans, scale readings and the clock in; events
-//! to store, labels to print and operator feedback out. No I/O, so every path — a full cycle, a
-//! cancel, a timeout, a restart by a new picking scan, an off-tolerance weight — is a unit test.
+//! The station workflows as pure state machines: scans, scale readings, the scale's state and
+//! the clock in; events to store, labels to print and operator feedback out. No I/O, so every
+//! path — a full cycle, a cancel, a timeout, a restart by a new picking scan, an off-tolerance
+//! weight, a scale that is not connected, a resume after a restart — is a unit test.
+//!
+//! Weights stay exact decimals end to end ([`Decimal`]): a reading is converted to kilograms by
+//! exact multiplication, compared and divided as scaled integers, and written to the event and
+//! the label as the same text.
 
 use std::collections::BTreeMap;
 
 use firmware_bridge::ScaleReading;
+use firmware_bridge::decimal::Decimal;
 use firmware_bridge::scale::stable::{CaptureOutcome, StableCapture, StableCaptureConfig};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::event::Kind;
 
 /// Which workflow a station runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Workflow {
     /// Scan a picking, weigh the parcel, print its label: a `pack` event.
@@ -24,6 +31,47 @@ pub enum Workflow {
     Scan,
 }
 
+impl Workflow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Workflow::Pack => "pack",
+            Workflow::Count => "count",
+            Workflow::Receive => "receive",
+            Workflow::Scan => "scan",
+        }
+    }
+}
+
+/// What a picking barcode looks like: a regular expression over the scanned data.
+#[derive(Debug, Clone)]
+pub struct PickingPattern(pub regex::Regex);
+
+impl PickingPattern {
+    /// Odoo's picking names: a warehouse code, an operation type and a sequence number, separated
+    /// by slashes (`WH/OUT/00042`, `WH2/PICK/2026/0001`).
+    pub const DEFAULT: &'static str = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+/[0-9]+$";
+
+    pub fn new(source: &str) -> Result<PickingPattern, String> {
+        regex::Regex::new(source).map(PickingPattern).map_err(|e| e.to_string())
+    }
+
+    fn matches(&self, data: &str) -> bool {
+        self.0.is_match(data)
+    }
+}
+
+impl Default for PickingPattern {
+    fn default() -> Self {
+        PickingPattern::new(Self::DEFAULT).expect("the default picking pattern compiles")
+    }
+}
+
+impl PartialEq for PickingPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
 /// The settings the workflows need (from `[[station]]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rules {
@@ -32,14 +80,17 @@ pub struct Rules {
     pub done_barcode: String,
     pub weight_timeout_ms: u64,
     pub stable_readings: usize,
-    /// Pack: weights below this (kg) are not a parcel.
-    pub min_weight: f64,
+    /// Pack: weights below this (kg) are not a parcel (an empty scale).
+    pub min_weight: Decimal,
     /// Count: how far from a whole number of units a weight may be, as a fraction of a unit.
-    pub tolerance: f64,
+    pub tolerance: Decimal,
     /// Count: kg per unit, by product barcode (GTIN or plain).
-    pub unit_weights: BTreeMap<String, f64>,
-    /// Pack/receive: barcodes that stand for a picking name.
+    pub unit_weights: BTreeMap<String, Decimal>,
+    /// Pack/receive: barcodes that stand for a picking name (always pickings, whatever the
+    /// pattern says).
     pub picking_barcodes: BTreeMap<String, String>,
+    /// Pack/receive: what else is a picking.
+    pub picking_pattern: PickingPattern,
     /// Whether a label is printed (pack).
     pub prints: bool,
     /// Whether an SSCC pallet label is printed when a pallet is scanned (receive).
@@ -80,6 +131,18 @@ impl ScanInput {
     }
 }
 
+/// How an operator message is meant: it drives the log level, so a normal cycle logs no warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// The step worked.
+    Ok,
+    /// The operator's input was not what the step expects (a wrong barcode, a timeout, an
+    /// off-tolerance weight): normal on a busy floor.
+    Refused,
+    /// The station cannot work (its scale is not connected): a technician should look.
+    Blocked,
+}
+
 /// What the station must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -91,8 +154,18 @@ pub enum Action {
     PrintError(String),
     /// Print the SSCC pallet label with these fields (receive).
     PrintPallet(BTreeMap<String, String>),
-    /// Tell the operator (on the station's feedback topic): step, ok, message.
-    Feedback { step: &'static str, ok: bool, message: String },
+    /// Tell the operator (on the station's feedback topic): step, tone, message.
+    Feedback { step: &'static str, tone: Tone, message: String },
+}
+
+impl Action {
+    fn ok(step: &'static str, message: String) -> Action {
+        Action::Feedback { step, tone: Tone::Ok, message }
+    }
+
+    fn refused(step: &'static str, message: String) -> Action {
+        Action::Feedback { step, tone: Tone::Refused, message }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -112,7 +185,7 @@ enum State {
     Counting {
         location: String,
         product: String,
-        unit: f64,
+        unit: Decimal,
         capture: StableCapture,
     },
     /// Count: a product without a unit weight; the next scan is its quantity.
@@ -127,6 +200,47 @@ enum State {
     },
 }
 
+/// A station's state as it is saved with each step (the weighing in progress restarts from the
+/// next readings after a restart: a parcel on the scale is weighed again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Saved {
+    Idle,
+    Weighing { picking: String, sscc: Option<String> },
+    Location { location: String },
+    Counting { location: String, product: String, unit: Decimal },
+    Quantity { location: String, product: String },
+    Receiving { picking: String, lines: Vec<Value> },
+}
+
+impl Saved {
+    /// One line for `status` and the operator: what the station waits for.
+    pub fn summary(&self) -> String {
+        match self {
+            Saved::Idle => "idle: waiting for a scan".into(),
+            Saved::Weighing { picking, .. } => format!("waiting for the weight of {picking}"),
+            Saved::Location { location } => format!("counting at {location}: waiting for a product"),
+            Saved::Counting { location, product, .. } => {
+                format!("counting {product} at {location}: waiting for the weight")
+            }
+            Saved::Quantity { location, product } => {
+                format!("counting {product} at {location}: waiting for the quantity")
+            }
+            Saved::Receiving { picking, lines } => format!("receiving {picking}: {} line(s) so far", lines.len()),
+        }
+    }
+
+    /// Which workflow this state belongs to (`None`: any).
+    fn workflow(&self) -> Option<Workflow> {
+        match self {
+            Saved::Idle => None,
+            Saved::Weighing { .. } => Some(Workflow::Pack),
+            Saved::Location { .. } | Saved::Counting { .. } | Saved::Quantity { .. } => Some(Workflow::Count),
+            Saved::Receiving { .. } => Some(Workflow::Receive),
+        }
+    }
+}
+
 /// A station's workflow.
 #[derive(Debug, Clone)]
 pub struct Station {
@@ -134,6 +248,8 @@ pub struct Station {
     state: State,
     /// Bumped at the start of each cycle: events of one cycle share a correlation id.
     pub cycle: u64,
+    /// Why the scale cannot weigh now (`None`: connected).
+    scale_problem: Option<String>,
 }
 
 /// A scanned quantity: digits only, at most 7 of them.
@@ -141,24 +257,72 @@ fn is_quantity(data: &str) -> bool {
     !data.is_empty() && data.len() <= 7 && data.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn fmt_kg(w: f64) -> String {
-    format!("{w:.3}")
-}
-
-fn weight_kg(w: &firmware_bridge::Weight) -> Option<f64> {
-    let v: f64 = w.value.parse().ok()?;
-    Some(match w.unit {
-        firmware_bridge::WeightUnit::Kg => v,
-        firmware_bridge::WeightUnit::G => v / 1000.0,
-        firmware_bridge::WeightUnit::T => v * 1000.0,
-        firmware_bridge::WeightUnit::Lb => v * 0.453_592_37,
-        firmware_bridge::WeightUnit::Oz => v * 0.028_349_523_125,
-    })
+/// The weight a station records, in kg, exact: the gross weight when the scale reports a net
+/// weight with its tare (a parcel ships with its box), else the value. Readings in kg, g or t
+/// keep every digit the scale sent; pounds and ounces are rounded to the gram.
+pub fn station_kg(w: &firmware_bridge::Weight) -> Option<Decimal> {
+    let base = match (&w.gross, w.net) {
+        (Some(g), Some(true)) => Decimal::parse(g).ok()?,
+        _ => w.decimal()?,
+    };
+    let kg = base.checked_mul(&w.unit.kg_per_unit())?;
+    // kg, g and t convert exactly with the scale's resolution (`2480 g` is `2.480 kg`).
+    match w.unit {
+        firmware_bridge::WeightUnit::Kg | firmware_bridge::WeightUnit::G | firmware_bridge::WeightUnit::T => Some(kg),
+        firmware_bridge::WeightUnit::Lb | firmware_bridge::WeightUnit::Oz => kg.with_decimals(3),
+    }
 }
 
 impl Station {
     pub fn new(rules: Rules) -> Station {
-        Station { rules, state: State::Idle, cycle: 0 }
+        Station { rules, state: State::Idle, cycle: 0, scale_problem: None }
+    }
+
+    /// A station resumed from its saved state; `None` when the state belongs to another workflow
+    /// (the config changed): the caller cancels that cycle visibly.
+    pub fn resume(rules: Rules, saved: Saved, cycle: u64, now_ms: u64) -> Option<Station> {
+        if saved.workflow().is_some_and(|w| w != rules.workflow) {
+            return None;
+        }
+        let mut station = Station::new(rules);
+        station.cycle = cycle;
+        station.state = match saved {
+            Saved::Idle => State::Idle,
+            Saved::Weighing { picking, sscc } => State::Weighing { picking, sscc, capture: station.capture(now_ms) },
+            Saved::Location { location } => State::Location { location },
+            Saved::Counting { location, product, unit } => {
+                State::Counting { location, product, unit, capture: station.capture(now_ms) }
+            }
+            Saved::Quantity { location, product } => State::Quantity { location, product },
+            Saved::Receiving { picking, lines } => State::Receiving { picking, lines },
+        };
+        Some(station)
+    }
+
+    /// The state to save.
+    pub fn saved(&self) -> Saved {
+        match &self.state {
+            State::Idle => Saved::Idle,
+            State::Weighing { picking, sscc, .. } => Saved::Weighing { picking: picking.clone(), sscc: sscc.clone() },
+            State::Location { location } => Saved::Location { location: location.clone() },
+            State::Counting { location, product, unit, .. } => {
+                Saved::Counting { location: location.clone(), product: product.clone(), unit: unit.clone() }
+            }
+            State::Quantity { location, product } => {
+                Saved::Quantity { location: location.clone(), product: product.clone() }
+            }
+            State::Receiving { picking, lines } => Saved::Receiving { picking: picking.clone(), lines: lines.clone() },
+        }
+    }
+
+    /// The scale's condition: `None` when it is connected, else why it is not.
+    pub fn set_scale_problem(&mut self, problem: Option<String>) {
+        self.scale_problem = problem;
+    }
+
+    /// Why the station cannot start a cycle that needs the scale, if it cannot.
+    pub fn scale_problem(&self) -> Option<&str> {
+        self.scale_problem.as_deref()
     }
 
     fn capture(&self, now_ms: u64) -> StableCapture {
@@ -168,9 +332,32 @@ impl Station {
         )
     }
 
-    fn picking_of(&self, scan: &ScanInput) -> String {
+    /// The picking a scan names, if it names one: a mapped barcode, or data matching the pattern.
+    fn picking_of(&self, scan: &ScanInput) -> Option<String> {
         let data = scan.data();
-        self.rules.picking_barcodes.get(&data).cloned().unwrap_or(data)
+        if let Some(p) = self.rules.picking_barcodes.get(&data) {
+            return Some(p.clone());
+        }
+        self.rules.picking_pattern.matches(&data).then_some(data)
+    }
+
+    fn not_a_picking(&self, data: &str, waiting: Option<&str>) -> Action {
+        let hint = match waiting {
+            Some(w) => format!("; still {w}"),
+            None => {
+                format!("; scan a picking such as WH/OUT/00042 (pattern {})", self.rules.picking_pattern.0.as_str())
+            }
+        };
+        Action::refused("not_a_picking", format!("{data} is not a picking{hint}."))
+    }
+
+    fn refuse_without_scale(&self, what: &str) -> Option<Vec<Action>> {
+        let problem = self.scale_problem.as_ref()?;
+        Some(vec![Action::Feedback {
+            step: "scale_not_ready",
+            tone: Tone::Blocked,
+            message: format!("The scale is not ready ({problem}): connect it, then scan {what} again."),
+        }])
     }
 
     /// A scan arrived.
@@ -183,38 +370,46 @@ impl Station {
         if data == self.rules.cancel_barcode {
             let busy = !matches!(self.state, State::Idle);
             self.state = State::Idle;
-            let message = if busy { "Cancelled." } else { "Nothing to cancel." };
-            return vec![Action::Feedback { step: "cancelled", ok: busy, message: message.into() }];
+            return vec![if busy {
+                Action::ok("cancelled", "Cancelled.".into())
+            } else {
+                Action::refused("cancelled", "Nothing to cancel.".into())
+            }];
         }
         let state = std::mem::replace(&mut self.state, State::Idle);
         match (self.rules.workflow, state) {
-            (Workflow::Pack, State::Weighing { picking, capture, .. }) => {
+            (Workflow::Pack, State::Weighing { picking, capture, sscc }) => {
                 if let Some(code) = scan.parsed("sscc") {
                     let message = format!("Package {code} for {picking}; put the parcel on the scale.");
                     self.state = State::Weighing { picking, sscc: Some(code), capture };
-                    return vec![Action::Feedback { step: "package", ok: true, message }];
+                    return vec![Action::ok("package", message)];
                 }
-                let new = self.picking_of(scan);
-                let mut out = vec![Action::Feedback {
-                    step: "restarted",
-                    ok: false,
-                    message: format!("{picking} was not finished; starting {new} instead."),
-                }];
+                let Some(new) = self.picking_of(scan) else {
+                    let waiting = format!("waiting for the weight of {picking}");
+                    let out = vec![self.not_a_picking(&data, Some(&waiting))];
+                    self.state = State::Weighing { picking, sscc, capture };
+                    return out;
+                };
+                if let Some(refused) = self.refuse_without_scale(&new) {
+                    self.state = State::Weighing { picking, sscc, capture };
+                    return refused;
+                }
+                let mut out =
+                    vec![Action::refused("restarted", format!("{picking} was not finished; starting {new} instead."))];
                 out.extend(self.start_pack(new, now_ms));
                 out
             }
-            (Workflow::Pack, _) => {
-                let picking = self.picking_of(scan);
-                self.start_pack(picking, now_ms)
-            }
+            (Workflow::Pack, _) => match self.picking_of(scan) {
+                Some(picking) => match self.refuse_without_scale(&picking) {
+                    Some(refused) => refused,
+                    None => self.start_pack(picking, now_ms),
+                },
+                None => vec![self.not_a_picking(&data, None)],
+            },
             (Workflow::Count, State::Idle) => {
                 self.cycle += 1;
                 self.state = State::Location { location: data.clone() };
-                vec![Action::Feedback {
-                    step: "location",
-                    ok: true,
-                    message: format!("Counting at {data}; scan a product."),
-                }]
+                vec![Action::ok("location", format!("Counting at {data}; scan a product."))]
             }
             (Workflow::Count, State::Quantity { location, product }) if is_quantity(&data) => {
                 self.state = State::Location { location: location.clone() };
@@ -234,15 +429,22 @@ impl Station {
                     self.state = State::Location { location: location.clone() };
                     return self.count_event(&location, &product, &count);
                 }
-                let Some(&unit) = known.as_ref().and_then(|k| self.rules.unit_weights.get(k)) else {
+                let Some(unit) = known.as_ref().and_then(|k| self.rules.unit_weights.get(k)).cloned() else {
                     // No unit weight to count by: the operator scans the quantity instead.
                     let message = format!("{product} at {location}: scan the quantity.");
                     self.state = State::Quantity { location, product };
-                    return vec![Action::Feedback { step: "product", ok: true, message }];
+                    return vec![Action::ok("product", message)];
                 };
+                if let Some(problem) = self.scale_problem.clone() {
+                    let message = format!(
+                        "The scale is not ready ({problem}): {product} at {location} cannot be weighed; scan the quantity instead."
+                    );
+                    self.state = State::Quantity { location, product };
+                    return vec![Action::Feedback { step: "scale_not_ready", tone: Tone::Blocked, message }];
+                }
                 let message = format!("{product} at {location}: put them on the scale.");
                 self.state = State::Counting { location, product, unit, capture: self.capture(now_ms) };
-                vec![Action::Feedback { step: "product", ok: true, message }]
+                vec![Action::ok("product", message)]
             }
             (Workflow::Receive, State::Receiving { picking, mut lines }) => {
                 if data == self.rules.done_barcode {
@@ -250,17 +452,12 @@ impl Station {
                     let payload = json!({"picking": picking, "lines": lines, "complete": true});
                     return vec![
                         Action::Store(Kind::Receipt, payload),
-                        Action::Feedback {
-                            step: "done",
-                            ok: true,
-                            message: format!("{picking} received: {n} line(s)."),
-                        },
+                        Action::ok("done", format!("{picking} received: {n} line(s).")),
                     ];
                 }
                 let Some(gtin) = scan.parsed("gtin") else {
                     if let Some(sscc) = scan.parsed("sscc") {
-                        let message = format!("Pallet {sscc} for {picking}.");
-                        let mut out = vec![Action::Feedback { step: "pallet", ok: true, message }];
+                        let mut out = vec![Action::ok("pallet", format!("Pallet {sscc} for {picking}."))];
                         if self.rules.pallet_label {
                             let fields =
                                 BTreeMap::from([("picking".to_owned(), picking.clone()), ("sscc".to_owned(), sscc)]);
@@ -269,15 +466,12 @@ impl Station {
                         self.state = State::Receiving { picking, lines };
                         return out;
                     }
-                    self.state = State::Receiving { picking: picking.clone(), lines };
-                    return vec![Action::Feedback {
-                        step: "line",
-                        ok: false,
-                        message: format!(
-                            "{data} is not a GS1 product label; scan the label, or {} to finish.",
-                            self.rules.done_barcode
-                        ),
-                    }];
+                    let message = format!(
+                        "{data} is not a GS1 product label; scan the label, or {} to finish.",
+                        self.rules.done_barcode
+                    );
+                    self.state = State::Receiving { picking, lines };
+                    return vec![Action::refused("line", message)];
                 };
                 let quantity = scan
                     .parsed("count")
@@ -296,15 +490,17 @@ impl Station {
                 let message = format!("{gtin} × {quantity}{}", lot.map_or(String::new(), |l| format!(", lot {l}")));
                 lines.push(line);
                 self.state = State::Receiving { picking, lines };
-                vec![Action::Feedback { step: "line", ok: true, message }]
+                vec![Action::ok("line", message)]
             }
             (Workflow::Receive, _) => {
+                let Some(picking) = self.picking_of(scan) else {
+                    return vec![self.not_a_picking(&data, None)];
+                };
                 self.cycle += 1;
-                let picking = self.picking_of(scan);
                 let message =
                     format!("Receiving {picking}: scan the product labels, then {}.", self.rules.done_barcode);
                 self.state = State::Receiving { picking, lines: Vec::new() };
-                vec![Action::Feedback { step: "picking", ok: true, message }]
+                vec![Action::ok("picking", message)]
             }
             (Workflow::Count, State::Weighing { .. } | State::Receiving { .. }) | (Workflow::Scan, _) => Vec::new(),
         }
@@ -314,14 +510,14 @@ impl Station {
         self.cycle += 1;
         let message = format!("{picking}: put the parcel on the scale.");
         self.state = State::Weighing { picking, sscc: None, capture: self.capture(now_ms) };
-        vec![Action::Feedback { step: "picking", ok: true, message }]
+        vec![Action::ok("picking", message)]
     }
 
     fn count_event(&mut self, location: &str, product: &str, quantity: &str) -> Vec<Action> {
         let payload = json!({"product": {"barcode": product}, "location": location, "quantity": quantity});
         vec![
             Action::Store(Kind::Count, payload),
-            Action::Feedback { step: "counted", ok: true, message: format!("{product}: {quantity} at {location}.") },
+            Action::ok("counted", format!("{product}: {quantity} at {location}.")),
         ]
     }
 
@@ -353,27 +549,19 @@ impl Station {
                 if let State::Counting { location, .. } = state {
                     self.state = State::Location { location };
                 }
-                vec![
-                    Action::Feedback { step: "timeout", ok: false, message: message.clone() },
-                    Action::PrintError(message),
-                ]
+                vec![Action::refused("timeout", message.clone()), Action::PrintError(message)]
             }
             CaptureOutcome::Captured(weight) => {
-                let Some(kg) = weight_kg(&weight) else { return Vec::new() };
+                let Some(kg) = station_kg(&weight) else { return Vec::new() };
                 let state = std::mem::replace(&mut self.state, State::Idle);
                 match state {
                     State::Weighing { picking, sscc, .. } => {
-                        if kg < self.rules.min_weight {
-                            let message = format!(
-                                "{} kg is below the minimum of {} kg; put the parcel on the scale.",
-                                fmt_kg(kg),
-                                self.rules.min_weight
-                            );
+                        if kg.cmp_value(&self.rules.min_weight) == Some(std::cmp::Ordering::Less) {
+                            // An empty scale right after the picking scan: the parcel is on its way.
                             self.state = State::Weighing { picking, sscc, capture: self.capture(now_ms) };
-                            return vec![Action::Feedback { step: "weight", ok: false, message }];
+                            return Vec::new();
                         }
-                        let mut payload =
-                            json!({"picking": picking, "weight": fmt_kg(kg), "label_printed": self.rules.prints});
+                        let mut payload = json!({"picking": picking, "weight": kg, "label_printed": self.rules.prints});
                         if let Some(s) = &sscc {
                             payload["package"] = json!(s);
                         }
@@ -381,7 +569,7 @@ impl Station {
                         if self.rules.prints {
                             let fields: BTreeMap<String, String> = [
                                 ("picking", picking.clone()),
-                                ("weight", fmt_kg(kg)),
+                                ("weight", kg.to_string()),
                                 ("sscc", sscc.unwrap_or_default()),
                             ]
                             .into_iter()
@@ -389,28 +577,20 @@ impl Station {
                             .collect();
                             out.push(Action::PrintLabel(fields));
                         }
-                        out.push(Action::Feedback {
-                            step: "packed",
-                            ok: true,
-                            message: format!("{picking}: {} kg.", fmt_kg(kg)),
-                        });
+                        out.push(Action::ok("packed", format!("{picking}: {kg} kg.")));
                         out
                     }
                     State::Counting { location, product, unit, .. } => {
-                        let units = kg / unit;
-                        let whole = units.round();
                         self.state = State::Location { location: location.clone() };
-                        if whole < 1.0 || (units - whole).abs() > self.rules.tolerance {
-                            let message = format!(
-                                "{} kg is not a whole number of {product} ({units:.2} × {unit} kg); check the scale and weigh again.",
-                                fmt_kg(kg)
-                            );
-                            return vec![
-                                Action::Feedback { step: "weight", ok: false, message: message.clone() },
-                                Action::PrintError(message),
-                            ];
+                        match whole_units(&kg, &unit, &self.rules.tolerance) {
+                            Ok(whole) => self.count_event(&location, &product, whole.as_str()),
+                            Err(units) => {
+                                let message = format!(
+                                    "{kg} kg is not a whole number of {product} ({units} × {unit} kg); check the scale and weigh again."
+                                );
+                                vec![Action::refused("weight", message.clone()), Action::PrintError(message)]
+                            }
                         }
-                        self.count_event(&location, &product, &format!("{whole:.0}"))
                     }
                     other => {
                         self.state = other;
@@ -420,6 +600,20 @@ impl Station {
             }
         }
     }
+}
+
+/// How many units `kg` is, when it is within `tolerance` (a fraction of one unit) of a whole
+/// number of at least one; else the units to two decimals, for the operator. Exact arithmetic.
+pub fn whole_units(kg: &Decimal, unit: &Decimal, tolerance: &Decimal) -> Result<Decimal, String> {
+    let shown = || kg.div_rounded(unit, 2).map_or_else(|| "?".into(), |u| u.to_string());
+    let Some(whole) = kg.div_rounded(unit, 0) else { return Err(shown()) };
+    let off = whole.checked_mul(unit).and_then(|w| kg.checked_sub(&w)).map(|d| d.abs());
+    let allowed = tolerance.checked_mul(unit);
+    let within = matches!((off, allowed), (Some(o), Some(a)) if o.cmp_value(&a) != Some(std::cmp::Ordering::Greater));
+    if whole.cmp_value(&Decimal::from_int(1)) == Some(std::cmp::Ordering::Less) || !within {
+        return Err(shown());
+    }
+    Ok(whole)
 }
 
 #[cfg(test)]
@@ -435,13 +629,18 @@ mod tests {
             done_barcode: "DONE".into(),
             weight_timeout_ms: 10_000,
             stable_readings: 2,
-            min_weight: 0.05,
-            tolerance: 0.2,
-            unit_weights: [("4006381333931".to_owned(), 0.012)].into_iter().collect(),
+            min_weight: dec("0.05"),
+            tolerance: dec("0.2"),
+            unit_weights: [("4006381333931".to_owned(), dec("0.012"))].into_iter().collect(),
             picking_barcodes: [("PK42".to_owned(), "WH/OUT/00042".to_owned())].into_iter().collect(),
+            picking_pattern: PickingPattern::default(),
             prints: true,
             pallet_label: true,
         }
+    }
+
+    fn dec(t: &str) -> Decimal {
+        Decimal::parse(t).unwrap()
     }
 
     fn scan(raw: &str) -> ScanInput {
@@ -477,7 +676,10 @@ mod tests {
     fn pack_cancel_timeout_minimum_and_restart() {
         let mut s = Station::new(rules(Workflow::Pack));
         s.scan(&scan("WH/OUT/1"), 0);
-        assert!(matches!(&s.scan(&scan("CANCEL"), 5)[..], [Action::Feedback { step: "cancelled", ok: true, .. }]));
+        assert!(matches!(
+            &s.scan(&scan("CANCEL"), 5)[..],
+            [Action::Feedback { step: "cancelled", tone: Tone::Ok, .. }]
+        ));
         assert!(s.reading(&stable("1.0"), 6).is_empty() && s.reading(&stable("1.0"), 7).is_empty());
         s.scan(&scan("WH/OUT/2"), 100);
         let out = s.tick(10_200);
@@ -486,9 +688,10 @@ mod tests {
         s.scan(&scan("WH/OUT/3"), 20_000);
         s.reading(&stable("0.010"), 20_001);
         let out = s.reading(&stable("0.010"), 20_002);
-        assert!(stored(&out).is_empty(), "below the minimum");
+        // An empty scale right after the picking scan is normal: no event, no complaint.
+        assert!(out.is_empty(), "below the minimum: {out:?}");
         let out = s.scan(&scan("WH/OUT/4"), 20_003);
-        assert!(matches!(&out[0], Action::Feedback { step: "restarted", ok: false, .. }));
+        assert!(matches!(&out[0], Action::Feedback { step: "restarted", tone: Tone::Refused, .. }));
         s.reading(&stable("3.0"), 20_004);
         let events = stored(&s.reading(&stable("3.0"), 20_005));
         assert_eq!(events[0].1["picking"], "WH/OUT/4");
@@ -511,15 +714,13 @@ mod tests {
         let out = s.reading(&stable("1.206"), 6);
         assert!(stored(&out).is_empty());
         assert!(out.iter().any(
-            |a| matches!(a, Action::Feedback { ok: false, message, .. } if message.contains("not a whole number"))
+            |a| matches!(a, Action::Feedback { tone: Tone::Refused, message, .. } if message.contains("not a whole number"))
         ));
         // No unit weight: the next scan is the quantity.
         let out = s.scan(&scan("5901234123457"), 7);
-        assert!(
-            out.iter().any(
-                |a| matches!(a, Action::Feedback { ok: true, message, .. } if message.contains("scan the quantity"))
-            )
-        );
+        assert!(out.iter().any(
+            |a| matches!(a, Action::Feedback { tone: Tone::Ok, message, .. } if message.contains("scan the quantity"))
+        ));
         let events = stored(&s.scan(&scan("012"), 8));
         assert_eq!(
             events[0].1,
@@ -550,5 +751,116 @@ mod tests {
                 ]})
             )]
         );
+    }
+
+    fn feedback(actions: &[Action]) -> Vec<(&'static str, Tone)> {
+        actions
+            .iter()
+            .filter_map(|a| if let Action::Feedback { step, tone, .. } = a { Some((*step, *tone)) } else { None })
+            .collect()
+    }
+
+    #[test]
+    fn only_pickings_start_a_pack_cycle() {
+        let mut s = Station::new(rules(Workflow::Pack));
+        // An EAN is not a picking: refused, nothing started.
+        assert_eq!(feedback(&s.scan(&scan("4006381333931"), 0)), vec![("not_a_picking", Tone::Refused)]);
+        assert!(matches!(s.saved(), Saved::Idle));
+        s.scan(&scan("WH/OUT/00007"), 1);
+        // While weighing, an EAN does not restart the cycle either.
+        let out = s.scan(&scan("4006381333931"), 2);
+        assert_eq!(feedback(&out), vec![("not_a_picking", Tone::Refused)]);
+        assert_eq!(s.saved(), Saved::Weighing { picking: "WH/OUT/00007".into(), sscc: None });
+        // A custom pattern.
+        let mut r = rules(Workflow::Pack);
+        r.picking_pattern = PickingPattern::new("^PICK-[0-9]{4}$").unwrap();
+        let mut s = Station::new(r);
+        assert_eq!(feedback(&s.scan(&scan("WH/OUT/00007"), 0)), vec![("not_a_picking", Tone::Refused)]);
+        assert_eq!(feedback(&s.scan(&scan("PICK-0042"), 1)), vec![("picking", Tone::Ok)]);
+    }
+
+    #[test]
+    fn no_cycle_starts_while_the_scale_is_not_connected() {
+        let mut s = Station::new(rules(Workflow::Pack));
+        s.set_scale_problem(Some("scale-1 is disconnected: /dev/ttyUSB1 is gone".into()));
+        let out = s.scan(&scan("WH/OUT/00042"), 0);
+        assert_eq!(feedback(&out), vec![("scale_not_ready", Tone::Blocked)]);
+        assert!(matches!(&out[0], Action::Feedback { message, .. } if message.contains("/dev/ttyUSB1")));
+        assert!(matches!(s.saved(), Saved::Idle));
+        s.set_scale_problem(None);
+        assert_eq!(feedback(&s.scan(&scan("WH/OUT/00042"), 1)), vec![("picking", Tone::Ok)]);
+    }
+
+    #[test]
+    fn a_normal_pack_cycle_has_no_refusal() {
+        let mut s = Station::new(rules(Workflow::Pack));
+        let mut out = s.scan(&scan("WH/OUT/00042"), 0);
+        // The scale is empty at first, then the parcel lands and settles.
+        for (i, w) in ["0.000", "0.000", "1.9", "2.480", "2.480"].iter().enumerate() {
+            out.extend(s.reading(&stable(w), 10 + i as u64));
+        }
+        let tones: Vec<Tone> = feedback(&out).into_iter().map(|(_, t)| t).collect();
+        assert_eq!(tones, vec![Tone::Ok, Tone::Ok], "{out:?}");
+        assert_eq!(stored(&out)[0].1["weight"], "2.480");
+    }
+
+    #[test]
+    fn gross_weights_and_unit_conversions_are_exact() {
+        let net = |v: &str, tare: &str, unit| {
+            let mut w = Weight::new(v.into(), unit, true);
+            w.tare = Some(tare.into());
+            w.with_net(true)
+        };
+        assert_eq!(station_kg(&net("0.1", "0.2", WeightUnit::Kg)).unwrap().as_str(), "0.3");
+        assert_eq!(station_kg(&Weight::new("2480".into(), WeightUnit::G, true)).unwrap().as_str(), "2.480");
+        assert_eq!(station_kg(&Weight::new("5.00".into(), WeightUnit::Lb, true)).unwrap().as_str(), "2.268");
+        assert_eq!(station_kg(&Weight::new("1.5".into(), WeightUnit::T, true)).unwrap().as_str(), "1500.0");
+        // 1.206 kg of 12 g parts is 100.5 units: off by half a unit, refused; 1.2012 is 100.1.
+        assert!(whole_units(&dec("1.206"), &dec("0.012"), &dec("0.2")).is_err());
+        assert_eq!(whole_units(&dec("1.2012"), &dec("0.012"), &dec("0.2")).unwrap().as_str(), "100");
+        assert_eq!(whole_units(&dec("0.3"), &dec("0.1"), &dec("0")).unwrap().as_str(), "3");
+    }
+
+    #[test]
+    fn a_saved_state_resumes_the_cycle_or_is_refused_by_another_workflow() {
+        let mut s = Station::new(rules(Workflow::Receive));
+        s.scan(&scan("WH/IN/00007"), 0);
+        let label = json!({"raw": "x", "parsed": {"gtin": "09506000134352", "count": "24"}});
+        s.scan(&ScanInput { payload: label }, 1);
+        let saved: Saved = serde_json::from_str(&serde_json::to_string(&s.saved()).unwrap()).unwrap();
+        assert_eq!(saved.summary(), "receiving WH/IN/00007: 1 line(s) so far");
+        let mut resumed = Station::resume(rules(Workflow::Receive), saved.clone(), s.cycle, 5).unwrap();
+        let out = resumed.scan(&scan("DONE"), 6);
+        assert_eq!(stored(&out)[0].1["lines"].as_array().unwrap().len(), 1);
+        assert!(Station::resume(rules(Workflow::Pack), saved, 1, 5).is_none());
+        // A pack cycle resumes waiting for the weight.
+        let mut p = Station::new(rules(Workflow::Pack));
+        p.scan(&scan("WH/OUT/1"), 0);
+        let mut p = Station::resume(rules(Workflow::Pack), p.saved(), p.cycle, 100).unwrap();
+        p.reading(&stable("3.0"), 101);
+        assert_eq!(stored(&p.reading(&stable("3.0"), 102))[0].1["picking"], "WH/OUT/1");
+    }
+
+    proptest::proptest! {
+        /// Whatever the weight, the event and the label carry the same exact decimal, equal to
+        /// the integer arithmetic of net + tare.
+        #[test]
+        fn station_weights_never_pass_through_a_float(net in 0u32..100_000, tare in 0u32..10_000, decimals in 0u32..4) {
+            let text = |v: u32| Decimal::from_scaled_int(i128::from(v), decimals).unwrap().to_string();
+            let mut r = rules(Workflow::Pack);
+            r.min_weight = dec("0");
+            let mut s = Station::new(r);
+            s.scan(&scan("WH/OUT/9"), 0);
+            let mut w = Weight::new(text(net), WeightUnit::Kg, true);
+            w.tare = Some(text(tare));
+            let w = w.with_net(true);
+            s.reading(&ScaleReading::Weight(w.clone()), 1);
+            let out = s.reading(&ScaleReading::Weight(w), 2);
+            let want = text(net + tare);
+            let event = stored(&out);
+            proptest::prop_assert_eq!(event[0].1["weight"].as_str().unwrap(), want.as_str());
+            let label = out.iter().find_map(|a| if let Action::PrintLabel(f) = a { Some(f["weight"].clone()) } else { None });
+            proptest::prop_assert_eq!(label.unwrap(), want);
+        }
     }
 }

@@ -17,6 +17,9 @@
 //!   the sink's main stream.
 //! - `sink_batches`: per sink, the batch its last failed attempt sent (key and seq range), so a
 //!   restart resends exactly that batch with the same `Idempotency-Key`.
+//! - `station_inputs`, `station_state`: scans handed to a station, committed before they are
+//!   acknowledged and consumed in one transaction with what they caused, and each station's state
+//!   after its last step (see `station_inputs.rs`).
 //! - `alarms`: conditions a technician must see in `dockhand status` (a damaged store moved aside).
 //! - `meta`: schema version, creation time, the daemon's heartbeat.
 //!
@@ -55,6 +58,7 @@ pub mod print_jobs;
 mod reader;
 mod recovery;
 mod schema;
+pub mod station_inputs;
 mod throttle;
 mod writer;
 
@@ -181,6 +185,18 @@ pub struct FormedBatch {
     pub last_seq: u64,
     /// How many events it holds.
     pub events: u64,
+}
+
+/// What one station step caused, committed in one transaction (see [`station_inputs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StationStep {
+    pub station: String,
+    /// The waiting scan this step consumed, if it was a scan.
+    pub consumed: Option<u64>,
+    pub events: Vec<Event>,
+    pub print_jobs: Vec<print_jobs::NewPrintJob>,
+    /// The station's state after the step.
+    pub saved: Option<station_inputs::SavedStation>,
 }
 
 /// A sink's row, as the daemon and `status` see it.
@@ -357,6 +373,17 @@ impl Store {
         change: print_jobs::PrintJobChange,
     ) -> Result<print_jobs::PrintJobAnswer, StoreError> {
         self.print_job_queued(change).await
+    }
+
+    /// Stores a scan for a station before it is acknowledged; `false` when its id is already
+    /// stored (a firmware-bridge resending after a lost PUBACK).
+    pub async fn station_input(&self, input: station_inputs::NewStationInput) -> Result<bool, StoreError> {
+        self.call(|reply| Request::StationInput { input, reply }).await
+    }
+
+    /// Commits a station step: its events, labels, the consumed scan and the new state, together.
+    pub async fn station_step(&self, step: StationStep) -> Result<Vec<Appended>, StoreError> {
+        self.call(|reply| Request::StationStep { step, reply }).await
     }
 
     /// Makes `names` the configured devices for `status` (rows of removed devices go).

@@ -71,6 +71,10 @@ pub struct StoreSummary {
     pub devices: Vec<DeviceRow>,
     /// Print jobs not printed yet (queued, sending, uncertain), oldest first.
     pub print_jobs: Vec<super::print_jobs::PrintJobRow>,
+    /// Each station's saved state (what it waits for), by name.
+    pub stations: Vec<super::station_inputs::SavedStation>,
+    /// Scans waiting for each station (a station that falls behind shows here).
+    pub station_backlog: Vec<(String, u64)>,
     pub heartbeat_at: Option<Timestamp>,
     pub stopped_at: Option<Timestamp>,
     pub pid: Option<u32>,
@@ -185,6 +189,20 @@ impl StoreReader {
     /// Print jobs: unprinted ones first, then the most recent printed.
     pub fn print_jobs(&self, limit: usize) -> Result<Vec<super::print_jobs::PrintJobRow>, StoreError> {
         self.with(|c| super::print_jobs::recent(c, limit))
+    }
+
+    /// Up to `limit` scans waiting for `station`, oldest first.
+    pub fn station_inputs(
+        &self,
+        station: &str,
+        limit: usize,
+    ) -> Result<Vec<super::station_inputs::StationInput>, StoreError> {
+        self.with(|c| super::station_inputs::waiting(c, station, limit))
+    }
+
+    /// The state `station` saved with its last step.
+    pub fn station_state(&self, station: &str) -> Result<Option<super::station_inputs::SavedStation>, StoreError> {
+        self.with(|c| super::station_inputs::saved(c, station))
     }
 
     /// One print job and its bytes.
@@ -312,6 +330,8 @@ fn summary_in(c: &Connection, path: PathBuf, file_bytes: u64) -> Result<StoreSum
         alarms,
         devices,
         print_jobs: super::print_jobs::recent(c, 200)?.into_iter().filter(|j| j.state != "printed").rev().collect(),
+        stations: super::station_inputs::all_saved(c)?,
+        station_backlog: super::station_inputs::backlog(c)?,
         heartbeat_at: ts(meta("heartbeat_at")?),
         stopped_at: ts(meta("stopped_at")?),
         pid: meta("pid")?.and_then(|s| s.parse().ok()),

@@ -115,6 +115,7 @@ pub fn prepare(conn: &Connection) -> Result<(), StoreError> {
     }
     conn.execute_batch(DDL)?;
     conn.execute_batch(super::print_jobs::DDL)?;
+    conn.execute_batch(super::station_inputs::DDL)?;
     let version: Option<String> =
         conn.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).ok();
     match version.as_deref().map(str::parse::<i64>) {

@@ -23,12 +23,15 @@ pub(super) enum Request {
     RegisterSinks { names: Vec<String>, reply: Reply<()> },
     RegisterDevices { names: Vec<String>, reply: Reply<()> },
     PrintJob { change: super::print_jobs::PrintJobChange, reply: Reply<super::print_jobs::PrintJobAnswer> },
+    StationInput { input: super::station_inputs::NewStationInput, reply: Reply<bool> },
+    StationStep { step: super::StationStep, reply: Reply<Vec<Appended>> },
 }
 
 impl Request {
     fn weight(&self) -> usize {
         match self {
             Request::Append { events, .. } => events.len(),
+            Request::StationStep { step, .. } => step.events.len().max(1),
             _ => 1,
         }
     }
@@ -39,6 +42,7 @@ enum Answer {
     Append(Reply<Vec<Appended>>, Result<Vec<Appended>, StoreError>),
     Unit(Reply<()>, Result<(), StoreError>),
     PrintJob(Reply<super::print_jobs::PrintJobAnswer>, Result<super::print_jobs::PrintJobAnswer, StoreError>),
+    Bool(Reply<bool>, Result<bool, StoreError>),
 }
 
 impl Answer {
@@ -48,6 +52,7 @@ impl Answer {
             Answer::Append(r, v) => drop(r.send(v)),
             Answer::Unit(r, v) => drop(r.send(v)),
             Answer::PrintJob(r, v) => drop(r.send(v)),
+            Answer::Bool(r, v) => drop(r.send(v)),
         }
     }
 
@@ -57,6 +62,7 @@ impl Answer {
             Answer::Append(r, _) => drop(r.send(Err(err()))),
             Answer::Unit(r, _) => drop(r.send(Err(err()))),
             Answer::PrintJob(r, _) => drop(r.send(Err(err()))),
+            Answer::Bool(r, _) => drop(r.send(Err(err()))),
         }
     }
 }
@@ -231,6 +237,39 @@ impl Writer {
                         let answer = super::print_jobs::apply(&self.conn, change)?;
                         answers.push(Answer::PrintJob(reply, Ok(answer)));
                     }
+                    Request::StationInput { input, reply } => {
+                        let need = input.body.len() as u64 + ROW_OVERHEAD;
+                        if need > budget {
+                            let used = self.max_bytes - budget;
+                            answers.push(Answer::Bool(reply, Err(StoreError::Full { used, max: self.max_bytes })));
+                            continue;
+                        }
+                        budget -= need;
+                        let new = super::station_inputs::insert(&self.conn, &input)?;
+                        answers.push(Answer::Bool(reply, Ok(new)));
+                    }
+                    Request::StationStep { step, reply } => {
+                        let need: u64 = step.events.iter().map(estimated_size).sum::<u64>()
+                            + step.print_jobs.iter().map(|j| j.body.len() as u64 + ROW_OVERHEAD).sum::<u64>();
+                        if need > budget {
+                            let used = self.max_bytes - budget;
+                            answers.push(Answer::Append(reply, Err(StoreError::Full { used, max: self.max_bytes })));
+                            continue;
+                        }
+                        budget -= need;
+                        // Everything the step caused, or nothing: the scan stays waiting.
+                        let stored = self.append(&step.events)?;
+                        for job in step.print_jobs {
+                            super::print_jobs::apply(&self.conn, super::print_jobs::PrintJobChange::Enqueue(job))?;
+                        }
+                        if let Some(seq) = step.consumed {
+                            super::station_inputs::consume(&self.conn, &step.station, seq)?;
+                        }
+                        if let Some(saved) = &step.saved {
+                            super::station_inputs::save(&self.conn, saved)?;
+                        }
+                        answers.push(Answer::Append(reply, Ok(stored)));
+                    }
                 }
             }
             if self.next_seq != seq_before {
@@ -307,7 +346,7 @@ impl Writer {
             self.heartbeat(false);
         }
         let result = (|| -> Result<(), StoreError> {
-            let pruned = self.prune()?;
+            let pruned = self.prune()? + super::station_inputs::prune(&self.conn, PRUNE_BATCH)?;
             if pruned > 0 {
                 debug!(pruned, "Pruned delivered events past retention.");
             }
