@@ -231,6 +231,8 @@ pub struct StationTask {
 }
 
 const HELD: &str = "a station step waits in memory";
+/// How long a starting station waits for its scale to report before it takes scans.
+const SCALE_GRACE: Duration = Duration::from_secs(5);
 /// Scans read from the store at a time: what bounds a station's memory however far behind it is.
 const PAGE: usize = 64;
 
@@ -282,6 +284,13 @@ impl StationTask {
         let mut scale = self.config.scale.as_ref().map(|s| handoff.scale(s));
         let mut seen_readings = 0;
         if let Some(rx) = &mut scale {
+            // Just after a start the scale's device task has not reported yet; scans that waited
+            // through the restart are better weighed than refused, so give it a moment.
+            let reported = tokio::time::timeout(SCALE_GRACE, rx.wait_for(|f| f.state.is_some()));
+            tokio::select! {
+                _ = reported => {}
+                _ = shutdown.wait() => return Ok(()),
+            }
             let feed = rx.borrow_and_update().clone();
             seen_readings = feed.readings;
             run.station.set_scale_problem(self.scale_problem(&feed));
@@ -426,7 +435,14 @@ impl StationTask {
         let cycle = SavedCycle { cycle: run.station.cycle, correlation: run.correlation.clone(), state: saved_state };
         let step = StationStep {
             station: self.config.name.clone(),
-            consumed: input.map(|i| i.seq),
+            consumed: input.map(|i| {
+                let told: Vec<_> = effects
+                    .feedback
+                    .iter()
+                    .map(|(step, _, message)| json!({"step": step, "message": message}))
+                    .collect();
+                (i.seq, serde_json::Value::Array(told).to_string())
+            }),
             events: effects.events,
             print_jobs: effects.print_jobs,
             saved: Some(SavedStation {

@@ -191,8 +191,9 @@ pub struct FormedBatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StationStep {
     pub station: String,
-    /// The waiting scan this step consumed, if it was a scan.
-    pub consumed: Option<u64>,
+    /// The waiting scan this step consumed, if it was a scan, and what the operator was told
+    /// (JSON), kept with it.
+    pub consumed: Option<(u64, String)>,
     pub events: Vec<Event>,
     pub print_jobs: Vec<print_jobs::NewPrintJob>,
     /// The station's state after the step.

@@ -23,7 +23,10 @@ CREATE TABLE IF NOT EXISTS station_inputs (
     id          BLOB NOT NULL UNIQUE,
     occurred_at INTEGER NOT NULL,
     body        TEXT NOT NULL,
-    consumed_at INTEGER
+    consumed_at INTEGER,
+    -- What the station told the operator when it consumed the scan (JSON list of
+    -- {step, message}): the durable answer to 'what became of this scan?'.
+    outcome     TEXT
 );
 CREATE INDEX IF NOT EXISTS station_inputs_waiting ON station_inputs (station, seq) WHERE consumed_at IS NULL;
 CREATE INDEX IF NOT EXISTS station_inputs_consumed ON station_inputs (consumed_at) WHERE consumed_at IS NOT NULL;
@@ -90,11 +93,12 @@ pub(super) fn insert(conn: &Connection, input: &NewStationInput) -> Result<bool,
     Ok(n == 1)
 }
 
-pub(super) fn consume(conn: &Connection, station: &str, seq: u64) -> Result<(), StoreError> {
+pub(super) fn consume(conn: &Connection, station: &str, seq: u64, outcome: &str) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "UPDATE station_inputs SET consumed_at = ?3 WHERE seq = ?1 AND station = ?2 AND consumed_at IS NULL",
+        "UPDATE station_inputs SET consumed_at = ?3, outcome = ?4
+         WHERE seq = ?1 AND station = ?2 AND consumed_at IS NULL",
     )?
-    .execute(params![seq as i64, station, Timestamp::now().as_millis()])?;
+    .execute(params![seq as i64, station, Timestamp::now().as_millis(), outcome])?;
     Ok(())
 }
 

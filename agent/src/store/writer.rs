@@ -262,8 +262,8 @@ impl Writer {
                         for job in step.print_jobs {
                             super::print_jobs::apply(&self.conn, super::print_jobs::PrintJobChange::Enqueue(job))?;
                         }
-                        if let Some(seq) = step.consumed {
-                            super::station_inputs::consume(&self.conn, &step.station, seq)?;
+                        if let Some((seq, outcome)) = &step.consumed {
+                            super::station_inputs::consume(&self.conn, &step.station, *seq, outcome)?;
                         }
                         if let Some(saved) = &step.saved {
                             super::station_inputs::save(&self.conn, saved)?;
