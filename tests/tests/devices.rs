@@ -598,3 +598,75 @@ fn a_reload_restarts_only_the_devices_whose_settings_changed() {
     });
     daemon.stop();
 }
+
+fn metrics(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[test]
+fn everyday_input_is_kept_exactly_unprefixed_scans_invalid_utf8_bad_dates_and_noisy_scale_lines() {
+    let site = Site::new(EXE);
+    let mut scanner = VirtualPort::start(site.dir.path(), "scanner");
+    let mut scale = VirtualPort::start(site.dir.path(), "scale");
+    site.write_config(&format!(
+        r##"{FILE_SINK}
+[[device]]
+name = "scanner"
+kind = "scanner"
+path = "{}"
+prefix = "#"
+
+[[device]]
+name = "scale"
+kind = "scale"
+path = "{}"
+protocol = "mt-sics"
+poll_interval = "10s"
+"##,
+        scanner.path.display(),
+        scale.path.display()
+    ));
+    let daemon = site.start();
+    for device in ["scanner", "scale"] {
+        wait_until(Duration::from_secs(10), &format!("{device} connected"), || {
+            device_states(&site, device).last().map(String::as_str) == Some("connected")
+        });
+    }
+    scanner.write(b"#]C0WITH-PREFIX\r\n");
+    // Two scans from a scanner that lost its prefix setting: both kept, one warning.
+    scanner.write(b"NO-PREFIX-1\r\nNO-PREFIX-2\r\n");
+    // A valid UTF-8 e-acute next to one stray byte.
+    scanner.write(b"#]C0caf\xc3\xa9 \xff\r\n");
+    // AI 7003 (expiry date and time) with hour 25.
+    scanner.write(b"#]C170032612312500\r\n");
+    wait_until(Duration::from_secs(10), "five scans", || events(&site, "scan").len() == 5);
+    let scans = events(&site, "scan");
+    let raws: Vec<&str> = scans.iter().map(|e| e["payload"]["raw"].as_str().unwrap()).collect();
+    assert_eq!(
+        raws,
+        vec!["]C0WITH-PREFIX", "NO-PREFIX-1", "NO-PREFIX-2", "]C0caf\u{e9} \u{fffd}", "]C170032612312500"]
+    );
+    assert_eq!(scans[3]["payload"]["raw_hex"], "5d4330636166c3a920ff", "the exact bytes are kept");
+    assert!(scans[0]["payload"].get("raw_hex").is_none());
+    assert!(scans[4]["payload"].get("parsed").is_none(), "an invalid date is not interpreted");
+    let log = daemon.log();
+    assert_eq!(log.matches("without the configured prefix").count(), 1, "one warning, then counted:\n{log}");
+    assert!(log.contains("(7003) at byte 13 is not a valid YYMMDDHHMM date and time: hour 25"), "{log}");
+    let text = metrics(site.metrics_port);
+    assert!(text.contains("dockhand_scans_kept_raw_total{reason=\"prefix_missing\"} 2"), "{text}");
+    assert!(text.contains("dockhand_scans_kept_raw_total{reason=\"not_utf8\"} 1"), "{text}");
+
+    // A scale line behind XON/XOFF and line noise is still decoded.
+    for _ in 0..4 {
+        scale.write(b"\x11\x13~#S S      1.250 kg\r\n");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_until(Duration::from_secs(10), "the weight", || !events(&site, "weight").is_empty());
+    assert_eq!(events(&site, "weight")[0]["payload"]["value"], "1.250");
+    daemon.stop();
+}

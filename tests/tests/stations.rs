@@ -248,3 +248,50 @@ fn station_mistakes_are_config_errors_that_name_the_key() {
     let err = String::from_utf8_lossy(&b.site.cli(&["check-config"]).stderr).into_owned();
     assert!(err.contains("station[0].scale") && err.contains("not a Scale"), "{err}");
 }
+
+#[test]
+fn only_pickings_start_cycles_no_cycle_without_the_scale_and_a_normal_cycle_warns_nothing() {
+    let mut b = bench("pack", "label = \"parcel\"", "");
+    let daemon = b.site.start();
+    wait_until(Duration::from_secs(10), "all devices connected", || connected(&b.site));
+
+    // An EAN scanned by mistake is not a picking: answered, nothing started.
+    b.scale.show(Display::Weight("2.000".into(), true));
+    b.scanner.write(b"]E04006381333931\r\n");
+    wait_until(Duration::from_secs(10), "the refusal", || daemon.log().contains("is not a picking"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(events(&b.site, "pack").is_empty(), "an EAN started a pack cycle");
+
+    // A normal cycle: the scale is empty right after the picking scan, then the parcel settles.
+    b.scale.show(Display::Weight("0.000".into(), true));
+    let before = daemon.log().len();
+    b.scanner.write(b"WH/OUT/00060\r\n");
+    std::thread::sleep(Duration::from_millis(500));
+    b.scale.show(Display::Weight("2.480".into(), true));
+    wait_until(Duration::from_secs(10), "the pack event", || !events(&b.site, "pack").is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    let cycle_log = daemon.log()[before..].to_owned();
+    let warnings: Vec<&str> = cycle_log.lines().filter(|l| l.contains("WARN")).collect();
+    assert!(warnings.is_empty(), "a normal cycle logged warnings: {warnings:#?}");
+
+    // The scale's cable is pulled: the station refuses to start a cycle, and says why.
+    b._ports[0].unplug();
+    wait_until(Duration::from_secs(10), "the scale disconnected", || {
+        let out = b.site.cli(&["status", "--json"]);
+        let status: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        status["devices"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["name"] == "scale" && d["state"] == "disconnected"))
+    });
+    b.scanner.write(b"WH/OUT/00061\r\n");
+    wait_until(Duration::from_secs(10), "the refusal", || daemon.log().contains("The scale is not ready"));
+    let refusal = daemon.log().lines().find(|l| l.contains("The scale is not ready")).unwrap().to_owned();
+    assert!(refusal.contains("WARN") && refusal.contains("scale is disconnected"), "{refusal}");
+    wait_until(Duration::from_secs(10), "status names the refusing station", || {
+        String::from_utf8_lossy(&b.site.cli(&["status"]).stdout).contains("refusing new cycles")
+    });
+    let status = String::from_utf8_lossy(&b.site.cli(&["status"]).stdout).into_owned();
+    assert!(status.contains("station st1 (pack)") && status.contains("idle"), "{status}");
+    assert_eq!(events(&b.site, "pack").len(), 1, "no cycle started without the scale");
+    daemon.stop();
+}
