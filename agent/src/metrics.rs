@@ -208,11 +208,14 @@ pub fn render(s: &StoreSummary, max_bytes: u64, health: &Health, now: Timestamp)
             "dockhand_station_cycles_restarted_total",
             "Station cycles interrupted by a restart or reload, by what became of them.",
         ),
+        ("dockhand_odoo_notes_failed_total", "Chatter notes an Odoo sink could not post (the transfers were applied)."),
     ] {
         let samples = counters
             .iter()
             .filter(|(n, _, _)| *n == name)
-            .map(|(_, label, value)| (format!("{{{label}}}"), *value as f64))
+            .map(|(_, label, value)| {
+                (if label.is_empty() { String::new() } else { format!("{{{label}}}") }, *value as f64)
+            })
             .collect();
         family(name, "counter", help, samples);
     }

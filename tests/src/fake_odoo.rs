@@ -19,6 +19,24 @@
 //!   `picking_ids_not_to_backorder` no backorder is made, otherwise one is), refuses lot-tracked
 //!   products without a lot and a picking already done; receipts create lots (with
 //!   `expiration_date`) and move stock.
+//! - **Transactions**: a call that raises changes nothing (Odoo rolls the request's transaction
+//!   back), so a refused grouped `create` leaves no half of it behind.
+//! - **Products by version** (`product/models/product_template.py`, `stock/models/product.py`):
+//!   16/17 have `type` `product`/`consu`/`service` (and `detailed_type`); 18+ have `type`
+//!   `consu`/`service`/`combo` and the `is_storable` flag — asking 18 for `detailed_type` is
+//!   "Invalid field". Searches skip archived records unless the context says `active_test: false`.
+//!   `search_read` refuses fields the model does not have.
+//! - **Constraints** (`stock/models/stock_quant.py` `check_product_id`, `stock/models/stock_lot.py`
+//!   `_check_unique_lot`): a quant of a consumable or service is refused ("Quants cannot be
+//!   created for consumables or services."); a lot name twice for one product and company —
+//!   already stored, or twice in one `create` — is refused ("The combination of serial number and
+//!   product must be unique across a company. …").
+//! - **Modules**: `shipping_weight` on `stock.picking` and on the package model exists only with
+//!   the Delivery module (`delivery` on 16, `stock_delivery` on 17+), which [`FakeOdoo::start`]
+//!   installs and [`FakeOdoo::start_with_modules`] may leave out; `fields_get` answers what the
+//!   installed modules define; writing an absent field is "Invalid field".
+//! - **Done move lines** carry `date`, `state`, `reference` and their locations, for inventory
+//!   adjustments and transfers alike (stale-count detection reads them).
 //! - **Faults**, switched at run time: 503 with Retry-After, lock errors, added latency, and
 //!   commit-then-drop (the call takes effect, then the connection closes without an answer); a
 //!   rotated API key.
@@ -60,6 +78,9 @@ pub struct Product {
     pub barcode: String,
     pub default_code: String,
     pub tracking: &'static str,
+    /// `storable`, `consumable` or `service`.
+    pub kind: &'static str,
+    pub active: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -83,6 +104,8 @@ pub struct Move {
     pub state: String,
     location: i64,
     location_dest: i64,
+    /// When it was done (`YYYY-MM-DD HH:MM:SS`, UTC).
+    pub date: String,
 }
 
 #[derive(Debug, Clone)]
@@ -96,7 +119,15 @@ struct MoveLine {
     expiration_date: Option<String>,
     quantity: f64,
     picked: bool,
+    /// The user who last wrote it: the API user (2) for everything done through the API; a
+    /// warehouse user (6) for what [`FakeOdoo::deliver_now`] does in the UI.
+    write_uid: i64,
 }
+
+/// The API user's id (`common.authenticate` answers it).
+const API_USER: i64 = 2;
+/// A person working in Odoo's UI.
+const UI_USER: i64 = 6;
 
 #[derive(Debug, Clone)]
 pub struct Picking {
@@ -116,8 +147,10 @@ pub struct Lot {
     pub expiration_date: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Db {
+    /// Installed modules that change the models the sink uses (`delivery` / `stock_delivery`).
+    modules: Vec<String>,
     version: u32,
     database: String,
     login: String,
@@ -141,6 +174,19 @@ struct Db {
 const STOCK: i64 = 1;
 const VENDORS: i64 = 2;
 const CUSTOMERS: i64 = 3;
+/// `Virtual Locations/Inventory adjustment`, the other side of every inventory move.
+const INVENTORY_LOSS: i64 = 4;
+
+/// The Delivery module's technical name in `version`.
+pub fn delivery_module(version: u32) -> &'static str {
+    if version >= 17 { "stock_delivery" } else { "delivery" }
+}
+
+/// Now, as Odoo writes datetimes.
+fn odoo_now() -> String {
+    let t = dockhand::timestamp::Timestamp::now().to_string();
+    t.get(..19).unwrap_or(&t).replace('T', " ")
+}
 
 /// An Odoo error: its exception class and message.
 #[derive(Debug)]
@@ -168,6 +214,11 @@ impl FakeOdoo {
     /// holding the locations `WH/Stock` (barcode `WH-STOCK`), `Partners/Vendors`,
     /// `Partners/Customers`. Call from a plain (non-async) test.
     pub fn start(version: u32, database: &str, login: &str, key: &str) -> FakeOdoo {
+        FakeOdoo::start_with_modules(version, database, login, key, &[delivery_module(version)])
+    }
+
+    /// Like [`FakeOdoo::start`], with only these optional modules installed.
+    pub fn start_with_modules(version: u32, database: &str, login: &str, key: &str, modules: &[&str]) -> FakeOdoo {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let db = Arc::new(Mutex::new(Db {
             version,
@@ -175,10 +226,12 @@ impl FakeOdoo {
             login: login.into(),
             key: key.into(),
             next_id: 100,
+            modules: modules.iter().map(|m| (*m).to_owned()).collect(),
             locations: vec![
                 (STOCK, "WH-STOCK".into(), "WH/Stock".into()),
                 (VENDORS, String::new(), "Partners/Vendors".into()),
                 (CUSTOMERS, String::new(), "Partners/Customers".into()),
+                (INVENTORY_LOSS, String::new(), "Virtual Locations/Inventory adjustment".into()),
             ],
             ..Db::default()
         }));
@@ -207,11 +260,72 @@ impl FakeOdoo {
         f(&mut self.db.lock().unwrap())
     }
 
+    /// A storable product.
     pub fn add_product(&self, barcode: &str, default_code: &str, tracking: &'static str) -> i64 {
+        self.add_product_of("storable", barcode, default_code, tracking)
+    }
+
+    /// A product of `kind`: `storable`, `consumable` or `service`.
+    pub fn add_product_of(&self, kind: &'static str, barcode: &str, default_code: &str, tracking: &'static str) -> i64 {
         self.with(|db| {
             let id = db.id();
-            db.products.push(Product { id, barcode: barcode.into(), default_code: default_code.into(), tracking });
+            db.products.push(Product {
+                id,
+                barcode: barcode.into(),
+                default_code: default_code.into(),
+                tracking,
+                kind,
+                active: true,
+            });
             id
+        })
+    }
+
+    /// Changes a product's kind in Odoo (`storable`, `consumable`, `service`).
+    pub fn set_kind(&self, product: i64, kind: &'static str) {
+        self.with(|db| db.products.iter_mut().filter(|p| p.id == product).for_each(|p| p.kind = kind));
+    }
+
+    /// An internal location with this barcode and full name; its id.
+    pub fn add_location(&self, barcode: &str, name: &str) -> i64 {
+        self.with(|db| {
+            let id = db.id();
+            db.locations.push((id, barcode.into(), name.into()));
+            id
+        })
+    }
+
+    /// Quantity of `product` in `location` (one lot by name, or without a lot).
+    pub fn stock_at(&self, product: i64, location: i64, lot: Option<&str>) -> f64 {
+        self.with(|db| {
+            let lot_id = lot.and_then(|l| db.lots.iter().find(|x| x.name == l && x.product == product).map(|x| x.id));
+            db.quants
+                .iter()
+                .filter(|q| q.product == product && q.location == location && q.lot == lot_id)
+                .map(|q| q.quantity)
+                .sum()
+        })
+    }
+
+    /// Archives a product (it disappears from searches).
+    pub fn archive(&self, product: i64) {
+        self.with(|db| db.products.iter_mut().filter(|p| p.id == product).for_each(|p| p.active = false));
+    }
+
+    /// Someone in Odoo ships `quantity` of `product` from `WH/Stock` now: an outgoing picking,
+    /// validated. Its name.
+    pub fn deliver_now(&self, product: i64, quantity: f64) -> String {
+        self.with(|db| {
+            let name = format!("WH/OUT/{:05}", db.next_id + 1);
+            let id = db.picking(&name, false, &[(product, quantity)], None);
+            for l in db.lines.iter_mut().filter(|l| l.picking == id) {
+                l.quantity = quantity;
+                l.picked = true;
+                l.write_uid = UI_USER;
+            }
+            let context = json!({"skip_backorder": true, "skip_immediate": true});
+            validate(db, &[id], context.as_object().unwrap()).unwrap();
+            name
         })
     }
 
@@ -355,6 +469,7 @@ impl Db {
                 state: "assigned".into(),
                 location,
                 location_dest,
+                date: String::new(),
             });
             let line = self.id();
             self.lines.push(MoveLine {
@@ -368,13 +483,41 @@ impl Db {
                 // 17+: the reserved quantity; 16: nothing done yet.
                 quantity: if self.version >= 17 { demand } else { 0.0 },
                 picked: false,
+                write_uid: API_USER,
             });
         }
         id
     }
 
+    fn has_delivery(&self) -> bool {
+        self.modules.iter().any(|m| m == delivery_module(self.version))
+    }
+
+    /// The fields of `model` on this server (for `fields_get` and strict reads).
+    fn fields_of(&self, model: &str) -> Vec<String> {
+        let package_model = if self.version >= 19 { "stock.package" } else { "stock.quant.package" };
+        let mut fields: Vec<&str> = match model {
+            "stock.picking" => vec!["id", "name", "state", "picking_type_code", "backorder_id"],
+            m if m == package_model => vec!["id", "name"],
+            _ => {
+                return records(self, model)
+                    .ok()
+                    .and_then(|r| r.first().map(|r| r.keys().cloned().collect()))
+                    .unwrap_or_default();
+            }
+        };
+        if self.has_delivery() {
+            fields.push("shipping_weight");
+        }
+        fields.into_iter().map(str::to_owned).collect()
+    }
+
     fn location_name(&self, id: i64) -> Value {
         self.locations.iter().find(|l| l.0 == id).map_or(json!(false), |l| json!([l.0, l.2]))
+    }
+
+    fn product_code(&self, id: i64) -> String {
+        self.products.iter().find(|p| p.id == id).map(|p| p.default_code.clone()).unwrap_or_default()
     }
 
     fn product_name(&self, id: i64) -> Value {
@@ -417,6 +560,10 @@ fn term(t: &Value, record: &Map<String, Value>) -> bool {
     match op.as_str().unwrap_or("") {
         "=" => actual == *value,
         "!=" => actual != *value,
+        ">" => match (actual.as_str(), value.as_str()) {
+            (Some(a), Some(b)) => a > b,
+            _ => actual.as_f64().zip(value.as_f64()).is_some_and(|(a, b)| a > b),
+        },
         "in" => value.as_array().is_some_and(|v| v.contains(&actual)),
         "ilike" => {
             let needle = value.as_str().unwrap_or("").to_lowercase();
@@ -440,8 +587,27 @@ fn records(db: &Db, model: &str) -> Result<Vec<Map<String, Value>>, OdooError> {
         "product.product" => db
             .products
             .iter()
-            .map(|p| json!({"id": p.id, "barcode": p.barcode, "default_code": p.default_code, "display_name": p.default_code, "tracking": p.tracking}))
+            .map(|p| {
+                let mut v = json!({"id": p.id, "barcode": p.barcode, "default_code": p.default_code, "display_name": p.default_code, "tracking": p.tracking, "active": p.active});
+                if db.version >= 18 {
+                    v["type"] = json!(if p.kind == "service" { "service" } else { "consu" });
+                    v["is_storable"] = json!(p.kind == "storable");
+                } else {
+                    let t = match p.kind {
+                        "storable" => "product",
+                        "service" => "service",
+                        _ => "consu",
+                    };
+                    v["type"] = json!(t);
+                    v["detailed_type"] = json!(t);
+                }
+                v
+            })
             .collect(),
+        "res.users" => vec![
+            json!({"id": API_USER, "login": db.login, "name": "dockhand", "active": true}),
+            json!({"id": UI_USER, "login": "marc@example.com", "name": "Marc Demo", "active": true}),
+        ],
         "stock.location" => db
             .locations
             .iter()
@@ -466,7 +632,11 @@ fn records(db: &Db, model: &str) -> Result<Vec<Map<String, Value>>, OdooError> {
             .lines
             .iter()
             .map(|l| {
-                let mut v = json!({"id": l.id, "move_id": l.move_id, "picking_id": l.picking, "product_id": db.product_name(l.product), "lot_id": l.lot.map_or(json!(false), |x| json!(x)), "lot_name": l.lot_name.clone().map_or(json!(false), |x| json!(x))});
+                let m = db.moves.iter().find(|m| m.id == l.move_id);
+                let mut v = json!({"id": l.id, "move_id": l.move_id, "picking_id": l.picking, "product_id": db.product_name(l.product), "lot_id": l.lot.map_or(json!(false), |x| json!(x)), "lot_name": l.lot_name.clone().map_or(json!(false), |x| json!(x)),
+                    "state": m.map_or("draft", |m| m.state.as_str()), "date": m.map_or(String::new(), |m| m.date.clone()), "reference": m.map_or(String::new(), |m| m.name.clone()),
+                    "location_id": m.map_or(json!(false), |m| db.location_name(m.location)), "location_dest_id": m.map_or(json!(false), |m| db.location_name(m.location_dest)),
+                    "write_uid": [l.write_uid, if l.write_uid == API_USER { "dockhand" } else { "Marc Demo" }]});
                 v[qty_field] = json!(l.quantity);
                 if db.version >= 17 {
                     v["picked"] = json!(l.picked);
@@ -477,11 +647,25 @@ fn records(db: &Db, model: &str) -> Result<Vec<Map<String, Value>>, OdooError> {
         "stock.picking" => db
             .pickings
             .iter()
-            .map(|p| json!({"id": p.id, "name": p.name, "state": p.state, "picking_type_code": if p.incoming { "incoming" } else { "outgoing" }, "shipping_weight": p.shipping_weight, "backorder_id": p.backorder_of.map_or(json!(false), |b| json!(b))}))
+            .map(|p| {
+                let mut v = json!({"id": p.id, "name": p.name, "state": p.state, "picking_type_code": if p.incoming { "incoming" } else { "outgoing" }, "backorder_id": p.backorder_of.map_or(json!(false), |b| json!(b))});
+                if db.has_delivery() {
+                    v["shipping_weight"] = json!(p.shipping_weight);
+                }
+                v
+            })
             .collect(),
-        m if m == package_model => {
-            db.packages.iter().map(|p| json!({"id": p.0, "name": p.1, "shipping_weight": p.2})).collect()
-        }
+        m if m == package_model => db
+            .packages
+            .iter()
+            .map(|p| {
+                let mut v = json!({"id": p.0, "name": p.1});
+                if db.has_delivery() {
+                    v["shipping_weight"] = json!(p.2);
+                }
+                v
+            })
+            .collect(),
         _ => return Err(OdooError { name: "builtins.KeyError", message: format!("Object {model} doesn't exist") }),
     };
     Ok(rows.into_iter().filter_map(|v| v.as_object().cloned()).collect())
@@ -494,8 +678,16 @@ fn search_read(db: &Db, model: &str, p: &Map<String, Value>) -> Answer {
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect());
     let limit = p.get("limit").and_then(Value::as_u64).map_or(usize::MAX, |l| l as usize);
-    let rows: Vec<Value> = records(db, model)?
+    let all = records(db, model)?;
+    if let (Some(fields), Some(first)) = (&fields, all.first())
+        && let Some(bad) = fields.iter().find(|f| !first.contains_key(*f))
+    {
+        return Err(invalid_field(model, bad));
+    }
+    let active_test = p.get("context").and_then(|c| c.get("active_test")).and_then(Value::as_bool).unwrap_or(true);
+    let rows: Vec<Value> = all
         .into_iter()
+        .filter(|r| !active_test || r.get("active").and_then(Value::as_bool).unwrap_or(true))
         .filter(|r| matches(&domain, r))
         .take(limit)
         .map(|r| match &fields {
@@ -532,6 +724,12 @@ fn call(db: &mut Db, model: &str, method: &str, ids: Vec<i64>, p: &Map<String, V
                 records(db, model)?.iter().filter(|r| matches(&domain, r)).map(|r| r["id"].clone()).collect::<Vec<_>>()
             ))
         }
+        (_, "fields_get") => {
+            records(db, model)?;
+            let fields: Map<String, Value> =
+                db.fields_of(model).into_iter().map(|f| (f, json!({"type": "char"}))).collect();
+            Ok(Value::Object(fields))
+        }
         (_, "read") => {
             let mut q = p.clone();
             q.insert("domain".into(), json!([["id", "in", ids]]));
@@ -543,15 +741,28 @@ fn call(db: &mut Db, model: &str, method: &str, ids: Vec<i64>, p: &Map<String, V
             for v in vals {
                 let name = v.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
                 let product = v.get("product_id").and_then(Value::as_i64).unwrap_or(0);
-                if db.lots.iter().any(|l| l.name == name && l.product == product) {
-                    return Err(OdooError {
-                        name: "odoo.exceptions.ValidationError",
-                        message: format!("The combination of serial number {name} and product must be unique"),
-                    });
-                }
                 let id = db.id();
                 db.lots.push(Lot { id, name, product, expiration_date: None });
                 ids.push(id);
+            }
+            // `_check_unique_lot` runs on the created records, against everything stored:
+            // a name twice in one call is refused like one that already existed.
+            let mut lines = Vec::new();
+            for lot in db.lots.iter().filter(|l| ids.contains(&l.id)) {
+                let n = db.lots.iter().filter(|x| x.name == lot.name && x.product == lot.product).count();
+                let line = format!(" - Product: {}, Serial Number: {}", db.product_code(lot.product), lot.name);
+                if n != 1 && !lines.contains(&line) {
+                    lines.push(line);
+                }
+            }
+            if !lines.is_empty() {
+                return Err(OdooError {
+                    name: "odoo.exceptions.ValidationError",
+                    message: format!(
+                        "The combination of serial number and product must be unique across a company.\nFollowing combination contains duplicates:\n{}",
+                        lines.join("\n")
+                    ),
+                });
             }
             Ok(if single { json!(ids[0]) } else { json!(ids) })
         }
@@ -584,6 +795,17 @@ fn call(db: &mut Db, model: &str, method: &str, ids: Vec<i64>, p: &Map<String, V
                 db.quants.iter_mut().find(|q| q.id == id).unwrap().inventory_quantity = Some(qty);
                 ids.push(id);
             }
+            // `check_product_id`, a constraint on the created quants: the whole call fails.
+            let stockless = ids.iter().any(|id| {
+                let product = db.quants.iter().find(|q| q.id == *id).map_or(0, |q| q.product);
+                db.products.iter().any(|p| p.id == product && p.kind != "storable")
+            });
+            if stockless {
+                return Err(OdooError {
+                    name: "odoo.exceptions.ValidationError",
+                    message: "Quants cannot be created for consumables or services.".into(),
+                });
+            }
             Ok(if single { json!(ids[0]) } else { json!(ids) })
         }
         ("stock.quant", "action_apply_inventory") => {
@@ -615,8 +837,23 @@ fn call(db: &mut Db, model: &str, method: &str, ids: Vec<i64>, p: &Map<String, V
                     demand: diff.abs(),
                     done: diff.abs(),
                     state: "done".into(),
-                    location: if diff >= 0.0 { 0 } else { q.location },
-                    location_dest: if diff >= 0.0 { q.location } else { 0 },
+                    location: if diff >= 0.0 { INVENTORY_LOSS } else { q.location },
+                    location_dest: if diff >= 0.0 { q.location } else { INVENTORY_LOSS },
+                    date: odoo_now(),
+                });
+                // Odoo makes a done move line per inventory move too.
+                let line = db.id();
+                db.lines.push(MoveLine {
+                    id: line,
+                    move_id,
+                    picking: 0,
+                    product: q.product,
+                    lot: q.lot,
+                    lot_name: None,
+                    expiration_date: None,
+                    quantity: diff.abs(),
+                    picked: true,
+                    write_uid: API_USER,
                 });
                 let quant = db.quants.iter_mut().find(|x| x.id == id).unwrap();
                 quant.quantity = counted;
@@ -647,6 +884,7 @@ fn call(db: &mut Db, model: &str, method: &str, ids: Vec<i64>, p: &Map<String, V
                     expiration_date: None,
                     quantity: 0.0,
                     picked: false,
+                    write_uid: API_USER,
                 });
                 let mut rest = v.clone();
                 for k in ["move_id", "picking_id", "product_id", "location_id", "location_dest_id"] {
@@ -659,6 +897,9 @@ fn call(db: &mut Db, model: &str, method: &str, ids: Vec<i64>, p: &Map<String, V
         }
         ("stock.picking", "write") | (_, "write") if model == "stock.picking" || model == package_model => {
             let vals = p.get("vals").and_then(Value::as_object).cloned().unwrap_or_default();
+            if let Some(bad) = vals.keys().find(|k| !db.fields_of(model).contains(k)) {
+                return Err(invalid_field(model, bad));
+            }
             let w = f(vals.get("shipping_weight"));
             for id in ids {
                 if let Some(pk) = db.pickings.iter_mut().find(|x| x.id == id) {
@@ -688,6 +929,18 @@ fn call(db: &mut Db, model: &str, method: &str, ids: Vec<i64>, p: &Map<String, V
             message: format!("The method '{method}' does not exist on the model '{model}'"),
         }),
     }
+}
+
+/// One call in its own transaction: an error leaves the database as it was (the call log stays).
+fn transaction(db: &mut Db, model: &str, method: &str, ids: Vec<i64>, p: &Map<String, Value>) -> Answer {
+    let before = db.clone();
+    let answer = call(db, model, method, ids, p);
+    if answer.is_err() {
+        let calls = std::mem::take(&mut db.calls);
+        *db = before;
+        db.calls = calls;
+    }
+    answer
 }
 
 fn vals_list(p: &Map<String, Value>) -> (Vec<Map<String, Value>>, bool) {
@@ -822,6 +1075,7 @@ fn validate(db: &mut Db, ids: &[i64], context: &Map<String, Value>) -> Answer {
         for m in db.moves.iter_mut().filter(|m| m.picking == Some(id)) {
             m.done = if immediate { m.demand } else { lines.iter().filter(|l| l.move_id == m.id).map(done_of).sum() };
             m.state = "done".into();
+            m.date = odoo_now();
         }
         db.pickings.iter_mut().find(|p| p.id == id).unwrap().state = "done".into();
         if !short.is_empty() && !no_backorder {
@@ -937,7 +1191,7 @@ fn handle_jsonrpc(db: &Arc<Mutex<Db>>, req: &Value) -> Response<Full<Bytes>> {
             let good = args.first().and_then(Value::as_str) == Some(db.database.as_str())
                 && args.get(1).and_then(Value::as_str) == Some(db.login.as_str())
                 && args.get(2).and_then(Value::as_str) == Some(db.key.as_str());
-            ok(if good { json!(2) } else { json!(false) })
+            ok(if good { json!(API_USER) } else { json!(false) })
         }
         (Some("object"), Some("execute_kw")) => {
             let key_ok = args.first().and_then(Value::as_str) == Some(db.database.as_str())
@@ -970,7 +1224,7 @@ fn handle_jsonrpc(db: &Arc<Mutex<Db>>, req: &Value) -> Response<Full<Bytes>> {
                     named.insert("domain".into(), first.clone());
                 }
             }
-            match call(&mut db, &model, &method, ids, &named) {
+            match transaction(&mut db, &model, &method, ids, &named) {
                 Ok(v) => ok(v),
                 Err(e) => reply(200, jsonrpc_error(&id, &e), false),
             }
@@ -1010,7 +1264,7 @@ fn handle_json2(db: &Arc<Mutex<Db>>, path: &str, auth: Option<&str>, body: &Valu
         .remove("ids")
         .and_then(|v| v.as_array().map(|a| a.iter().filter_map(Value::as_i64).collect()))
         .unwrap_or_default();
-    match call(&mut db, &model, &method, ids, &named) {
+    match transaction(&mut db, &model, &method, ids, &named) {
         Ok(v) => reply(200, v, false),
         Err(e) if e.name == "builtins.KeyError" || e.name == "builtins.AttributeError" => {
             error(404, "werkzeug.exceptions.NotFound", &e.message)

@@ -384,3 +384,145 @@ fn two_thousand_mixed_events_through_an_outage_and_two_kills() {
     }
     assert_eq!(sink(&site).dead_lettered, 0, "{:?}", dead_letters(&site));
 }
+
+fn calls_of(odoo: &FakeOdoo, method: &str) -> usize {
+    odoo.calls().iter().filter(|(_, _, m)| m == method).count()
+}
+
+#[test]
+fn one_bad_count_never_takes_its_neighbours_down() {
+    for version in [16, 17, 19] {
+        let odoo = FakeOdoo::start(version, "wh", "dockhand@example.com", KEY);
+        let mut products = Vec::new();
+        for i in 0..20 {
+            let barcode = format!("40063813{i:05}");
+            let id = match i {
+                5 => odoo.add_product_of("consumable", &barcode, &format!("P-{i}"), "none"),
+                _ => odoo.add_product(&barcode, &format!("P-{i}"), "none"),
+            };
+            products.push((barcode, id));
+        }
+        odoo.archive(products[15].1);
+        // The middle of the run: a consumable, a barcode Odoo does not know, an archived product.
+        let events: Vec<_> = (0..20)
+            .map(|i| if i == 10 { count("0000000000000", "7") } else { count(&products[i].0, &format!("{}", 100 + i)) })
+            .collect();
+        let site = site_for(&odoo, "");
+        append_events(&site.store_path(), events);
+        let daemon = site.start();
+        wait_until(Duration::from_secs(15), "all settled", || settled(&site, 20));
+        daemon.stop();
+        for (i, (_, id)) in products.iter().enumerate() {
+            let want = if [5, 10, 15].contains(&i) { 0.0 } else { (100 + i) as f64 };
+            assert_eq!(odoo.stock(*id, None), want, "v{version} count {i}");
+        }
+        assert_eq!(calls_of(&odoo, "action_apply_inventory"), 1, "v{version}: the 17 good counts in one apply");
+        let dlq = dead_letters(&site).join("\n");
+        assert_eq!(sink(&site).dead_lettered, 3, "v{version}: {dlq}");
+        assert!(dlq.contains("is a consumable in Odoo"), "v{version}: {dlq}");
+        assert!(dlq.contains("no product with barcode 0000000000000"), "v{version}: {dlq}");
+        assert!(dlq.contains("is archived in Odoo"), "v{version}: {dlq}");
+
+        // A product turned consumable in Odoo after dockhand cached it: only Odoo knows, the
+        // grouped create fails, and halving finds the one count it is about.
+        odoo.set_kind(products[3].1, "consumable");
+        let site2 = site;
+        append_events(&site2.store_path(), (0..8).map(|i| count(&products[i].0, "50")).filter(|_| true).collect());
+        let daemon = site2.start();
+        wait_until(Duration::from_secs(15), "the second run settled", || settled(&site2, 28));
+        daemon.stop();
+        let dlq = dead_letters(&site2).join("\n");
+        assert!(dlq.contains("Quants cannot be created for consumables or services"), "v{version}: {dlq}");
+        for (i, (_, id)) in products.iter().enumerate().take(8) {
+            let want = match i {
+                3 => 103.0,
+                5 => 0.0,
+                _ => 50.0,
+            };
+            assert_eq!(odoo.stock(*id, None), want, "v{version} second run, count {i}");
+        }
+    }
+}
+
+#[test]
+fn lots_repeated_across_a_run_are_created_once() {
+    for version in [16, 17, 19] {
+        let odoo = FakeOdoo::start(version, "wh", "dockhand@example.com", KEY);
+        let milk = odoo.add_product("09506000134352", "MILK-1L", "lot");
+        let shelf = odoo.add_location("WH-A-01", "WH/Stock/A-01");
+        let lot = |l: &str, loc: &str, q: &str| {
+            ("count", json!({"product": {"barcode": "09506000134352"}, "location": loc, "quantity": q, "lot": l}))
+        };
+        let site = site_for(&odoo, "");
+        append_events(
+            &site.store_path(),
+            vec![
+                lot("LOT-N1", "WH/Stock", "10"),
+                lot("LOT-N2", "WH/Stock", "20"),
+                lot("LOT-N1", "WH-A-01", "5"),
+                lot("LOT-N3", "WH-A-01", "7"),
+                lot("LOT-N2", "WH-A-01", "2"),
+            ],
+        );
+        let daemon = site.start();
+        wait_until(Duration::from_secs(15), "all settled", || settled(&site, 5));
+        daemon.stop();
+        assert_eq!(sink(&site).dead_lettered, 0, "v{version}: {:?}", dead_letters(&site));
+        let mut names: Vec<String> = odoo.lots().into_iter().map(|l| l.name).collect();
+        names.sort();
+        assert_eq!(names, vec!["LOT-N1", "LOT-N2", "LOT-N3"], "v{version}: each lot once");
+        assert_eq!(odoo.stock_at(milk, 1, Some("LOT-N1")), 10.0);
+        assert_eq!(odoo.stock_at(milk, 1, Some("LOT-N2")), 20.0);
+        assert_eq!(odoo.stock_at(milk, shelf, Some("LOT-N1")), 5.0);
+        assert_eq!(odoo.stock_at(milk, shelf, Some("LOT-N3")), 7.0);
+        assert_eq!(odoo.stock_at(milk, shelf, Some("LOT-N2")), 2.0);
+        assert_eq!(calls_of(&odoo, "action_apply_inventory"), 1, "v{version}");
+    }
+}
+
+#[test]
+fn a_pack_weight_odoo_cannot_store_is_refused_before_any_write() {
+    for version in [16, 17, 19] {
+        let odoo = FakeOdoo::start_with_modules(version, "wh", "dockhand@example.com", KEY, &[]);
+        odoo.add_picking("WH/OUT/00042", false, &[]);
+        odoo.add_package("PACK0001");
+        let site = site_for(&odoo, "");
+        append_events(
+            &site.store_path(),
+            vec![("pack", json!({"picking": "WH/OUT/00042", "package": "PACK0001", "weight": "2.480"}))],
+        );
+        let daemon = site.start();
+        wait_until(Duration::from_secs(15), "settled", || settled(&site, 1));
+        daemon.stop();
+        let dlq = dead_letters(&site).join("\n");
+        let module = dockhand_tests::fake_odoo::delivery_module(version);
+        assert!(dlq.contains(&format!("install the Delivery Costs module (`{module}`)")), "v{version}: {dlq}");
+        assert_eq!(calls_of(&odoo, "write"), 0, "v{version}: nothing written");
+    }
+}
+
+#[test]
+fn a_stale_count_is_adjusted_applied_or_refused_as_configured() {
+    for (policy, want) in [("adjust", 95.0), ("apply", 100.0), ("dead-letter", 95.0)] {
+        let odoo = FakeOdoo::start(17, "wh", "dockhand@example.com", KEY);
+        let pen = odoo.add_product("4006381333931", "PEN-BLUE", "none");
+        odoo.set_stock(pen, 100.0);
+        let site = site_for(&odoo, &format!("stale_counts = \"{policy}\""));
+        // Counted 100 at T; a delivery of 5 is validated in Odoo at T+1; the count arrives at T+2.
+        append_events(&site.store_path(), vec![count("4006381333931", "100")]);
+        std::thread::sleep(Duration::from_millis(1100));
+        let delivery = odoo.deliver_now(pen, 5.0);
+        assert_eq!(odoo.stock(pen, None), 95.0);
+        std::thread::sleep(Duration::from_millis(1100));
+        let daemon = site.start();
+        wait_until(Duration::from_secs(15), "settled", || settled(&site, 1));
+        daemon.stop();
+        assert_eq!(odoo.stock(pen, None), want, "stale_counts = {policy}");
+        let dlq = dead_letters(&site).join("\n");
+        if policy == "dead-letter" {
+            assert!(dlq.contains(&delivery) && dlq.contains("-5"), "the dead letter lists the move: {dlq}");
+        } else {
+            assert_eq!(sink(&site).dead_lettered, 0, "{policy}: {dlq}");
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! batches, retries and backoff, dead letters, progress — is the shared
 //! [`crate::dispatcher::Dispatcher`], so every sink behaves the same way.
 
+pub(crate) mod client;
 pub mod file;
 pub mod http;
 pub mod odoo;

@@ -123,16 +123,7 @@ impl HttpSink {
         let read = |p: &Option<std::path::PathBuf>| p.as_deref().map(crate::secrets::read_secret_file).transpose();
         let token = read(&c.token_file)?;
         let secret = read(&c.signing_secret_file)?.map(String::into_bytes);
-        let tls = crate::tls::client_config(&c.tls.clone().unwrap_or_default())?;
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .connect_timeout(c.connect_timeout.0)
-            .timeout(c.request_timeout.0)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(4)
-            .user_agent(concat!("dockhand/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = crate::sinks::client::build(&c.tls, c.connect_timeout.0, c.request_timeout.0, 4)?;
         let encoder =
             Encoder { gateway: gateway.to_string(), gzip: c.gzip, signature_over: c.signature_over, token, secret };
         Ok(Ready { client, encoder: Arc::new(encoder) })

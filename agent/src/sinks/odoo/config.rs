@@ -32,6 +32,21 @@ pub enum BackorderPolicy {
     None,
 }
 
+/// What to do with a count that reaches Odoo after stock moved at its quant (docs/ODOO.md,
+/// "Stale counts").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum StaleCounts {
+    /// Apply the counted quantity plus the net done moves at that product/location/lot since the
+    /// count was taken (what the shelf holds now, if the count was right).
+    #[default]
+    Adjust,
+    /// Apply the counted quantity as it is (Odoo's own behaviour).
+    Apply,
+    /// Refuse the count, listing the moves, for a person to decide.
+    DeadLetter,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OdooSinkConfig {
@@ -56,6 +71,9 @@ pub struct OdooSinkConfig {
     /// A pick or receipt without its own `backorder` field follows this.
     #[serde(default)]
     pub backorder: BackorderPolicy,
+    /// Counts applied after stock moved at their quant: `adjust` (default), `apply`, `dead-letter`.
+    #[serde(default)]
+    pub stale_counts: StaleCounts,
     /// The most Odoo calls per second, so that draining a backlog never overloads the server.
     #[serde(default = "defaults::calls_per_second")]
     pub calls_per_second: f64,

@@ -40,7 +40,8 @@ pub struct OdooSink {
 
 impl OdooSink {
     pub fn new(config: OdooSinkConfig, gateway: &str) -> Self {
-        let applier = OdooRpc::new(&config).map(|rpc| Applier::new(rpc, gateway, config.backorder, config.cache_ttl.0));
+        let applier = OdooRpc::new(&config)
+            .map(|rpc| Applier::new(rpc, gateway, config.backorder, config.cache_ttl.0, config.stale_counts));
         if let Err(e) = &applier {
             warn!(sink = %config.name, error = %e, "The Odoo sink cannot start; it is paused until this is fixed and dockhand is reloaded.");
         }
@@ -54,11 +55,11 @@ impl OdooSink {
 
     /// Whether the server answers at all.
     pub async fn probe(&self) -> bool {
-        let url = format!("{}/web/webclient/version_info", self.config.url.trim_end_matches('/'));
-        let Ok(client) = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build() else {
-            return false;
-        };
-        client.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body("{}").send().await.is_ok()
+        let timeout = self.config.request_timeout.0.min(std::time::Duration::from_secs(3));
+        match &self.applier {
+            Ok(applier) => applier.rpc.reachable(timeout).await,
+            Err(_) => false,
+        }
     }
 
     /// `check-config --connect`: version, login, and read access to products.
@@ -101,7 +102,13 @@ impl OdooSink {
                     while j < batch.len() {
                         let Ok(env) = Envelope::parse(&batch[j].body) else { break };
                         let Payload::Count(payload) = env.event.payload else { break };
-                        run.push(CountItem { index: j, id: env.event.id.to_string(), seq: env.seq, payload });
+                        run.push(CountItem {
+                            index: j,
+                            id: env.event.id.to_string(),
+                            seq: env.seq,
+                            occurred_at: env.event.occurred_at,
+                            payload,
+                        });
                         j += 1;
                     }
                     let results = applier.counts(&run).await;

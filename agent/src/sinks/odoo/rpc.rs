@@ -57,16 +57,7 @@ pub struct OdooRpc {
 impl OdooRpc {
     pub fn new(config: &OdooSinkConfig) -> Result<OdooRpc, String> {
         let key = crate::secrets::read_secret_file(&config.api_key_file)?;
-        let tls = crate::tls::client_config(&config.tls.clone().unwrap_or_default())?;
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls((*tls).clone())
-            .connect_timeout(config.connect_timeout.0)
-            .timeout(config.request_timeout.0)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(2)
-            .user_agent(concat!("dockhand/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = crate::sinks::client::build(&config.tls, config.connect_timeout.0, config.request_timeout.0, 2)?;
         Ok(OdooRpc {
             client,
             base: config.url.trim_end_matches('/').to_owned(),
@@ -82,6 +73,11 @@ impl OdooRpc {
             next_call: tokio::time::Instant::now(),
             calls: 0,
         })
+    }
+
+    /// The login dockhand works as.
+    pub fn login(&self) -> &str {
+        &self.login
     }
 
     /// Version 17 and later name the done quantity `quantity` (+ `picked`); 16 `qty_done`.
@@ -143,6 +139,21 @@ impl OdooRpc {
         let url = format!("{}/jsonrpc", self.base);
         let (status, retry, body) = self.post(&url, &wire::jsonrpc_common(id, method, args), false).await?;
         Ok(wire::classify_jsonrpc(status, retry.as_deref(), &body)?)
+    }
+
+    /// Whether the server answers at all: `version_info` over the sink's own client (its TLS
+    /// settings), with a short timeout. Any HTTP answer counts (a 5xx is about a call, not the
+    /// connection).
+    pub async fn reachable(&self, timeout: Duration) -> bool {
+        let url = format!("{}/web/webclient/version_info", self.base);
+        let request = self.client.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body("{}");
+        request.timeout(timeout).send().await.is_ok()
+    }
+
+    /// Detects the version and logs in, if not done yet; the major version.
+    pub async fn connect(&mut self) -> Result<u32, RpcError> {
+        self.ready().await?;
+        Ok(self.version.unwrap_or(0))
     }
 
     /// Detects the version and protocol, and logs in (JSON-RPC), once.
