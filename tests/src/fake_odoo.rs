@@ -169,6 +169,8 @@ struct Db {
     calls: Vec<(String, String, String)>,
     /// Every request answered 503 (Odoo behind its proxy during maintenance).
     down: bool,
+    /// `message_post` refused (a user without rights on the chatter, a mail module error).
+    notes_refused: bool,
 }
 
 const STOCK: i64 = 1;
@@ -305,6 +307,11 @@ impl FakeOdoo {
                 .map(|q| q.quantity)
                 .sum()
         })
+    }
+
+    /// Makes every `message_post` fail with an AccessError, as for a user without chatter rights.
+    pub fn refuse_notes(&self) {
+        self.with(|db| db.notes_refused = true);
     }
 
     /// Archives a product (it disappears from searches).
@@ -916,6 +923,10 @@ fn call(db: &mut Db, model: &str, method: &str, ids: Vec<i64>, p: &Map<String, V
             Ok(json!(true))
         }
         ("stock.picking", "button_validate") => validate(db, &ids, &context),
+        ("stock.picking", "message_post") if db.notes_refused => Err(OdooError {
+            name: "odoo.exceptions.AccessError",
+            message: "You are not allowed to post on this document (Transfer).".into(),
+        }),
         ("stock.picking", "message_post") => {
             let body = p.get("body").and_then(Value::as_str).unwrap_or("").to_owned();
             let id = db.id();

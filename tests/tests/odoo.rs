@@ -526,3 +526,31 @@ fn a_stale_count_is_adjusted_applied_or_refused_as_configured() {
         }
     }
 }
+
+#[test]
+fn a_chatter_note_odoo_refuses_never_fails_the_pick_and_is_reported_once() {
+    let odoo = FakeOdoo::start(17, "wh", "dockhand@example.com", KEY);
+    let pen = odoo.add_product("4006381333931", "PEN-BLUE", "none");
+    odoo.set_stock(pen, 100.0);
+    odoo.refuse_notes();
+    let names: Vec<String> = (1..=3).map(|i| format!("WH/OUT/{i:05}")).collect();
+    for name in &names {
+        odoo.add_picking(name, false, &[(pen, 2.0)]);
+    }
+    let site = site_for(&odoo, "");
+    let line = json!([{"product": {"barcode": "4006381333931"}, "quantity": "2"}]);
+    append_events(
+        &site.store_path(),
+        names.iter().map(|n| ("pick", json!({"picking": n, "lines": line, "complete": true}))).collect(),
+    );
+    let daemon = site.start();
+    wait_until(Duration::from_secs(15), "the picks applied", || settled(&site, 3));
+    let log = daemon.log();
+    daemon.stop();
+    for name in &names {
+        assert_eq!(odoo.picking(name).unwrap().state, "done");
+    }
+    assert_eq!(sink(&site).dead_lettered, 0);
+    assert_eq!(odoo.stock(pen, None), 94.0);
+    assert_eq!(log.matches("Cannot add a note to the picking's chatter").count(), 1, "{log}");
+}
