@@ -209,6 +209,7 @@ pub struct FakeOdoo {
     pub addr: SocketAddr,
     db: Arc<Mutex<Db>>,
     runtime: Option<tokio::runtime::Runtime>,
+    https: bool,
 }
 
 impl FakeOdoo {
@@ -221,6 +222,30 @@ impl FakeOdoo {
 
     /// Like [`FakeOdoo::start`], with only these optional modules installed.
     pub fn start_with_modules(version: u32, database: &str, login: &str, key: &str, modules: &[&str]) -> FakeOdoo {
+        FakeOdoo::serve(version, database, login, key, modules, None)
+    }
+
+    /// Like [`FakeOdoo::start`], over HTTPS with this certificate and key (PEM files).
+    pub fn start_tls(
+        version: u32,
+        database: &str,
+        login: &str,
+        key: &str,
+        cert: &std::path::Path,
+        cert_key: &std::path::Path,
+    ) -> FakeOdoo {
+        let tls = crate::tls_server_config(cert, cert_key);
+        FakeOdoo::serve(version, database, login, key, &[delivery_module(version)], Some(tls))
+    }
+
+    fn serve(
+        version: u32,
+        database: &str,
+        login: &str,
+        key: &str,
+        modules: &[&str],
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> FakeOdoo {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let db = Arc::new(Mutex::new(Db {
             version,
@@ -240,22 +265,34 @@ impl FakeOdoo {
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
         let state = db.clone();
+        let https = tls.is_some();
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         runtime.spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { continue };
                 let state = state.clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-                    let _ =
-                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
+                    let builder = hyper::server::conn::http1::Builder::new();
+                    match acceptor {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(tcp).await {
+                                let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+                        }
+                    }
                 });
             }
         });
-        FakeOdoo { addr, db, runtime: Some(runtime) }
+        FakeOdoo { addr, db, runtime: Some(runtime), https }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", if self.https { "https" } else { "http" }, self.addr)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Db) -> T) -> T {

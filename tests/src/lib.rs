@@ -261,3 +261,19 @@ pub fn append_events(path: &Path, events: Vec<(&str, serde_json::Value)>) -> Vec
     .join()
     .expect("append thread")
 }
+
+/// A TLS server configuration (ring) from a certificate chain and key in PEM files: what the test
+/// servers (the HTTPS receiver, the fake Odoo) present.
+pub fn tls_server_config(cert: &Path, key: &Path) -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> =
+        rustls::pki_types::CertificateDer::pem_file_iter(cert).expect("cert file").map(|c| c.expect("cert")).collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).expect("key file");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("certificate and key");
+    Arc::new(config)
+}

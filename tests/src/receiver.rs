@@ -104,20 +104,7 @@ pub struct Receiver {
 impl Receiver {
     /// Starts on a free port. With `tls` (server certificate and key PEM files), speaks HTTPS.
     pub async fn start(tls: Option<(&std::path::Path, &std::path::Path)>) -> Receiver {
-        let tls = tls.map(|(cert, key)| {
-            use rustls::pki_types::pem::PemObject;
-            let certs: Vec<_> =
-                rustls::pki_types::CertificateDer::pem_file_iter(cert).unwrap().map(Result::unwrap).collect();
-            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
-            let config =
-                rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                    .with_safe_default_protocol_versions()
-                    .unwrap()
-                    .with_no_client_auth()
-                    .with_single_cert(certs, key)
-                    .unwrap();
-            Arc::new(config)
-        });
+        let tls = tls.map(|(cert, key)| crate::tls_server_config(cert, key));
         let state = Arc::new(Mutex::new(State {
             mode: Mode::Accept,
             tokens: Vec::new(),

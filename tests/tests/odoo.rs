@@ -554,3 +554,25 @@ fn a_chatter_note_odoo_refuses_never_fails_the_pick_and_is_reported_once() {
     assert_eq!(odoo.stock(pen, None), 94.0);
     assert_eq!(log.matches("Cannot add a note to the picking's chatter").count(), 1, "{log}");
 }
+
+#[test]
+fn an_https_odoo_with_a_private_ca_is_checked_probed_and_used_with_the_sinks_tls_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dockhand_tests::mqtt::TestPki::generate(dir.path(), "odoo");
+    let odoo = FakeOdoo::start_tls(17, "wh", "dockhand@example.com", KEY, &pki.server_cert, &pki.server_key);
+    assert!(odoo.url().starts_with("https://"));
+    let pen = odoo.add_product("4006381333931", "PEN-BLUE", "none");
+    let site = site_for(&odoo, &format!("tls = {{ ca_file = \"{}\" }}", pki.ca.display()));
+    let check = site.cli(&["check-config", "--connect"]);
+    let text = format!("{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    assert!(check.status.success() && text.contains("Odoo 17"), "{text}");
+    // An outage, then the probe (over the same TLS client) brings the sink back quickly.
+    append_events(&site.store_path(), vec![count("4006381333931", "3")]);
+    odoo.set_down(true);
+    let daemon = site.start();
+    std::thread::sleep(Duration::from_secs(2));
+    odoo.set_down(false);
+    wait_until(Duration::from_secs(15), "applied over HTTPS", || settled(&site, 1));
+    daemon.stop();
+    assert_eq!(odoo.stock(pen, None), 3.0);
+}
