@@ -672,11 +672,12 @@ fn records(db: &Db, model: &str) -> Result<Vec<Map<String, Value>>, OdooError> {
             .iter()
             .map(|m| json!({"id": m.id, "name": m.name, "product_id": db.product_name(m.product), "picking_id": m.picking.map_or(json!(false), |p| json!(p)), "product_uom_qty": m.demand, "quantity": m.done, "state": m.state, "location_id": db.location_name(m.location), "location_dest_id": db.location_name(m.location_dest)}))
             .collect(),
-        "stock.move.line" => db
-            .lines
+        "stock.move.line" => {
+            let moves: std::collections::HashMap<i64, &Move> = db.moves.iter().map(|m| (m.id, m)).collect();
+            db.lines
             .iter()
             .map(|l| {
-                let m = db.moves.iter().find(|m| m.id == l.move_id);
+                let m = moves.get(&l.move_id).copied();
                 let mut v = json!({"id": l.id, "move_id": l.move_id, "picking_id": l.picking, "product_id": db.product_name(l.product), "lot_id": l.lot.map_or(json!(false), |x| json!(x)), "lot_name": l.lot_name.clone().map_or(json!(false), |x| json!(x)),
                     "state": m.map_or("draft", |m| m.state.as_str()), "date": m.map_or(String::new(), |m| m.date.clone()), "reference": m.map_or(String::new(), |m| m.name.clone()),
                     "location_id": m.map_or(json!(false), |m| db.location_name(m.location)), "location_dest_id": m.map_or(json!(false), |m| db.location_name(m.location_dest)),
@@ -687,7 +688,8 @@ fn records(db: &Db, model: &str) -> Result<Vec<Map<String, Value>>, OdooError> {
                 }
                 v
             })
-            .collect(),
+            .collect()
+        },
         "stock.picking" => db
             .pickings
             .iter()
@@ -981,7 +983,13 @@ fn call(db: &mut Db, model: &str, method: &str, ids: Vec<i64>, p: &Map<String, V
 
 /// One call in its own transaction: an error leaves the database as it was (the call log stays).
 fn transaction(db: &mut Db, model: &str, method: &str, ids: Vec<i64>, p: &Map<String, Value>) -> Answer {
+    if matches!(method, "search_read" | "search" | "search_count" | "read" | "fields_get") {
+        return call(db, model, method, ids, p);
+    }
+    // The call log is not part of the database (and is the largest thing to copy).
+    let calls = std::mem::take(&mut db.calls);
     let before = db.clone();
+    db.calls = calls;
     let answer = call(db, model, method, ids, p);
     if answer.is_err() {
         let calls = std::mem::take(&mut db.calls);
