@@ -670,3 +670,34 @@ poll_interval = "10s"
     assert_eq!(events(&site, "weight")[0]["payload"]["value"], "1.250");
     daemon.stop();
 }
+
+#[test]
+fn scanner_delimiters_by_name_are_the_control_characters_not_letters() {
+    let site = Site::new(EXE);
+    let mut scanner = VirtualPort::start(site.dir.path(), "scanner");
+    let config = |suffix: &str, prefix: &str| {
+        format!(
+            "{FILE_SINK}\n[[device]]\nname = \"scanner\"\nkind = \"scanner\"\npath = \"{}\"\nsuffix = \"{suffix}\"\nprefix = \"{prefix}\"\n",
+            scanner.path.display()
+        )
+    };
+    // A misleading name is refused with the escape to write.
+    site.write_config(&config("ESC", "stx"));
+    let out = site.cli(&["check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success() && err.contains("suffix") && err.contains("\\u001B"), "{err}");
+    // CR ends a scan; stx (any case) starts one.
+    site.write_config(&config("CR", "stx"));
+    let out = site.cli(&["check-config"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let daemon = site.start();
+    wait_until(Duration::from_secs(10), "scanner connected", || {
+        device_states(&site, "scanner").last().map(String::as_str) == Some("connected")
+    });
+    scanner.write(b"\x02WH/OUT/00042\r\x02CRATE-7\r");
+    wait_until(Duration::from_secs(10), "two scans", || events(&site, "scan").len() == 2);
+    let raws: Vec<String> =
+        events(&site, "scan").iter().map(|e| e["payload"]["raw"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(raws, vec!["WH/OUT/00042", "CRATE-7"]);
+    daemon.stop();
+}

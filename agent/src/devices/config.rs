@@ -136,11 +136,14 @@ impl DeviceConfig {
                 };
                 let suffix = match self.suffix.as_deref() {
                     None => Some(b"\r\n".to_vec()),
-                    Some("") => None,
-                    Some(s) => Some(s.as_bytes().to_vec()),
+                    Some(s) => delimiter("suffix", s)?,
+                };
+                let prefix = match self.prefix.as_deref() {
+                    None => None,
+                    Some(p) => delimiter("prefix", p)?,
                 };
                 Ok(DeviceSpec::Scanner(ScannerSpec {
-                    prefix: self.prefix.as_ref().filter(|p| !p.is_empty()).map(|p| p.as_bytes().to_vec()),
+                    prefix,
                     suffix,
                     inter_char_timeout: self.inter_char_timeout.map(|d| d.0),
                     fnc1,
@@ -249,4 +252,59 @@ impl DeviceConfig {
             *p = crate::config::resolve(base, p);
         }
     }
+}
+
+/// Control characters by the names scanner manuals print. `suffix = "CR"` is the carriage
+/// return, not the two letters C and R.
+const NAMED: [(&str, &[u8]); 6] =
+    [("CR", b"\r"), ("LF", b"\n"), ("CRLF", b"\r\n"), ("TAB", b"\t"), ("STX", b"\x02"), ("ETX", b"\x03")];
+
+/// Other control-character names: refused, with the escape to write instead.
+const OTHER_CONTROLS: [(&str, u8); 26] = [
+    ("NUL", 0x00),
+    ("SOH", 0x01),
+    ("EOT", 0x04),
+    ("ENQ", 0x05),
+    ("ACK", 0x06),
+    ("BEL", 0x07),
+    ("BS", 0x08),
+    ("VT", 0x0B),
+    ("FF", 0x0C),
+    ("SO", 0x0E),
+    ("SI", 0x0F),
+    ("DLE", 0x10),
+    ("DC1", 0x11),
+    ("DC2", 0x12),
+    ("DC3", 0x13),
+    ("DC4", 0x14),
+    ("NAK", 0x15),
+    ("SYN", 0x16),
+    ("ETB", 0x17),
+    ("CAN", 0x18),
+    ("EM", 0x19),
+    ("SUB", 0x1A),
+    ("ESC", 0x1B),
+    ("GS", 0x1D),
+    ("RS", 0x1E),
+    ("US", 0x1F),
+];
+
+/// A scanner's `prefix` or `suffix`: a name (CR, LF, CRLF, TAB, STX, ETX, NONE; any case), `""`
+/// for none, or the exact characters.
+fn delimiter(key: &'static str, text: &str) -> Result<Option<Vec<u8>>, (&'static str, String)> {
+    if text.is_empty() || text.eq_ignore_ascii_case("NONE") {
+        return Ok(None);
+    }
+    if let Some((_, bytes)) = NAMED.iter().find(|(name, _)| text.eq_ignore_ascii_case(name)) {
+        return Ok(Some(bytes.to_vec()));
+    }
+    if let Some((name, byte)) = OTHER_CONTROLS.iter().find(|(name, _)| text.eq_ignore_ascii_case(name)) {
+        return Err((
+            key,
+            format!(
+                "`{text}` would be the letters {text:?}; for the {name} control character write \"\\u{byte:04X}\" (the names CR, LF, CRLF, TAB, STX, ETX and NONE are understood)"
+            ),
+        ));
+    }
+    Ok(Some(text.as_bytes().to_vec()))
 }

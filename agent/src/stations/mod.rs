@@ -583,9 +583,9 @@ async fn scale_changed(scale: &mut Option<watch::Receiver<ScaleFeed>>) -> Option
 /// Tells the operator, and logs at the level the tone calls for (a normal cycle logs no warning).
 fn publish(live: &LiveReadings, station: &str, step: &str, tone: Tone, message: &str, correlation: &str) {
     match tone {
-        Tone::Ok => info!(%station, step, %message, "Station step."),
-        Tone::Refused => info!(%station, step, %message, "Station step refused; the operator was told why."),
-        Tone::Blocked => warn!(%station, step, %message, "The station cannot start a cycle."),
+        Tone::Ok => info!(%station, step, told = %message, "Station step."),
+        Tone::Refused => info!(%station, step, told = %message, "Station step refused; the operator was told why."),
+        Tone::Blocked => warn!(%station, step, told = %message, "The station cannot start a cycle."),
     }
     let body = json!({"station": station, "step": step, "ok": tone == Tone::Ok, "tone": tone_name(tone), "message": message, "correlation_id": correlation, "at": Timestamp::now()});
     live.publish_at(format!("station/{station}"), body.to_string());

@@ -459,7 +459,7 @@ impl Applier {
                     }
                 }
                 Err(NotApplied::Permanent(message)) => {
-                    tracing::debug!(counts = group.len(), %message, "Odoo refused a group of counts; looking for the one it is about.");
+                    tracing::debug!(counts = group.len(), odoo_said = %message, "Odoo refused a group of counts; looking for the one it is about.");
                     let mut group = group;
                     let second = group.split_off(group.len() / 2);
                     // The first half is tried first (the stack is last in, first out).
