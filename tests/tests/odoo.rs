@@ -489,13 +489,21 @@ fn a_pack_weight_odoo_cannot_store_is_refused_before_any_write() {
         odoo.add_picking("WH/OUT/00042", false, &[]);
         odoo.add_package("PACK0001");
         let site = site_for(&odoo, "");
-        append_events(
+        let ids = append_events(
             &site.store_path(),
             vec![("pack", json!({"picking": "WH/OUT/00042", "package": "PACK0001", "weight": "2.480"}))],
         );
         let daemon = site.start();
         wait_until(Duration::from_secs(15), "settled", || settled(&site, 1));
         daemon.stop();
+        // The dead letter can be opened by its number or by the event's id.
+        for key in [ids[0].to_string(), "#1".into(), "1".into()] {
+            let out = site.cli(&["dlq", "show", &key]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(out.status.success() && text.contains("install the Delivery Costs module"), "{key}: {text}");
+        }
+        let out = site.cli(&["dlq", "show", "WH/OUT/00042"]);
+        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("nor an event id"));
         let dlq = dead_letters(&site).join("\n");
         let module = dockhand_tests::fake_odoo::delivery_module(version);
         assert!(dlq.contains(&format!("install the Delivery Costs module (`{module}`)")), "v{version}: {dlq}");

@@ -20,8 +20,9 @@ pub enum DlqCommand {
         #[arg(long)]
         json: bool,
     },
-    /// One dead letter with its reason and the full event (or the raw input).
-    Show { id: i64 },
+    /// One dead letter with its reason and the full event (or the raw input): its number as
+    /// `dlq list` prints it (`12` or `#12`), or the id of the event (every sink's dead letter of it).
+    Show { id: String },
     /// Queue dead letters for delivery to their sink again.
     Retry {
         ids: Vec<i64>,
@@ -63,24 +64,25 @@ pub fn run(config: &Config, command: DlqCommand) -> Result<i32, StoreError> {
             }
         }
         DlqCommand::Show { id } => {
-            let Some(r) = admin.dead_letter(id)? else {
-                eprintln!("error: no dead letter #{id}");
-                return Ok(exit::FAILURE);
+            let rows = if let Ok(n) = id.trim_start_matches('#').parse::<i64>() {
+                admin.dead_letter(n)?.into_iter().collect()
+            } else if let Ok(event) = id.parse::<uuid::Uuid>() {
+                admin.dead_letters_of_event(event)?
+            } else {
+                eprintln!(
+                    "error: `{id}` is neither a dead-letter number (as `dockhand dlq list` prints it, e.g. 12) nor an event id (a UUID)"
+                );
+                return Ok(exit::USAGE);
             };
-            println!("dead letter #{}", r.id);
-            println!("recorded  {}", r.created_at);
-            println!("sink      {}", r.sink.as_deref().unwrap_or("(refused at ingest)"));
-            println!("origin    {}", r.origin);
-            if let Some(id) = r.event_id {
-                println!("event     {id} (seq {})", r.event_seq.map_or("?".into(), |s| s.to_string()));
+            if rows.is_empty() {
+                eprintln!("error: no dead letter {id} (dockhand dlq list --all shows them all)");
+                return Ok(exit::FAILURE);
             }
-            println!("reason    {}", r.reason);
-            if let Some(t) = r.retried_at {
-                println!("retried   {t}");
-            }
-            match std::str::from_utf8(&r.body) {
-                Ok(text) => println!("body ({} bytes):\n{text}", r.body_bytes),
-                Err(_) => println!("body ({} bytes, not UTF-8, hex):\n{}", r.body_bytes, hex(&r.body)),
+            for (i, r) in rows.into_iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                show(&r);
             }
         }
         DlqCommand::Retry { ids, all } => {
@@ -117,4 +119,23 @@ pub fn run(config: &Config, command: DlqCommand) -> Result<i32, StoreError> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+/// Prints one dead letter in full.
+fn show(r: &crate::store::DeadLetterRow) {
+    println!("dead letter #{}", r.id);
+    println!("recorded  {}", r.created_at);
+    println!("sink      {}", r.sink.as_deref().unwrap_or("(refused at ingest)"));
+    println!("origin    {}", r.origin);
+    if let Some(id) = r.event_id {
+        println!("event     {id} (seq {})", r.event_seq.map_or("?".into(), |s| s.to_string()));
+    }
+    println!("reason    {}", r.reason);
+    if let Some(t) = r.retried_at {
+        println!("retried   {t}");
+    }
+    match std::str::from_utf8(&r.body) {
+        Ok(text) => println!("body ({} bytes):\n{text}", r.body_bytes),
+        Err(_) => println!("body ({} bytes, not UTF-8, hex):\n{}", r.body_bytes, hex(&r.body)),
+    }
 }

@@ -79,6 +79,14 @@ impl Admin {
             .optional()?)
     }
 
+    /// The dead letters of one event (one per sink that refused it), oldest first.
+    pub fn dead_letters_of_event(&self, event: uuid::Uuid) -> Result<Vec<DeadLetterRow>, StoreError> {
+        let mut stmt =
+            self.conn.prepare(&format!("SELECT {DL_COLUMNS} FROM dead_letters WHERE event_id = ?1 ORDER BY id"))?;
+        let rows = stmt.query_map(params![&event.as_bytes()[..]], dead_letter_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Queues dead letters for delivery to their sink again (`ids = None`: every open one).
     pub fn retry_dead_letters(&mut self, ids: Option<&[i64]>) -> Result<RetryReport, StoreError> {
         let tx = self.conn.transaction()?;
