@@ -173,6 +173,10 @@ fn tcp_9100_printer_head_open_then_closed() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("✓ sent to net-1") && text.contains("connected (ready)"), "{text}");
     assert!(String::from_utf8(zebra.received()).unwrap().contains("dockhand test label"));
+    // A misspelt printer: the error lists the printers that exist.
+    let out = rig.site.cli(&["print-test", "net1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no printer named `net1`") && err.contains("net-1"), "{err}");
     daemon.stop();
 }
 
@@ -240,7 +244,7 @@ fn a_printer_that_never_answers_holds_its_jobs_and_not_the_others() {
         acks.replies().iter().any(|(_, v)| v["id"] == "to-nowhere" && v["status"] == "rejected")
     });
     let dlq = String::from_utf8(rig.site.cli(&["dlq", "list"]).stdout).unwrap();
-    assert!(dlq.contains("no printer named `nope`"), "{dlq}");
+    assert!(dlq.contains("no printer named `nope`") && dlq.contains("its printers:"), "{dlq}");
     // It comes back: the waiting job prints.
     mute.set(PrinterState::Ready);
     wait_until(Duration::from_secs(10), "the waiting job", || mute.count(b"^XA") == 1);

@@ -54,8 +54,19 @@ pub fn run(config: &Config, command: PrintCommand) -> Result<i32, StoreError> {
 /// Queues a test label for `printer` and waits up to 15 s for it to go out, showing the
 /// printer's state as the daemon sees it.
 pub fn test(config: &Config, printer: &str) -> Result<i32, StoreError> {
-    if !config.devices.iter().any(|d| d.name == printer && d.kind == firmware_bridge::spec::DeviceKind::Printer) {
-        eprintln!("error: no printer named `{printer}` in {}", config.file.display());
+    let printers: Vec<&str> = config
+        .devices
+        .iter()
+        .filter(|d| d.kind == firmware_bridge::spec::DeviceKind::Printer)
+        .map(|d| d.name.as_str())
+        .collect();
+    if !printers.contains(&printer) {
+        let known = if printers.is_empty() {
+            "it has no printer ([[device]] with kind = \"printer\")".to_owned()
+        } else {
+            format!("its printers are: {}", printers.join(", "))
+        };
+        eprintln!("error: no printer named `{printer}` in {}; {known}", config.file.display());
         return Ok(crate::exit::USAGE);
     }
     let now = Timestamp::now();

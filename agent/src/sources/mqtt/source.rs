@@ -485,7 +485,12 @@ fn ingest_print_job(settings: &MqttSettings, store: &Store, publish: Publish, tu
     let outcome = if settings.printers.contains(&printer) {
         crate::printing::job::from_request(&printer, &publish.payload, &settings.labels)
     } else {
-        Err(format!("no printer named `{printer}` on this gateway"))
+        let mut known: Vec<&str> = settings.printers.iter().map(String::as_str).collect();
+        known.sort_unstable();
+        Err(format!(
+            "no printer named `{printer}` on this gateway (its printers: {})",
+            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+        ))
     };
     let topic = format!("{}/{printer}/ack", settings.print_prefix());
     let store = store.clone();
