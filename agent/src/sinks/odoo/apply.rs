@@ -322,24 +322,7 @@ impl Applier {
 
     /// Lot ids by (name, product), creating the lots that do not exist yet.
     async fn lots(&mut self, wanted: &[(String, i64)]) -> Result<HashMap<(String, i64), i64>, NotApplied> {
-        let mut found = HashMap::new();
-        if wanted.is_empty() {
-            return Ok(found);
-        }
-        let names: Vec<&str> = wanted.iter().map(|(n, _)| n.as_str()).collect();
-        let products: Vec<i64> = wanted.iter().map(|(_, p)| *p).collect();
-        let call = Call::new("stock.lot", "search_read")
-            .param("domain", json!([["name", "in", names], ["product_id", "in", products]]))
-            .param("fields", json!(["id", "name", "product_id"]));
-        for row in self.rpc.call(&call).await?.as_array().into_iter().flatten() {
-            if let (Some(id), Some(name), Some(product)) = (
-                row.get("id").and_then(Value::as_i64),
-                row.get("name").and_then(Value::as_str),
-                row.get("product_id").and_then(many2one_id),
-            ) {
-                found.insert((name.to_owned(), product), id);
-            }
-        }
+        let mut found = self.existing_lots(wanted).await?;
         // Each (name, product) once, however often the run repeats it: Odoo refuses a lot
         // created twice ("must be unique across a company").
         let mut create: Vec<(String, i64)> = wanted.iter().filter(|k| !found.contains_key(*k)).cloned().collect();
