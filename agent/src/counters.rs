@@ -33,11 +33,16 @@ pub static STATION_CYCLES_RESUMED: Counter = Counter::new();
 /// Station cycles cancelled because they could not be resumed (the workflow changed).
 pub static STATION_CYCLES_CANCELLED: Counter = Counter::new();
 
+/// MQTT PUBLISH packets the handheld source received (handheld messages, print jobs, echoes).
+pub static MQTT_MESSAGES_RECEIVED: Counter = Counter::new();
+/// Of those, dockhand's own answers echoed back by the broker (only with `replies = "v1"`).
+pub static MQTT_OWN_REPLIES_RECEIVED: Counter = Counter::new();
+
 /// Chatter notes an Odoo sink could not post (the transfers themselves were applied).
 pub static ODOO_NOTES_FAILED: Counter = Counter::new();
 
 /// `(metric, label, value)` rows for `/metrics`.
-pub fn rows() -> [(&'static str, &'static str, u64); 6] {
+pub fn rows() -> [(&'static str, &'static str, u64); 8] {
     [
         ("dockhand_scans_kept_raw_total", "reason=\"prefix_missing\"", SCANS_WITHOUT_PREFIX.get()),
         ("dockhand_scans_kept_raw_total", "reason=\"not_utf8\"", SCANS_NOT_UTF8.get()),
@@ -45,5 +50,7 @@ pub fn rows() -> [(&'static str, &'static str, u64); 6] {
         ("dockhand_station_cycles_restarted_total", "outcome=\"resumed\"", STATION_CYCLES_RESUMED.get()),
         ("dockhand_station_cycles_restarted_total", "outcome=\"cancelled\"", STATION_CYCLES_CANCELLED.get()),
         ("dockhand_odoo_notes_failed_total", "", ODOO_NOTES_FAILED.get()),
+        ("dockhand_mqtt_messages_received_total", "", MQTT_MESSAGES_RECEIVED.get()),
+        ("dockhand_mqtt_own_replies_received_total", "", MQTT_OWN_REPLIES_RECEIVED.get()),
     ]
 }

@@ -18,7 +18,7 @@
 //! - [`status`], [`cli`], [`bench`], [`simulate`]: what a technician runs; `status` reads the
 //!   store directly.
 //!
-//! Support: [`timestamp`] (RFC 3339 ms UTC), [`units`] (durations and sizes in the config),
+//! Support: `mqtt` (the MQTT client: 3.1.1 or 5, TLS, session, error hints), [`timestamp`] (RFC 3339 ms UTC), [`units`] (durations and sizes in the config),
 //! [`shutdown`], [`telemetry`] (logs), [`secrets`] (secret files), [`exit`] (exit codes),
 //! `counters` (process-wide counters for `/metrics`).
 
@@ -36,6 +36,7 @@ pub mod event;
 pub mod exit;
 pub mod health;
 pub mod metrics;
+pub(crate) mod mqtt;
 pub mod printing;
 pub mod secrets;
 pub mod shutdown;

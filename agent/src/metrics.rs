@@ -209,6 +209,11 @@ pub fn render(s: &StoreSummary, max_bytes: u64, health: &Health, now: Timestamp)
             "Station cycles interrupted by a restart or reload, by what became of them.",
         ),
         ("dockhand_odoo_notes_failed_total", "Chatter notes an Odoo sink could not post (the transfers were applied)."),
+        ("dockhand_mqtt_messages_received_total", "PUBLISH packets the handheld source received from the broker."),
+        (
+            "dockhand_mqtt_own_replies_received_total",
+            "dockhand's own answers the broker echoed back (replies = \"v1\" only; 0 with v2).",
+        ),
     ] {
         let samples = counters
             .iter()

@@ -1,17 +1,22 @@
 //! `dockhand simulate handhelds`: realistic handheld traffic for commissioning and demos. Each
 //! simulated handheld is its own MQTT client; it publishes scans (real GS1 strings), counts and
-//! picks with ids at QoS 1 — plus, on purpose, some malformed messages — and listens on its
-//! `ack` and `rejected` topics, so the report says what the gateway made of every message.
+//! picks with ids at QoS 1 — plus, on purpose, some malformed messages — and listens on its reply
+//! topics (`<prefix>/reply/<device>/#`, or the v1 layout when configured), so the report says
+//! what the gateway made of every message.
+//!
+//! Client ids are unique per process (`dockhand-sim-<pid>-<device>`): a second simulator — the
+//! CLI's next to the demo daemon's own — must not take over the first one's connections (a broker
+//! disconnects the older client of a reused id, and its answers are lost).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, Packet, QoS};
 use serde::Deserialize;
 use serde_json::json;
 use tracing::info;
 
+use crate::mqtt::{Outbound, Received, Session};
 use crate::shutdown::Shutdown;
 use crate::sources::mqtt::MqttSettings;
 
@@ -129,31 +134,46 @@ pub async fn run(
 ) -> Result<SimReport, String> {
     let tally = Arc::new(Mutex::new(Tally::default()));
     let mut clients = Vec::new();
+    let mut waiting_for_subscriptions = Vec::new();
     for d in 0..config.handhelds.max(1) {
         let device = format!("sim-hh-{:02}", d + 1);
-        let mut options = settings.options(&format!("dockhand-{device}"), false)?;
-        options.set_clean_session(true);
-        let (client, mut events) = AsyncClient::new(options, 256);
-        crate::sources::mqtt::source::no_delay(&mut events);
-        for reply in ["ack", "rejected"] {
-            client
-                .subscribe(format!("{}/handheld/{device}/{reply}", settings.prefix), QoS::AtLeastOnce)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        let mut session = Session::plain(format!("dockhand-sim-{}-{device}", std::process::id()));
+        session.queue = 256;
+        let (client, mut events) = crate::mqtt::connect(&settings, &session)?;
+        let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+        let filter = settings.reply_filter(&device);
         let tally = tally.clone();
+        let sub_client = client.clone();
         tokio::spawn(async move {
+            let mut subscribed_tx = Some(subscribed_tx);
             loop {
                 match events.poll().await {
-                    Ok(Event::Incoming(Packet::PubAck(_))) => lock(&tally).report.pubacked += 1,
-                    Ok(Event::Incoming(Packet::Publish(p))) => record_reply(&tally, &p.topic, &p.payload),
+                    // A clean session: subscribe again on every connection.
+                    Ok(Received::Connected { .. }) => {
+                        let _ = sub_client.try_subscribe(filter.clone(), 1);
+                    }
+                    Ok(Received::Subscribed { .. }) => {
+                        if let Some(tx) = subscribed_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(Received::Acked) => lock(&tally).report.pubacked += 1,
+                    Ok(Received::Message(p)) => record_reply(&tally, &p.topic, &p.payload),
                     Ok(_) => {}
                     Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
                 }
             }
         });
+        waiting_for_subscriptions.push(subscribed);
         clients.push((device, client));
     }
+    // Publishing before the reply subscriptions hold would lose the first answers.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        for subscribed in waiting_for_subscriptions {
+            let _ = subscribed.await;
+        }
+    })
+    .await;
     let interval = Duration::from_secs_f64(1.0 / config.rate.max(0.1));
     let mut ticker = tokio::time::interval(interval);
     let mut last_progress = Instant::now();
@@ -171,7 +191,8 @@ pub async fn run(
         let (device, client) = &clients[(n % clients.len() as u64) as usize];
         let (kind, body, id) = message(n, config.malformed_every);
         let topic = format!("{}/handheld/{device}/{kind}", settings.prefix);
-        client.publish(topic, QoS::AtLeastOnce, false, body).await.map_err(|e| e.to_string())?;
+        let body = String::from_utf8_lossy(&body).into_owned();
+        client.publish(Outbound { topic, body, qos: 1, retain: false, correlation: None }).await?;
         {
             let mut t = lock(&tally);
             t.report.sent += 1;
@@ -196,7 +217,7 @@ pub async fn run(
     let report = snapshot(&tally);
     say(progress, &report);
     for (_, client) in clients {
-        let _ = client.disconnect().await;
+        let _ = client.try_disconnect();
     }
     Ok(report)
 }

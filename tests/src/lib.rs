@@ -45,6 +45,17 @@ impl Site {
         std::fs::write(self.config(), text).expect("write config");
     }
 
+    /// One sample of the running daemon's `/metrics` (`name` with its labels, as printed), or
+    /// `None` when the daemon does not answer or has no such sample.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        write!(s, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
     pub fn store_path(&self) -> PathBuf {
         self.path("store.db")
     }

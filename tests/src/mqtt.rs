@@ -239,7 +239,7 @@ impl Publisher {
     }
 }
 
-/// Collects dockhand's replies (`…/handheld/+/ack` and `…/rejected`).
+/// Collects dockhand's replies (`…/reply/+/ack` and `…/reply/+/rejected`, the v2 layout).
 pub struct ReplyListener {
     replies: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
 }
@@ -252,6 +252,11 @@ impl std::fmt::Debug for ReplyListener {
 
 impl ReplyListener {
     pub async fn connect(port: u16, prefix: &str) -> ReplyListener {
+        Self::listen(port, vec![format!("{prefix}/reply/+/ack"), format!("{prefix}/reply/+/rejected")]).await
+    }
+
+    /// Collects replies in the deprecated v1 layout (`…/handheld/+/ack`, `…/handheld/+/rejected`).
+    pub async fn connect_v1(port: u16, prefix: &str) -> ReplyListener {
         Self::listen(port, vec![format!("{prefix}/handheld/+/ack"), format!("{prefix}/handheld/+/rejected")]).await
     }
 
@@ -348,4 +353,80 @@ pub fn count_message(id: uuid::Uuid, n: u64) -> Vec<u8> {
     serde_json::json!({"id": id, "product": {"barcode": "4006381333931"}, "location": "WH/Stock/A1", "quantity": (n % 50 + 1).to_string()})
         .to_string()
         .into_bytes()
+}
+
+/// An answer a [`V5Handheld`] received: topic, JSON body, Correlation Data.
+pub type V5Answer = (String, serde_json::Value, Option<bytes::Bytes>);
+
+/// An MQTT 5 handheld using request/response: it names a Response Topic and Correlation Data on
+/// each request and collects what arrives on its response topic.
+pub struct V5Handheld {
+    client: rumqttc::v5::AsyncClient,
+    answers: Arc<Mutex<Vec<V5Answer>>>,
+    pub response_topic: String,
+}
+
+impl std::fmt::Debug for V5Handheld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V5Handheld").field("response_topic", &self.response_topic).finish_non_exhaustive()
+    }
+}
+
+impl V5Handheld {
+    /// Connects (MQTT 5) and subscribes to `response_topic` before returning.
+    pub async fn connect(port: u16, client_id: &str, response_topic: &str) -> V5Handheld {
+        use rumqttc::v5::mqttbytes::v5::Packet as P5;
+        let mut o = rumqttc::v5::MqttOptions::new(client_id, "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(10));
+        let (client, mut events) = rumqttc::v5::AsyncClient::new(o, 100);
+        client.subscribe(response_topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce).await.expect("subscribe");
+        let answers = Arc::new(Mutex::new(Vec::new()));
+        let a = answers.clone();
+        let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut subscribed_tx = Some(subscribed_tx);
+            loop {
+                match events.poll().await {
+                    Ok(rumqttc::v5::Event::Incoming(P5::SubAck(_))) => {
+                        if let Some(tx) = subscribed_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(rumqttc::v5::Event::Incoming(P5::Publish(p))) => {
+                        let v = serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null);
+                        let correlation = p.properties.and_then(|p| p.correlation_data);
+                        a.lock().unwrap_or_else(|p| p.into_inner()).push((
+                            String::from_utf8_lossy(&p.topic).into_owned(),
+                            v,
+                            correlation,
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), subscribed_rx).await.expect("subscribed").expect("suback");
+        V5Handheld { client, answers, response_topic: response_topic.to_owned() }
+    }
+
+    /// Publishes at QoS 1; with `correlation`, names the response topic and the data.
+    pub async fn request(&self, topic: &str, payload: Vec<u8>, correlation: Option<&[u8]>) {
+        let qos = rumqttc::v5::mqttbytes::QoS::AtLeastOnce;
+        match correlation {
+            Some(c) => {
+                let props = rumqttc::v5::mqttbytes::v5::PublishProperties {
+                    response_topic: Some(self.response_topic.clone()),
+                    correlation_data: Some(bytes::Bytes::copy_from_slice(c)),
+                    ..Default::default()
+                };
+                self.client.publish_with_properties(topic, qos, false, payload, props).await.expect("publish")
+            }
+            None => self.client.publish(topic, qos, false, payload).await.expect("publish"),
+        }
+    }
+
+    pub fn answers(&self) -> Vec<V5Answer> {
+        self.answers.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }

@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use dockhand_tests::mqtt::{
-    Mosquitto, Publisher, ReplyListener, TestPki, count_message, free_port, mosquitto_available, stored_counts,
+    Mosquitto, Publisher, ReplyListener, TestPki, V5Handheld, count_message, free_port, mosquitto_available,
+    stored_counts,
 };
 use dockhand_tests::{Site, wait_until};
 
@@ -24,12 +25,17 @@ fn config(site: &Site, port: u16, extra: &str) {
 
 /// A site whose daemon listens to a fresh mosquitto and has subscribed (None: no mosquitto here).
 fn site_on_mosquitto() -> Option<(Site, Mosquitto, dockhand_tests::Daemon)> {
+    site_on_mosquitto_with("")
+}
+
+/// The same, with extra lines in `[mqtt]` (`protocol = "5"`, `replies = "v1"`).
+fn site_on_mosquitto_with(mqtt: &str) -> Option<(Site, Mosquitto, dockhand_tests::Daemon)> {
     if !mosquitto_available() {
         return None;
     }
     let site = Site::new(EXE);
     let broker = Mosquitto::start(site.dir.path());
-    config(&site, broker.port, "");
+    config(&site, broker.port, mqtt);
     let daemon = site.start();
     subscribed(&daemon);
     Some((site, broker, daemon))
@@ -154,7 +160,21 @@ async fn each_handhelds_messages_are_stored_in_the_order_it_published_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_five_times_while_handhelds_publish_10000_messages_loses_nothing() {
-    let Some((site, broker, daemon)) = site_on_mosquitto() else { return };
+    kill_9_five_times_while_handhelds_publish_10000_messages("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_five_times_on_mqtt_5_loses_nothing_either() {
+    // MQTT 5 keeps the session by a session expiry instead of clean-session=false; the broker must
+    // still hold every unacknowledged message across each kill.
+    kill_9_five_times_while_handhelds_publish_10000_messages("protocol = \"5\"").await;
+}
+
+async fn kill_9_five_times_while_handhelds_publish_10000_messages(mqtt: &str) {
+    let Some((site, broker, daemon)) = site_on_mosquitto_with(mqtt) else { return };
+    if mqtt.contains("\"5\"") {
+        assert!(daemon.log().contains("protocol=5"), "not on MQTT 5:\n{}", daemon.log());
+    }
 
     let mut handhelds = Vec::new();
     for h in 0..4 {
@@ -433,5 +453,129 @@ async fn reload_under_load_adds_a_sink_refuses_a_bad_file_and_changes_broker_wit
     // The new sink got everything from when it was added.
     wait_until_async(Duration::from_secs(30), || !dockhand_tests::read_ndjson(&site.path("audit.ndjson")).is_empty())
         .await;
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+/// Publishes `valid` counts and `malformed` broken messages from one handheld and waits until
+/// every one is answered on the listener; returns the ids of the valid ones.
+async fn publish_and_wait_for_answers(
+    port: u16,
+    replies: &ReplyListener,
+    valid: usize,
+    malformed: usize,
+) -> Vec<uuid::Uuid> {
+    let handheld = Publisher::connect(port, &format!("echo-hh-{}", free_port()));
+    let mut ids = Vec::new();
+    for n in 0..valid {
+        let id = uuid::Uuid::new_v4();
+        handheld.publish(&format!("{PREFIX}/handheld/hh-e/count"), id, count_message(id, n as u64)).await;
+        ids.push(id);
+    }
+    for _ in 0..malformed {
+        handheld.publish_raw(&format!("{PREFIX}/handheld/hh-e/count"), b"{\"product\": ".to_vec()).await;
+    }
+    replies.wait_for("/hh-e/ack", None, valid).await;
+    replies.wait_for("/hh-e/rejected", None, malformed).await;
+    ids
+}
+
+/// The contract's v2 layout: answers go to `…/reply/<device>/…`, outside the `handheld/#`
+/// subscription, so the broker sends dockhand exactly the messages the handhelds sent — on a
+/// real mosquitto and on the embedded rumqttd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_replies_never_come_back_to_dockhand_on_mosquitto_or_the_embedded_broker() {
+    let (site, port, daemon) = site_on_embedded_broker();
+    let replies = ReplyListener::connect(port, PREFIX).await;
+    let v1_topics = ReplyListener::connect_v1(port, PREFIX).await;
+    let ids = publish_and_wait_for_answers(port, &replies, 300, 7).await;
+    assert_eq!(stored_counts(&site.store_path(), &ids).values().filter(|n| **n == 1).count(), 300);
+    assert!(replies.replies().iter().all(|(t, _)| t.starts_with("warehouse/T1/reply/hh-e/")));
+    assert!(v1_topics.replies().is_empty(), "nothing is published on the v1 topics: {:?}", v1_topics.replies());
+    assert_eq!(site.metric("dockhand_mqtt_messages_received_total"), Some(307.0), "one PUBLISH per message sent");
+    assert_eq!(site.metric("dockhand_mqtt_own_replies_received_total"), Some(0.0));
+    assert_eq!(daemon.stop().code(), Some(0));
+
+    let Some((site, broker, daemon)) = site_on_mosquitto() else { return };
+    let replies = ReplyListener::connect(broker.port, PREFIX).await;
+    publish_and_wait_for_answers(broker.port, &replies, 300, 7).await;
+    assert_eq!(site.metric("dockhand_mqtt_messages_received_total"), Some(307.0), "one PUBLISH per message sent");
+    assert_eq!(site.metric("dockhand_mqtt_own_replies_received_total"), Some(0.0));
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+/// `replies = "v1"` keeps the old layout for handheld apps built against it (with QoS 0 answers
+/// here): answers under `…/handheld/<device>/`, echoed back to dockhand and ignored there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_replies_still_work_behind_the_switch() {
+    let site = Site::new(EXE);
+    let port = free_port();
+    config(&site, port, &format!("replies = \"v1\"\nreply_qos = 0\n[broker]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let daemon = site.start();
+    subscribed(&daemon);
+    assert!(daemon.log().contains("replies = \"v1\" is deprecated"), "{}", daemon.log());
+    let replies = ReplyListener::connect_v1(port, PREFIX).await;
+    let ids = publish_and_wait_for_answers(port, &replies, 100, 3).await;
+    assert_eq!(stored_counts(&site.store_path(), &ids).values().filter(|n| **n == 1).count(), 100);
+    // Every answer came back through dockhand's own subscription (the reason for v2).
+    wait_until(Duration::from_secs(10), "the echoes to be counted", || {
+        site.metric("dockhand_mqtt_own_replies_received_total") == Some(103.0)
+    });
+    assert_eq!(site.metric("dockhand_mqtt_messages_received_total"), Some(206.0));
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+/// MQTT 5 request/response: a handheld that names a Response Topic and Correlation Data gets its
+/// answer there, with the same correlation data — stored, duplicate and rejected alike. One
+/// that names none is answered on the contract's reply topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_5_answers_on_the_response_topic_with_the_correlation_data() {
+    let Some((site, broker, daemon)) = site_on_mosquitto_with("protocol = \"5\"") else { return };
+    assert!(daemon.log().contains("protocol=5"), "{}", daemon.log());
+    let handheld = V5Handheld::connect(broker.port, "v5-hh", "apps/scanner-7/inbox").await;
+    let replies = ReplyListener::connect(broker.port, PREFIX).await;
+    let topic = format!("{PREFIX}/handheld/hh-5/count");
+    let id = uuid::Uuid::new_v4();
+    handheld.request(&topic, count_message(id, 1), Some(b"corr-1")).await;
+    handheld.request(&topic, count_message(id, 1), Some(b"corr-2")).await;
+    handheld.request(&topic, br#"{"product":"1","location":"A","quantity":1.5}"#.to_vec(), Some(&[0, 255, 7])).await;
+    let other = uuid::Uuid::new_v4();
+    handheld.request(&topic, count_message(other, 2), None).await;
+    wait_until(Duration::from_secs(15), "three answers on the response topic", || handheld.answers().len() >= 3);
+    let answers = handheld.answers();
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert!(answers.iter().all(|(t, _, _)| t == "apps/scanner-7/inbox"));
+    assert_eq!(answers[0].1["status"], "stored");
+    assert_eq!(answers[0].2.as_deref(), Some(&b"corr-1"[..]));
+    assert_eq!(answers[1].1["status"], "duplicate");
+    assert_eq!(answers[1].2.as_deref(), Some(&b"corr-2"[..]));
+    assert!(answers[2].1["error"].as_str().unwrap().contains("not JSON floats"), "{answers:?}");
+    assert_eq!(answers[2].2.as_deref(), Some(&[0u8, 255, 7][..]), "binary correlation data is echoed as is");
+    // Without a Response Topic: the v2 reply topic, as for an MQTT 3.1.1 handheld.
+    replies.wait_for("/reply/hh-5/ack", Some(&other.to_string()), 1).await;
+    assert!(replies.replies().iter().all(|(_, v)| v["id"] == other.to_string()), "{:?}", replies.replies());
+    assert_eq!(stored_counts(&site.store_path(), &[id, other]).values().sum::<i64>(), 2);
+    assert_eq!(site.metric("dockhand_mqtt_own_replies_received_total"), Some(0.0));
+    assert_eq!(daemon.stop().code(), Some(0));
+}
+
+/// The demo's daemon runs its own simulated handhelds; `dockhand simulate` run next to it uses
+/// client ids of its own, so neither takes over the other's connections and every message of
+/// both is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_next_to_the_demos_own_simulator_gets_every_message_answered() {
+    let site = Site::new(EXE);
+    let port = free_port();
+    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/demo.toml")).unwrap();
+    assert!(demo.contains("18830") && demo.contains("[simulate]"), "the demo config changed: update this test");
+    std::fs::write(site.config(), demo.replace("18830", &port.to_string()).replace("../target/demo/", "demo/"))
+        .unwrap();
+    let daemon = site.start();
+    subscribed(&daemon);
+    let out = site.cli(&["simulate", "handhelds", "--count", "300", "--rate", "100", "--devices", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Every valid message was stored and every malformed one rejected."), "{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let log = daemon.log();
+    assert!(!log.contains("got no answer"), "the demo's own simulator lost answers:\n{log}");
     assert_eq!(daemon.stop().code(), Some(0));
 }

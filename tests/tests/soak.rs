@@ -280,7 +280,7 @@ fn soak_under_a_fault_schedule_keeps_every_acknowledged_event() {
     let _replies = {
         let _guard = rt.enter();
         let acked = acked.clone();
-        persistent_client(broker.port, "soak-replies", Some(format!("{PREFIX}/handheld/+/ack")), move |payload| {
+        persistent_client(broker.port, "soak-replies", Some(format!("{PREFIX}/reply/+/ack")), move |payload| {
             let v: serde_json::Value = serde_json::from_slice(payload).unwrap_or_default();
             if matches!(v["status"].as_str(), Some("stored" | "duplicate"))
                 && let Some(id) = v["id"].as_str()

@@ -314,22 +314,26 @@ fn replay(config: &Config, sink: &str, since: &str) -> Result<i32, StoreError> {
 
 /// Connects once to the broker and waits for its answer.
 async fn probe_broker(settings: &crate::sources::mqtt::MqttSettings) -> Result<String, String> {
-    let mut options = settings.options(&format!("dockhand-{}-check", settings.gateway), false)?;
-    options.set_clean_session(true);
-    let (client, mut events) = rumqttc::AsyncClient::new(options, 8);
+    let session = crate::mqtt::Session::plain(format!("dockhand-{}-check-{}", settings.gateway, std::process::id()));
+    let (client, mut events) = crate::mqtt::connect(settings, &session)?;
     let answer = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         loop {
-            match events.poll().await {
-                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
+            if let crate::mqtt::Received::Connected { .. } = events.poll().await? {
+                return Ok(());
             }
         }
     })
     .await
     .unwrap_or_else(|_| Err("no answer within 5 s".into()));
     let _ = client.try_disconnect();
-    answer.map(|()| format!("connected; handheld topics under {}/handheld/", settings.prefix))
+    answer.map(|()| {
+        format!(
+            "connected with MQTT {}; handheld topics under {}/handheld/, answers under {}",
+            settings.mqtt.protocol,
+            settings.prefix,
+            settings.reply_filter("<device>")
+        )
+    })
 }
 
 fn simulate(path: &std::path::Path, command: SimulateCommand) -> i32 {
@@ -364,10 +368,18 @@ fn simulate(path: &std::path::Path, command: SimulateCommand) -> i32 {
             println!("Every valid message was stored and every malformed one rejected.");
             exit::OK
         }
+        Ok(report) if report.stored + report.duplicate + report.rejected == 0 => {
+            println!(
+                "None of the {} message(s) got an answer from the gateway: is dockhand running on this broker? (dockhand status)",
+                report.sent
+            );
+            exit::FAILURE
+        }
         Ok(report) => {
             println!(
-                "{} message(s) got no answer from the gateway; is dockhand running on this broker? (dockhand status)",
-                report.unanswered
+                "{} message(s) got no answer from the gateway (it answered {} others): look for warnings in its log (journalctl -u dockhand) and at `dockhand status`.",
+                report.unanswered,
+                report.stored + report.duplicate + report.rejected
             );
             exit::FAILURE
         }

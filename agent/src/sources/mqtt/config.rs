@@ -27,6 +27,48 @@ pub struct MqttConfig {
     pub tls: Option<crate::tls::TlsFiles>,
     /// How often the retained gateway status is refreshed.
     pub status_interval: HumanDuration,
+    /// Where answers to handhelds go (contracts.md §2): `v2` under `<prefix>/reply/<device>/`,
+    /// `v1` (deprecated) under `<prefix>/handheld/<device>/`, inside the subscribed tree.
+    pub replies: ReplyLayout,
+    /// QoS of the answers to handhelds: 1 (default) or 0. A lost answer is harmless: the handheld
+    /// resends with the same id and is told `duplicate`.
+    pub reply_qos: u8,
+    /// `"3.1.1"` (default) or `"5"`.
+    pub protocol: MqttProtocol,
+    /// MQTT 5: how long the broker keeps dockhand's session (and its queued messages) while
+    /// dockhand is away. MQTT 3.1.1 sessions last until the broker drops them.
+    pub session_expiry: HumanDuration,
+}
+
+/// Where dockhand publishes its answers to handhelds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplyLayout {
+    /// Deprecated: `<prefix>/handheld/<device>/ack`, which the `handheld/#` subscription echoes
+    /// back to dockhand (MQTT 3.1.1 has no "no local").
+    V1,
+    /// `<prefix>/reply/<device>/ack`, outside the subscription.
+    #[default]
+    V2,
+}
+
+/// The MQTT protocol version dockhand speaks to its broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum MqttProtocol {
+    #[default]
+    #[serde(rename = "3.1.1")]
+    V311,
+    #[serde(rename = "5")]
+    V5,
+}
+
+impl std::fmt::Display for MqttProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MqttProtocol::V311 => "3.1.1",
+            MqttProtocol::V5 => "5",
+        })
+    }
 }
 
 impl Default for MqttConfig {
@@ -42,6 +84,10 @@ impl Default for MqttConfig {
             password_file: None,
             tls: None,
             status_interval: HumanDuration(std::time::Duration::from_secs(30)),
+            replies: ReplyLayout::V2,
+            reply_qos: 1,
+            protocol: MqttProtocol::V311,
+            session_expiry: HumanDuration(std::time::Duration::from_secs(7 * 86_400)),
         }
     }
 }
@@ -82,6 +128,19 @@ impl MqttConfig {
         if self.keep_alive.0.as_secs() < 5 {
             return Err(("mqtt.keep_alive".into(), "must be at least 5s".into()));
         }
+        if self.reply_qos > 1 {
+            return Err((
+                "mqtt.reply_qos".into(),
+                "must be 0 or 1 (an answer is cheap to lose: the handheld resends and is told `duplicate`)".into(),
+            ));
+        }
+        let expiry = self.session_expiry.0.as_secs();
+        if expiry < 60 || expiry >= u64::from(u32::MAX) {
+            return Err((
+                "mqtt.session_expiry".into(),
+                "must be at least 1m (the broker drops a shorter session, and the messages in it, during a restart) and under 136 years".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -106,5 +165,32 @@ impl Default for BrokerConfig {
             max_inflight: 100,
             max_payload_bytes: ByteSize(1 << 20),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<MqttConfig, String> {
+        let c: MqttConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.validate().map_err(|(k, m)| format!("{k}: {m}"))?;
+        Ok(c)
+    }
+
+    #[test]
+    fn replies_default_to_v2_at_qos_1_on_mqtt_3_1_1() {
+        let c = parse("").unwrap();
+        assert_eq!((c.replies, c.reply_qos, c.protocol), (ReplyLayout::V2, 1, MqttProtocol::V311));
+        let c = parse("replies = \"v1\"\nreply_qos = 0\nprotocol = \"5\"\nsession_expiry = \"1h\"").unwrap();
+        assert_eq!((c.replies, c.reply_qos, c.protocol), (ReplyLayout::V1, 0, MqttProtocol::V5));
+    }
+
+    #[test]
+    fn impossible_reply_and_session_settings_are_refused_with_the_key() {
+        assert!(parse("reply_qos = 2").unwrap_err().starts_with("mqtt.reply_qos: must be 0 or 1"));
+        assert!(parse("session_expiry = \"10s\"").unwrap_err().starts_with("mqtt.session_expiry"));
+        assert!(parse("protocol = \"4\"").unwrap_err().contains("unknown variant"));
+        assert!(parse("replies = \"v3\"").unwrap_err().contains("unknown variant"));
     }
 }

@@ -9,5 +9,5 @@ pub mod config;
 pub mod message;
 pub mod source;
 
-pub use config::{BrokerConfig, MqttConfig};
+pub use config::{BrokerConfig, MqttConfig, MqttProtocol, ReplyLayout};
 pub use source::{MqttSettings, MqttSource};

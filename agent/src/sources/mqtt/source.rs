@@ -2,7 +2,9 @@
 //! client id), subscribed at QoS 1 to `<prefix>/handheld/#`.
 //!
 //! Every PUBLISH is classified ([`super::message::classify`]), stored (or dead-lettered), answered
-//! on the handheld's `ack` or `rejected` topic, and only then acknowledged to the broker. Messages
+//! (on `<prefix>/reply/<device>/ack` or `…/rejected`, or — MQTT 5 — on the message's Response
+//! Topic with its Correlation Data), and only then acknowledged to the broker. The connection
+//! itself (protocol version, TLS, session) is [`crate::mqtt`]'s. Messages
 //! are committed in the order they arrived (so each handheld's events keep its publish order in
 //! the store and at every sink), and PUBACKs leave in that order too (MQTT 3.1.1 §4.6): an acker
 //! task waits for each message's outcome in arrival order. When the store is full, the message is held unacknowledged
@@ -13,16 +15,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, Publish, QoS, TlsConfiguration, Transport};
+use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
-use super::config::MqttConfig;
+use super::config::{MqttConfig, ReplyLayout};
 use super::message::{Incoming, RejectedReply, Rejection, classify};
 use crate::config::Config;
 use crate::dispatcher::RetrySchedule;
 use crate::event::{Event as DhEvent, Source, Transport as DhTransport, new_event_id};
+use crate::mqtt::{Client, Inbound, Outbound, Received, Session};
 use crate::shutdown::Shutdown;
 use crate::sinks::RetryConfig;
 use crate::store::{Appended, NewDeadLetter, Store, StoreError, StoreReader, until_stored};
@@ -74,6 +77,20 @@ impl MqttSettings {
         format!("{}/gateway/{}/status", self.prefix, self.gateway)
     }
 
+    /// Where answers of kind `which` (`ack`, `rejected`) for `device` go when the message named
+    /// no Response Topic (contracts.md §2).
+    pub fn reply_topic(&self, device: &str, which: &str) -> String {
+        match self.mqtt.replies {
+            ReplyLayout::V2 => format!("{}/reply/{device}/{which}", self.prefix),
+            ReplyLayout::V1 => format!("{}/handheld/{device}/{which}", self.prefix),
+        }
+    }
+
+    /// The filter a handheld (or a simulator) subscribes to for its answers.
+    pub fn reply_filter(&self, device: &str) -> String {
+        self.reply_topic(device, "+")
+    }
+
     /// rumqttc options for this connection. `client_id` overrides the configured one (the
     /// simulator connects as the handhelds).
     pub fn options(&self, client_id: &str, last_will: bool) -> Result<MqttOptions, String> {
@@ -102,22 +119,6 @@ impl MqttSettings {
     }
 }
 
-/// The connection error, with what to check for the common cases.
-fn explain(e: &rumqttc::ConnectionError) -> String {
-    let text = e.to_string();
-    if let Some(hint) = crate::tls::explain(&text) {
-        return format!("{text}; {hint} (mqtt.tls.ca_file)");
-    }
-    let hint = if text.contains("BadUserNamePassword") || text.contains("NotAuthorized") {
-        "; the broker refused the credentials: check mqtt.username and mqtt.password_file"
-    } else if text.contains("refused") {
-        "; nothing answers at mqtt.host:mqtt.port — is the broker running?"
-    } else {
-        ""
-    };
-    format!("{text}{hint}")
-}
-
 const REPLY_WINDOW: u16 = 4096;
 
 /// Small MQTT packets (acks, replies) must leave at once: Nagle's algorithm would hold them back
@@ -139,7 +140,7 @@ pub struct MqttHealth {
 }
 
 pub struct MqttSource {
-    settings: MqttSettings,
+    settings: Arc<MqttSettings>,
     store: Store,
     health: Arc<MqttHealth>,
     live: crate::devices::live::LiveReadings,
@@ -151,19 +152,19 @@ impl std::fmt::Debug for MqttSource {
     }
 }
 
-/// The answer to a handheld: topic and JSON body.
-type Reply = (String, String);
+/// The answer to a handheld.
+type Reply = Outbound;
 
 /// One message waiting for its outcome: the reply to publish (if any), then its PUBACK. A dropped
 /// sender means "not stored": no ack.
-type PendingAck = (Publish, oneshot::Receiver<Option<Reply>>);
+type PendingAck = (Arc<Inbound>, oneshot::Receiver<Option<Reply>>);
 /// A message's store write, already queued: yields its reply (if any) once durable, or `None`
 /// when the store closed first.
 type Written = std::pin::Pin<Box<dyn Future<Output = Option<Option<Reply>>> + Send>>;
 
 impl MqttSource {
     pub fn new(settings: MqttSettings, store: Store, live: crate::devices::live::LiveReadings) -> Self {
-        Self { settings, store, health: Arc::default(), live }
+        Self { settings: Arc::new(settings), store, health: Arc::default(), live }
     }
 
     pub fn health(&self) -> Arc<MqttHealth> {
@@ -172,24 +173,28 @@ impl MqttSource {
 
     pub async fn run(self, mut shutdown: Shutdown) -> Result<(), StoreError> {
         let client_id = self.settings.mqtt.client_id(&self.settings.gateway);
-        let mut options = match self.settings.options(&client_id, true) {
-            Ok(o) => o,
+        let session = Session {
+            client_id: client_id.clone(),
+            persistent: true,
+            manual_acks: true,
+            // Replies to handhelds are QoS 1: with rumqttc's default window of 100 unacknowledged
+            // publishes it stops reading its request queue — PUBACKs included — whenever 100
+            // replies wait for the broker, which throttles ingest to the broker's reply round trip.
+            inflight: REPLY_WINDOW,
+            last_will: Some((self.settings.status_topic(), offline_payload(&self.settings.gateway))),
+            // Room for every reply and ack the broker's in-flight window can cause, so queuing one
+            // never waits: a waiting sender on rumqttc's channel costs CPU linear in the number
+            // waiting.
+            queue: 16 * 1024,
+        };
+        let (client, mut events) = match crate::mqtt::connect(&self.settings, &session) {
+            Ok(c) => c,
             Err(e) => {
                 error!(%e, "The MQTT source cannot start: fix [mqtt] in the config.");
                 shutdown.wait().await;
                 return Ok(());
             }
         };
-        options.set_clean_session(false);
-        options.set_manual_acks(true);
-        // Replies to handhelds are QoS 1: with rumqttc's default window of 100 unacknowledged
-        // publishes it stops reading its request queue — PUBACKs included — whenever 100 replies
-        // wait for the broker, which throttles ingest to the broker's reply round trip.
-        options.set_inflight(REPLY_WINDOW);
-        // Room for every reply and ack the broker's in-flight window can cause, so queuing one never
-        // waits: a waiting sender on rumqttc's channel costs CPU linear in the number waiting.
-        let (client, mut events) = AsyncClient::new(options, 16 * 1024);
-        no_delay(&mut events);
         let (ack_tx, ack_rx) = mpsc::unbounded_channel::<PendingAck>();
         let acker = tokio::spawn(send_acks_in_order(client.clone(), ack_rx));
         let filter = format!("{}/handheld/#", self.settings.prefix);
@@ -207,51 +212,67 @@ impl MqttSource {
         let mut readings = self.live.subscribe();
         let mut previous_turn: Option<oneshot::Receiver<()>> = None;
         let live_prefix = format!("{}/gateway/{}", self.settings.prefix, self.settings.gateway);
-        info!(broker = %format!("{}:{}", self.settings.mqtt.host, self.settings.mqtt.port), %client_id, %filter, "MQTT source started.");
+        let print_prefix = self.settings.print_prefix();
+        info!(
+            broker = %format!("{}:{}", self.settings.mqtt.host, self.settings.mqtt.port),
+            protocol = %self.settings.mqtt.protocol,
+            %client_id,
+            %filter,
+            replies = %self.settings.reply_filter("<device>"),
+            "MQTT source started."
+        );
+        if self.settings.mqtt.replies == ReplyLayout::V1 {
+            warn!(
+                "[mqtt] replies = \"v1\" is deprecated: every answer comes back to dockhand through its own subscription. Move the handheld apps to warehouse/<site>/reply/<device>/#, then remove the setting."
+            );
+        }
         loop {
             tokio::select! {
                 polled = events.poll() => match polled {
-                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    Ok(Received::Connected { session_present }) => {
                         failures = 0;
                         subacks = 0;
                         reconnect.reset();
                         self.health.connected.store(true, Ordering::Relaxed);
-                        info!(session_present = ack.session_present, "Connected to the MQTT broker.");
-                        if !ack.session_present {
+                        info!(session_present, "Connected to the MQTT broker.");
+                        if !session_present {
                             warn!("The broker holds no session for dockhand: normal on the first start; otherwise the broker lost it, and messages sent while dockhand was away may be missing.");
                         }
                         // Subscriptions are not restored by rumqttc: ask again on every connection.
-                        if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
+                        if let Err(e) = client.try_subscribe(filter.clone(), 1) {
                             warn!(error = %e, "Cannot queue the MQTT subscription.");
                         }
                         if !self.settings.printers.is_empty()
-                            && let Err(e) = client.try_subscribe(format!("{}/+", self.settings.print_prefix()), QoS::AtLeastOnce)
+                            && let Err(e) = client.try_subscribe(format!("{print_prefix}/+"), 1)
                         {
                             warn!(error = %e, "Cannot queue the print job subscription.");
                         }
                         self.publish_status(&client, &status_reader).await;
                     }
                     // SubAcks come back in the order of the requests: handhelds first, then print jobs.
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    Ok(Received::Subscribed { refused }) => {
                         subacks += 1;
-                        if subacks == 1 {
-                            info!(%filter, "Subscribed to handheld topics.");
-                        } else {
-                            info!(topic = %format!("{}/+", self.settings.print_prefix()), "Subscribed to print job topics.");
+                        let topic = if subacks == 1 { filter.clone() } else { format!("{print_prefix}/+") };
+                        match refused {
+                            Some(reason) => error!(%topic, %reason, "The broker refused dockhand's subscription: check the broker's ACL for this client."),
+                            None if subacks == 1 => info!(%topic, "Subscribed to handheld topics."),
+                            None => info!(%topic, "Subscribed to print job topics."),
                         }
                     }
-                    Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    Ok(Received::Message(message)) => {
+                        let message: Arc<Inbound> = Arc::from(message);
+                        crate::counters::MQTT_MESSAGES_RECEIVED.add();
                         let (done, outcome) = oneshot::channel();
-                        if ack_tx.send((publish.clone(), outcome)).is_err() {
+                        if ack_tx.send((message.clone(), outcome)).is_err() {
                             break;
                         }
                         let (next, turn) = oneshot::channel();
                         let turn = Turn { previous: previous_turn.replace(turn), next };
                         // The first store write is queued here, in arrival order; see `Turn`.
-                        let written = if publish.topic.starts_with(&self.settings.print_prefix()) {
-                            ingest_print_job(&self.settings, &self.store, publish, turn)
+                        let written = if message.topic.starts_with(&print_prefix) {
+                            ingest_print_job(&self.settings, &self.store, &message, turn)
                         } else {
-                            ingest(&self.settings, &self.store, publish, turn)
+                            ingest(&self.settings, &self.store, &message, turn)
                         };
                         tokio::spawn(async move {
                             // None: the store closed (shutting down); the message stays unacknowledged.
@@ -260,13 +281,15 @@ impl MqttSource {
                             }
                         });
                     }
+                    Ok(Received::DisconnectedByBroker { reason }) => {
+                        warn!(%reason, "The MQTT broker closed the connection; reconnecting.");
+                    }
                     Ok(_) => {}
-                    Err(e) => {
+                    Err(error) => {
                         self.health.connected.store(false, Ordering::Relaxed);
                         failures += 1;
                         let delay = reconnect.next_delay();
                         if failures == 1 || failures.is_power_of_two() {
-                            let error = explain(&e);
                             warn!(%error, attempt = failures, retry_in_ms = delay.as_millis() as u64, "MQTT connection failed; reconnecting.");
                         }
                         if !shutdown.sleep(delay).await {
@@ -277,7 +300,7 @@ impl MqttSource {
                 reading = readings.recv() => match reading {
                     Ok(r) => {
                         // QoS 0 and never waiting: a reading that cannot go now is replaced by the next.
-                        let _ = client.try_publish(format!("{live_prefix}/{}", r.leaf), QoS::AtMostOnce, false, r.body);
+                        let _ = client.try_publish(format!("{live_prefix}/{}", r.leaf), 0, false, r.body);
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => readings = self.live.subscribe(),
@@ -291,27 +314,15 @@ impl MqttSource {
         // not acknowledged, so the broker sends them again next time.
         drop(ack_tx);
         acker.abort();
-        let _ = client.try_publish(
-            self.settings.status_topic(),
-            QoS::AtLeastOnce,
-            true,
-            offline_payload(&self.settings.gateway),
-        );
+        let _ = client.try_publish(self.settings.status_topic(), 1, true, offline_payload(&self.settings.gateway));
         let _ = client.try_disconnect();
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            while let Ok(ev) = events.poll().await {
-                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                    break;
-                }
-            }
-        })
-        .await;
+        events.drain_until_disconnected(Duration::from_secs(2)).await;
         self.health.connected.store(false, Ordering::Relaxed);
         info!("MQTT source stopped.");
         Ok(())
     }
 
-    async fn publish_status(&self, client: &AsyncClient, reader: &Result<StoreReader, StoreError>) {
+    async fn publish_status(&self, client: &Client, reader: &Result<StoreReader, StoreError>) {
         let gateway = self.settings.gateway.clone();
         let read = match reader {
             Ok(reader) => reader.run(move |r| gateway_status(r, &gateway)).await,
@@ -324,7 +335,7 @@ impl MqttSource {
                 return;
             }
         };
-        if let Err(e) = client.try_publish(self.settings.status_topic(), QoS::AtLeastOnce, true, payload) {
+        if let Err(e) = client.try_publish(self.settings.status_topic(), 1, true, payload) {
             debug!(error = %e, "Cannot queue the gateway status.");
         }
     }
@@ -362,18 +373,18 @@ fn gateway_status(reader: &StoreReader, gateway: &str) -> Result<String, StoreEr
 /// Publishes each message's reply, then its PUBACK, in arrival order. One task sends everything so
 /// that rumqttc's request queue never has more than one waiting sender (each waiting sender costs
 /// time linear in their number when the queue is full).
-async fn send_acks_in_order(client: AsyncClient, mut pending: mpsc::UnboundedReceiver<PendingAck>) {
-    while let Some((publish, outcome)) = pending.recv().await {
+async fn send_acks_in_order(client: Client, mut pending: mpsc::UnboundedReceiver<PendingAck>) {
+    while let Some((message, outcome)) = pending.recv().await {
         let Ok(reply) = outcome.await else {
             // The message was not stored (shutting down): no ack, and none after it either.
             return;
         };
-        if let Some((topic, body)) = reply
-            && let Err(e) = client.publish(topic, QoS::AtLeastOnce, false, body).await
+        if let Some(reply) = reply
+            && let Err(e) = client.publish(reply).await
         {
             debug!(error = %e, "Cannot queue the reply to the handheld.");
         }
-        if let Err(e) = client.ack(&publish).await {
+        if let Err(e) = client.ack(&message).await {
             debug!(error = %e, "Cannot send a PUBACK (disconnected); the broker will redeliver.");
             return;
         }
@@ -416,15 +427,27 @@ impl Turn {
     }
 }
 
+/// Where the answer to `message` goes: its Response Topic with its Correlation Data (MQTT 5
+/// request/response), else `fallback` (the contract's reply topic), else nowhere.
+fn answer(settings: &MqttSettings, message: &Inbound, fallback: Option<String>, body: String) -> Option<Outbound> {
+    let qos = settings.mqtt.reply_qos;
+    match &message.response_topic {
+        Some(topic) => {
+            Some(Outbound { topic: topic.clone(), body, qos, retain: false, correlation: message.correlation.clone() })
+        }
+        None => fallback.map(|topic| Outbound { topic, body, qos, retain: false, correlation: None }),
+    }
+}
+
 /// Stores or dead-letters one message; the reply is for the handheld. The store write is queued
 /// before this returns (see [`Turn`]); the returned future waits for it.
-fn ingest(settings: &MqttSettings, store: &Store, publish: Publish, turn: Turn) -> Written {
+fn ingest(settings: &Arc<MqttSettings>, store: &Store, message: &Arc<Inbound>, turn: Turn) -> Written {
     let received_at = Timestamp::now();
     let max = settings.mqtt.max_payload_bytes.0 as usize;
-    let prefix = settings.prefix.clone();
     let store = store.clone();
-    match classify(&settings.prefix, &publish.topic, &publish.payload, max) {
+    match classify(&settings.prefix, &message.topic, &message.payload, max) {
         Incoming::OwnReply => Box::pin(async move {
+            crate::counters::MQTT_OWN_REPLIES_RECEIVED.add();
             let _ = turn.next.send(());
             Some(None)
         }),
@@ -440,6 +463,8 @@ fn ingest(settings: &MqttSettings, store: &Store, publish: Publish, turn: Turn) 
                 correlation_id: None,
                 payload: m.payload,
             };
+            let settings = settings.clone();
+            let message = message.clone();
             let device = m.device;
             let queued = store.append_one_queued(event.clone());
             Box::pin(async move {
@@ -449,7 +474,8 @@ fn ingest(settings: &MqttSettings, store: &Store, publish: Publish, turn: Turn) 
                     Appended::Stored { .. } => "stored",
                     Appended::Duplicate { .. } => "duplicate",
                 };
-                Some(Some((format!("{prefix}/handheld/{device}/ack"), json!({"id": id, "status": status}).to_string())))
+                let body = json!({"id": id, "status": status}).to_string();
+                Some(answer(&settings, &message, Some(settings.reply_topic(&device, "ack")), body))
             })
         }
         Incoming::Rejected(r) => {
@@ -457,33 +483,36 @@ fn ingest(settings: &MqttSettings, store: &Store, publish: Publish, turn: Turn) 
                 sink: None,
                 event_id: r.id,
                 event_seq: None,
-                origin: format!("mqtt:{}", publish.topic),
+                origin: format!("mqtt:{}", message.topic),
                 reason: rejection_text(&r),
-                body: publish.payload.to_vec(),
+                body: message.payload.to_vec(),
             };
-            warn!(topic = %publish.topic, reason = %entry.reason, "Rejected a handheld message; it is in the dead-letter store.");
+            warn!(topic = %message.topic, reason = %entry.reason, "Rejected a handheld message; it is in the dead-letter store.");
             let queued = store.dead_letter_queued(entry.clone());
+            let settings = settings.clone();
+            let message = message.clone();
             Box::pin(async move {
                 turn.write(queued, || store.dead_letter(entry.clone())).await?;
-                Some(r.device.as_ref().map(|device| {
-                    let body = RejectedReply { id: r.id, error: &r.error, field: r.field.as_deref() };
-                    (format!("{prefix}/handheld/{device}/rejected"), serde_json::to_string(&body).unwrap_or_default())
-                }))
+                let body = RejectedReply { id: r.id, error: &r.error, field: r.field.as_deref() };
+                let body = serde_json::to_string(&body).unwrap_or_default();
+                let fallback = r.device.as_ref().map(|device| settings.reply_topic(device, "rejected"));
+                Some(answer(&settings, &message, fallback, body))
             })
         }
     }
 }
 
-/// Stores a print job (or dead-letters the request); the reply goes to `…/print/<printer>/ack`:
-/// `{"id", "status": "queued" | "duplicate" | "rejected", "error"}`. Jobs are queued in arrival
-/// order (see [`Turn`]), so a printer prints them in the order they came.
-fn ingest_print_job(settings: &MqttSettings, store: &Store, publish: Publish, turn: Turn) -> Written {
-    let printer = publish.topic.rsplit('/').next().unwrap_or("").to_owned();
-    let id = serde_json::from_slice::<serde_json::Value>(&publish.payload)
+/// Stores a print job (or dead-letters the request); the reply goes to `…/print/<printer>/ack`
+/// (or the request's Response Topic): `{"id", "status": "queued" | "duplicate" | "rejected",
+/// "error"}`. Jobs are queued in arrival order (see [`Turn`]), so a printer prints them in the
+/// order they came.
+fn ingest_print_job(settings: &Arc<MqttSettings>, store: &Store, message: &Arc<Inbound>, turn: Turn) -> Written {
+    let printer = message.topic.rsplit('/').next().unwrap_or("").to_owned();
+    let id = serde_json::from_slice::<serde_json::Value>(&message.payload)
         .ok()
         .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned));
     let outcome = if settings.printers.contains(&printer) {
-        crate::printing::job::from_request(&printer, &publish.payload, &settings.labels)
+        crate::printing::job::from_request(&printer, &message.payload, &settings.labels)
     } else {
         let mut known: Vec<&str> = settings.printers.iter().map(String::as_str).collect();
         known.sort_unstable();
@@ -494,17 +523,19 @@ fn ingest_print_job(settings: &MqttSettings, store: &Store, publish: Publish, tu
     };
     let topic = format!("{}/{printer}/ack", settings.print_prefix());
     let store = store.clone();
+    let settings = settings.clone();
+    let message = message.clone();
     match outcome {
         Ok(job) => {
             let change = crate::store::print_jobs::PrintJobChange::Enqueue(job);
             let queued = store.print_job_queued(change.clone());
             Box::pin(async move {
-                let answer = turn.write(queued, || store.print_job(change.clone())).await?;
-                let status = match answer {
+                let stored = turn.write(queued, || store.print_job(change.clone())).await?;
+                let status = match stored {
                     crate::store::print_jobs::PrintJobAnswer::Stored(false) => "duplicate",
                     _ => "queued",
                 };
-                Some(Some((topic, json!({"id": id, "status": status}).to_string())))
+                Some(answer(&settings, &message, Some(topic), json!({"id": id, "status": status}).to_string()))
             })
         }
         Err(reason) => {
@@ -512,15 +543,16 @@ fn ingest_print_job(settings: &MqttSettings, store: &Store, publish: Publish, tu
                 sink: None,
                 event_id: None,
                 event_seq: None,
-                origin: format!("mqtt:{}", publish.topic),
+                origin: format!("mqtt:{}", message.topic),
                 reason: reason.clone(),
-                body: publish.payload.to_vec(),
+                body: message.payload.to_vec(),
             };
-            warn!(topic = %publish.topic, %reason, "Rejected a print job; it is in the dead-letter store.");
+            warn!(topic = %message.topic, %reason, "Rejected a print job; it is in the dead-letter store.");
             let queued = store.dead_letter_queued(entry.clone());
             Box::pin(async move {
                 turn.write(queued, || store.dead_letter(entry.clone())).await?;
-                Some(Some((topic, json!({"id": id, "status": "rejected", "error": reason}).to_string())))
+                let body = json!({"id": id, "status": "rejected", "error": reason}).to_string();
+                Some(answer(&settings, &message, Some(topic), body))
             })
         }
     }

@@ -1,0 +1,376 @@
+//! The one MQTT client module: a connection to dockhand's broker in MQTT 3.1.1 or MQTT 5, chosen
+//! by `[mqtt] protocol`, behind one small API.
+//!
+//! rumqttc has a separate client for each protocol version (`rumqttc` and `rumqttc::v5`) with
+//! different packet types. Everything above this module — the handheld source, and later every
+//! other MQTT user — sees only [`Client`], [`Events`], [`Received`] and [`Inbound`], so protocol
+//! differences are decided here once: session persistence (clean session off in 3.1.1, clean
+//! start off plus a session expiry in 5), Response Topic and Correlation Data (5 only), reason
+//! codes in CONNACK, SUBACK and DISCONNECT (named in logs), TCP_NODELAY, and what a connection
+//! error means for a technician ([`explain`]).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumqttc::v5::mqttbytes::v5 as p5;
+use rumqttc::{TlsConfiguration, Transport};
+
+use crate::sources::mqtt::{MqttProtocol, MqttSettings};
+
+/// How a connection behaves, beyond the `[mqtt]` settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    pub client_id: String,
+    /// Keep the session across disconnects (the broker queues QoS 1 messages while we are away).
+    pub persistent: bool,
+    /// PUBACKs only when [`Client::ack`] is called (after the store committed).
+    pub manual_acks: bool,
+    /// Unacknowledged QoS 1 publishes of ours in flight (MQTT 5: capped by the broker's Receive
+    /// Maximum).
+    pub inflight: u16,
+    /// Publish `(topic, payload)` retained at QoS 1 when the connection dies.
+    pub last_will: Option<(String, String)>,
+    /// Capacity of the request queue between [`Client`] and [`Events`].
+    pub queue: usize,
+}
+
+impl Session {
+    /// A short-lived client with automatic acks (checks, simulators, device links).
+    pub fn plain(client_id: impl Into<String>) -> Session {
+        Session {
+            client_id: client_id.into(),
+            persistent: false,
+            manual_acks: false,
+            inflight: 100,
+            last_will: None,
+            queue: 64,
+        }
+    }
+}
+
+/// The sending half of a connection.
+#[derive(Clone)]
+pub(crate) enum Client {
+    V4(rumqttc::AsyncClient),
+    V5(rumqttc::v5::AsyncClient),
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Client::V4(_) => "Client(MQTT 3.1.1)",
+            Client::V5(_) => "Client(MQTT 5)",
+        })
+    }
+}
+
+/// The receiving half: polled in a loop, it drives the connection (and reconnects when polled
+/// again after an error).
+pub(crate) enum Events {
+    V4(Box<rumqttc::EventLoop>),
+    V5(Box<rumqttc::v5::EventLoop>),
+}
+
+/// A PUBLISH from the broker.
+#[derive(Debug, Clone)]
+pub(crate) struct Inbound {
+    pub topic: String,
+    pub payload: Bytes,
+    /// MQTT 5 request/response: where the sender wants the answer.
+    pub response_topic: Option<String>,
+    /// MQTT 5: echoed on the answer so the sender can match it.
+    pub correlation: Option<Bytes>,
+    packet: Packet,
+}
+
+#[derive(Debug, Clone)]
+enum Packet {
+    V4(rumqttc::Publish),
+    V5(p5::Publish),
+}
+
+/// What one poll of the connection produced.
+#[derive(Debug)]
+pub(crate) enum Received {
+    Connected {
+        session_present: bool,
+    },
+    /// A SUBACK; `refused` names the reason code of a filter the broker did not grant.
+    Subscribed {
+        refused: Option<String>,
+    },
+    Message(Box<Inbound>),
+    /// A PUBACK for one of our publishes.
+    Acked,
+    /// MQTT 5: the broker closed the connection and said why.
+    DisconnectedByBroker {
+        reason: String,
+    },
+    Other,
+}
+
+fn qos4(qos: u8) -> rumqttc::QoS {
+    if qos == 0 { rumqttc::QoS::AtMostOnce } else { rumqttc::QoS::AtLeastOnce }
+}
+
+fn qos5(qos: u8) -> rumqttc::v5::mqttbytes::QoS {
+    if qos == 0 { rumqttc::v5::mqttbytes::QoS::AtMostOnce } else { rumqttc::v5::mqttbytes::QoS::AtLeastOnce }
+}
+
+/// Opens (lazily: the first poll connects) a connection as `[mqtt]` says.
+pub(crate) fn connect(settings: &MqttSettings, session: &Session) -> Result<(Client, Events), String> {
+    let m = &settings.mqtt;
+    let credentials = match &m.username {
+        Some(user) => {
+            let password = match &m.password_file {
+                Some(f) => crate::secrets::read_secret_file(f)?,
+                None => String::new(),
+            };
+            Some((user.clone(), password))
+        }
+        None => None,
+    };
+    let transport = match &m.tls {
+        Some(tls) => Some(Transport::tls_with_config(TlsConfiguration::Rustls(crate::tls::client_config(tls)?))),
+        None => None,
+    };
+    // Oversized payloads must reach us so they can be dead-lettered and answered; rumqttc drops
+    // the whole connection on a packet over its limit, so its limit is set higher.
+    let incoming = (m.max_payload_bytes.0 as usize).saturating_mul(4).max(2 << 20);
+    let mut network = rumqttc::NetworkOptions::new();
+    // Small packets (acks, replies) must leave at once: Nagle's algorithm would hold them back
+    // for milliseconds, and every held PUBACK stalls the broker's in-flight window.
+    network.set_tcp_nodelay(true);
+    match m.protocol {
+        MqttProtocol::V311 => {
+            let mut o = rumqttc::MqttOptions::new(&session.client_id, m.host.clone(), m.port);
+            o.set_keep_alive(m.keep_alive.0);
+            o.set_max_packet_size(incoming, incoming);
+            o.set_clean_session(!session.persistent);
+            o.set_manual_acks(session.manual_acks);
+            o.set_inflight(session.inflight.max(1));
+            if let Some((topic, payload)) = &session.last_will {
+                o.set_last_will(rumqttc::LastWill::new(topic, payload.clone(), rumqttc::QoS::AtLeastOnce, true));
+            }
+            if let Some((user, password)) = credentials {
+                o.set_credentials(user, password);
+            }
+            if let Some(t) = transport {
+                o.set_transport(t);
+            }
+            let (client, mut events) = rumqttc::AsyncClient::new(o, session.queue);
+            events.set_network_options(network);
+            Ok((Client::V4(client), Events::V4(Box::new(events))))
+        }
+        MqttProtocol::V5 => {
+            let mut o = rumqttc::v5::MqttOptions::new(&session.client_id, m.host.clone(), m.port);
+            o.set_keep_alive(m.keep_alive.0);
+            o.set_max_packet_size(Some(u32::try_from(incoming).unwrap_or(u32::MAX)));
+            o.set_clean_start(!session.persistent);
+            if session.persistent {
+                let expiry = u32::try_from(m.session_expiry.0.as_secs()).unwrap_or(u32::MAX - 1);
+                o.set_session_expiry_interval(Some(expiry));
+            }
+            o.set_manual_acks(session.manual_acks);
+            o.set_outgoing_inflight_upper_limit(session.inflight.max(1));
+            if let Some((topic, payload)) = &session.last_will {
+                o.set_last_will(p5::LastWill::new(
+                    topic,
+                    payload.clone().into_bytes(),
+                    rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+                    true,
+                    None,
+                ));
+            }
+            if let Some((user, password)) = credentials {
+                o.set_credentials(user, password);
+            }
+            if let Some(t) = transport {
+                o.set_transport(t);
+            }
+            o.set_network_options(network);
+            let (client, events) = rumqttc::v5::AsyncClient::new(o, session.queue);
+            Ok((Client::V5(client), Events::V5(Box::new(events))))
+        }
+    }
+}
+
+impl Events {
+    /// The next thing that happened on the connection. An error is explained for a technician;
+    /// polling again reconnects.
+    pub async fn poll(&mut self) -> Result<Received, String> {
+        match self {
+            Events::V4(events) => match events.poll().await {
+                Ok(rumqttc::Event::Incoming(packet)) => Ok(match packet {
+                    rumqttc::Packet::ConnAck(ack) => Received::Connected { session_present: ack.session_present },
+                    rumqttc::Packet::SubAck(ack) => Received::Subscribed {
+                        refused: ack
+                            .return_codes
+                            .iter()
+                            .find(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                            .map(|c| format!("{c:?}")),
+                    },
+                    rumqttc::Packet::Publish(p) => Received::Message(Box::new(Inbound {
+                        topic: p.topic.clone(),
+                        payload: p.payload.clone(),
+                        response_topic: None,
+                        correlation: None,
+                        packet: Packet::V4(p),
+                    })),
+                    rumqttc::Packet::PubAck(_) => Received::Acked,
+                    _ => Received::Other,
+                }),
+                Ok(rumqttc::Event::Outgoing(_)) => Ok(Received::Other),
+                Err(e) => Err(explain(&e.to_string())),
+            },
+            Events::V5(events) => match events.poll().await {
+                Ok(rumqttc::v5::Event::Incoming(packet)) => Ok(match packet {
+                    p5::Packet::ConnAck(ack) => Received::Connected { session_present: ack.session_present },
+                    p5::Packet::SubAck(ack) => Received::Subscribed {
+                        refused: ack
+                            .return_codes
+                            .iter()
+                            .find(|c| !matches!(c, p5::SubscribeReasonCode::Success(_)))
+                            .map(|c| format!("{c:?}")),
+                    },
+                    p5::Packet::Publish(p) => {
+                        let (response_topic, correlation) = match &p.properties {
+                            Some(props) => (props.response_topic.clone(), props.correlation_data.clone()),
+                            None => (None, None),
+                        };
+                        Received::Message(Box::new(Inbound {
+                            topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                            payload: p.payload.clone(),
+                            response_topic,
+                            correlation,
+                            packet: Packet::V5(p),
+                        }))
+                    }
+                    p5::Packet::PubAck(_) => Received::Acked,
+                    p5::Packet::Disconnect(d) => {
+                        let detail =
+                            d.properties.and_then(|p| p.reason_string).map(|r| format!(": {r}")).unwrap_or_default();
+                        Received::DisconnectedByBroker { reason: format!("{:?}{detail}", d.reason_code) }
+                    }
+                    _ => Received::Other,
+                }),
+                Ok(rumqttc::v5::Event::Outgoing(_)) => Ok(Received::Other),
+                Err(e) => Err(explain(&e.to_string())),
+            },
+        }
+    }
+
+    /// Polls until our DISCONNECT has left (or `limit` passed): a clean goodbye, so the broker
+    /// does not publish the last will.
+    pub async fn drain_until_disconnected(&mut self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                let sent = match self {
+                    Events::V4(e) => match e.poll().await {
+                        Ok(ev) => matches!(ev, rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)),
+                        Err(_) => true,
+                    },
+                    Events::V5(e) => match e.poll().await {
+                        Ok(ev) => matches!(ev, rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Disconnect)),
+                        Err(_) => true,
+                    },
+                };
+                if sent {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// An answer to an [`Inbound`] message, or any other publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Outbound {
+    pub topic: String,
+    pub body: String,
+    pub qos: u8,
+    pub retain: bool,
+    /// MQTT 5: the request's Correlation Data, echoed.
+    pub correlation: Option<Bytes>,
+}
+
+impl Client {
+    /// Queues a publish, waiting for room in the request queue.
+    pub async fn publish(&self, out: Outbound) -> Result<(), String> {
+        match self {
+            Client::V4(c) => c.publish(out.topic, qos4(out.qos), out.retain, out.body).await.map_err(|e| e.to_string()),
+            Client::V5(c) => match out.correlation {
+                Some(data) => {
+                    let props = p5::PublishProperties { correlation_data: Some(data), ..Default::default() };
+                    c.publish_with_properties(out.topic, qos5(out.qos), out.retain, out.body, props).await
+                }
+                None => c.publish(out.topic, qos5(out.qos), out.retain, out.body).await,
+            }
+            .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Queues a publish if there is room now (live readings, status: the next one replaces it).
+    pub fn try_publish(&self, topic: String, qos: u8, retain: bool, body: String) -> Result<(), String> {
+        match self {
+            Client::V4(c) => c.try_publish(topic, qos4(qos), retain, body).map_err(|e| e.to_string()),
+            Client::V5(c) => c.try_publish(topic, qos5(qos), retain, body).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Sends the PUBACK of a message received with manual acks.
+    pub async fn ack(&self, message: &Inbound) -> Result<(), String> {
+        match (self, &message.packet) {
+            (Client::V4(c), Packet::V4(p)) => c.ack(p).await.map_err(|e| e.to_string()),
+            (Client::V5(c), Packet::V5(p)) => c.ack(p).await.map_err(|e| e.to_string()),
+            _ => Err("a message acknowledged on a connection of another protocol version".into()),
+        }
+    }
+
+    pub fn try_subscribe(&self, filter: String, qos: u8) -> Result<(), String> {
+        match self {
+            Client::V4(c) => c.try_subscribe(filter, qos4(qos)).map_err(|e| e.to_string()),
+            Client::V5(c) => c.try_subscribe(filter, qos5(qos)).map_err(|e| e.to_string()),
+        }
+    }
+
+    pub fn try_disconnect(&self) -> Result<(), String> {
+        match self {
+            Client::V4(c) => c.try_disconnect().map_err(|e| e.to_string()),
+            Client::V5(c) => c.try_disconnect().map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// A connection error's text, with what to check for the common cases.
+pub(crate) fn explain(text: &str) -> String {
+    if let Some(hint) = crate::tls::explain(text) {
+        return format!("{text}; {hint} (mqtt.tls.ca_file)");
+    }
+    let hint = if text.contains("BadUserNamePassword") || text.contains("NotAuthorized") {
+        "; the broker refused the credentials: check mqtt.username and mqtt.password_file"
+    } else if text.contains("UnsupportedProtocolVersion") || text.contains("RefusedProtocolVersion") {
+        "; the broker does not speak this MQTT version: set mqtt.protocol = \"3.1.1\" (or upgrade the broker)"
+    } else if text.contains("ClientIdentifierNotValid") || text.contains("BadClientId") {
+        "; the broker refused the client id: set mqtt.client_id to one it accepts"
+    } else if text.contains("refused") {
+        "; nothing answers at mqtt.host:mqtt.port — is the broker running?"
+    } else {
+        ""
+    };
+    format!("{text}{hint}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_errors_say_what_to_check() {
+        assert!(explain("I/O: Connection refused (os error 111)").contains("is the broker running?"));
+        assert!(explain("Connection refused, return code: `BadUserNamePassword`").contains("mqtt.password_file"));
+        assert!(explain("Connection refused, return code: `UnsupportedProtocolVersion`").contains("mqtt.protocol"));
+        assert_eq!(explain("Timeout"), "Timeout");
+    }
+}
