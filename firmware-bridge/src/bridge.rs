@@ -35,6 +35,19 @@ struct Args {
     /// File holding the broker password.
     #[arg(long)]
     password_file: Option<PathBuf>,
+    /// Connect with TLS, verifying the broker's certificate against the system's CA certificates
+    /// (implied by --ca-file and --client-cert-file).
+    #[arg(long)]
+    tls: bool,
+    /// PEM file of the CA that signed the broker's certificate (TLS).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// PEM client certificate, for a broker that requires one (TLS; with --client-key-file).
+    #[arg(long, requires = "client_key_file")]
+    client_cert_file: Option<PathBuf>,
+    /// PEM key of the client certificate.
+    #[arg(long, requires = "client_cert_file")]
+    client_key_file: Option<PathBuf>,
     /// Site code (topics go under warehouse/<site>), as in the agent's [gateway] site.
     #[arg(long, required_unless_present = "list")]
     site: Option<String>,
@@ -271,6 +284,14 @@ fn run(args: Args) -> Result<(), String> {
         };
         options.set_credentials(user, password);
     }
+    if args.tls || args.ca_file.is_some() || args.client_cert_file.is_some() {
+        let tls = crate::tls::client_config(crate::tls::TlsPaths {
+            ca_file: args.ca_file.as_deref(),
+            client_cert_file: args.client_cert_file.as_deref(),
+            client_key_file: args.client_key_file.as_deref(),
+        })?;
+        options.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls)));
+    }
     if spec.kind() == DeviceKind::Printer {
         // Jobs are acknowledged to the broker only once printed (or answered).
         options.set_manual_acks(true);
@@ -301,19 +322,19 @@ fn run(args: Args) -> Result<(), String> {
     std::thread::Builder::new()
         .name("mqtt".into())
         .spawn(move || {
-            let mut was_connected = false;
+            let mut failures: u32 = 0;
             for event in connection.iter() {
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        was_connected = true;
+                        failures = 0;
                         eprintln!("firmware-bridge: connected to the broker.");
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        if was_connected {
-                            eprintln!("firmware-bridge: broker connection lost ({e}); reconnecting.");
+                        failures += 1;
+                        if failures == 1 || failures.is_power_of_two() {
+                            eprintln!("firmware-bridge: {}; retrying.", explain_connection_error(&e.to_string()));
                         }
-                        was_connected = false;
                         std::thread::sleep(Duration::from_secs(1));
                     }
                 }
@@ -362,6 +383,24 @@ fn run(args: Args) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A broker connection error, with what to change on the command line.
+pub(crate) fn explain_connection_error(text: &str) -> String {
+    let hint = if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+        ": the broker's certificate is not signed by a CA this bridge trusts — give --ca-file the CA that signed it"
+    } else if text.contains("NotValidForName") {
+        ": the broker's certificate does not name the host in --broker"
+    } else if text.contains("CertificateRequired") || text.contains("certificate required") {
+        ": the broker asks for a client certificate — give --client-cert-file and --client-key-file"
+    } else if text.contains("BadUserNamePassword") || text.contains("NotAuthorized") {
+        ": the broker refused the credentials — check --username and --password-file"
+    } else if text.contains("refused") {
+        ": nothing answers at --broker — is the broker running, and is this its port?"
+    } else {
+        ""
+    };
+    format!("cannot reach the broker ({text}){hint}")
 }
 
 fn state(topic: &str, state: RemoteState, detail: String) -> (String, QoS, bool, String) {

@@ -118,9 +118,11 @@ pub fn run(
     std::thread::Builder::new()
         .name("mqtt".into())
         .spawn(move || {
+            let mut failures: u32 = 0;
             for event in connection.iter() {
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        failures = 0;
                         eprintln!("firmware-bridge: connected to the broker.");
                         let _ = subscriber.try_subscribe(filter.clone(), QoS::AtLeastOnce);
                     }
@@ -130,7 +132,14 @@ pub fn run(
                         }
                     }
                     Ok(_) => {}
-                    Err(_) => std::thread::sleep(std::time::Duration::from_secs(1)),
+                    Err(e) => {
+                        failures += 1;
+                        if failures == 1 || failures.is_power_of_two() {
+                            let error = crate::bridge::explain_connection_error(&e.to_string());
+                            eprintln!("firmware-bridge: {error}; retrying.");
+                        }
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                    }
                 }
             }
         })

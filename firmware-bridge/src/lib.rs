@@ -17,7 +17,8 @@
 //! - [`remote`]: the MQTT messages between a firmware-bridge process and the agent.
 //!
 //! And the thin I/O shell: [`link`] (one thread per serial or TCP device, reopen with backoff)
-//! and [`ports`] (which serial ports this host has); [`bridge`] is the `firmware-bridge` program.
+//! and [`ports`] (which serial ports this host has); [`tls`] (TLS client settings, shared with the
+//! agent); [`bridge`] is the `firmware-bridge` program.
 
 pub mod bridge;
 pub mod bridge_printer;
@@ -30,6 +31,7 @@ pub mod remote;
 pub mod scale;
 pub mod scanner;
 pub mod spec;
+pub mod tls;
 
 pub use scale::{ScaleCondition, ScaleError, ScaleReading, Weight, WeightUnit};
 pub use scanner::{Scan, ScanError, ScanOptions, ScanParsed, decode_scan};

@@ -502,6 +502,68 @@ transport = "mqtt"
     kill9(&mut scale_bridge);
 }
 
+/// The bridge's link to the gateway's broker over TLS with a test CA and a client certificate —
+/// the same certificate checks as the agent's. A bridge that trusts another CA is refused and
+/// says which flag to fix.
+#[test]
+fn a_firmware_bridge_over_tls_with_a_client_certificate_and_an_unknown_ca_refused() {
+    if !dockhand_tests::mqtt::mosquitto_available() {
+        return;
+    }
+    use dockhand_tests::mqtt::{Mosquitto, TestPki};
+    let site = Site::new(EXE);
+    let pki = TestPki::generate(site.dir.path(), "gw");
+    let broker = Mosquitto::start_with(site.dir.path(), Some(pki.clone()));
+    let tls_port = broker.tls_port.unwrap();
+    let mut scanner = VirtualPort::start(site.dir.path(), "tls-scanner");
+    site.write_config(&format!(
+        "{FILE_SINK}\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\n\n[[device]]\nname = \"scanner-tls\"\nkind = \"scanner\"\ntransport = \"mqtt\"\n",
+        broker.port
+    ));
+    let daemon = site.start();
+    let bridge_log = site.path("bridge.log");
+    let scanner_path = scanner.path.clone();
+    let spawn = |ca: &std::path::Path, log: &std::path::Path| {
+        std::process::Command::new(BRIDGE)
+            .args(["--broker", &format!("127.0.0.1:{tls_port}"), "--site", "T1", "--device", "scanner-tls"])
+            .arg("--path")
+            .arg(&scanner_path)
+            .args(["--kind", "scanner", "--ca-file"])
+            .arg(ca)
+            .arg("--client-cert-file")
+            .arg(&pki.client_cert)
+            .arg("--client-key-file")
+            .arg(&pki.client_key)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("start firmware-bridge")
+    };
+    let mut bridge = spawn(&pki.ca, &bridge_log);
+    wait_until(Duration::from_secs(15), "the bridged scanner connected over TLS", || {
+        device_states(&site, "scanner-tls").last().map(String::as_str) == Some("connected")
+    });
+    scanner.write(b"]C0OVER-TLS-001\r\n");
+    wait_until(Duration::from_secs(15), "the scan through the TLS bridge", || {
+        events(&site, "scan").iter().any(|e| e["payload"]["raw"] == "]C0OVER-TLS-001")
+    });
+    assert!(std::fs::read_to_string(&bridge_log).unwrap().contains("connected to the broker."));
+    kill9(&mut bridge);
+
+    // Another CA: the broker's certificate is refused, and the bridge says what to give it.
+    let other = TestPki::generate(site.dir.path(), "other");
+    let refused_log = site.path("bridge-refused.log");
+    let mut refused = spawn(&other.ca, &refused_log);
+    wait_until(Duration::from_secs(15), "the bridge to report the refusal", || {
+        std::fs::read_to_string(&refused_log).unwrap_or_default().contains("cannot reach the broker")
+    });
+    let text = std::fs::read_to_string(&refused_log).unwrap();
+    assert!(text.contains("UnknownIssuer") && text.contains("give --ca-file the CA that signed it"), "{text}");
+    assert!(!text.contains("connected to the broker."), "{text}");
+    kill9(&mut refused);
+    daemon.stop();
+}
+
 /// A serial-device server (a Moxa NPort in TCP server mode) with an MT-SICS scale behind it.
 fn serial_device_server(weight: &'static str) -> (u16, std::thread::JoinHandle<()>) {
     use std::io::{Read, Write};
