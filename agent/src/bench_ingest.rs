@@ -3,12 +3,14 @@
 //! In one run, on one broker:
 //! 1. **Ceiling**: 8 publishers send QoS 1 messages that a plain subscriber receives and acks at
 //!    once — how fast this broker and machine move QoS 1 messages at all.
-//! 2. **dockhand**: the same 8 publishers send handheld messages; throughput counts a message when
-//!    dockhand's `ack` reply arrives, i.e. after the event is durable.
-//! 3. **Relay ceiling**: the same handheld traffic through a subscriber that stores nothing and
-//!    answers each message on its `ack` topic at once (QoS 1, the same `…/handheld/#` subscription
-//!    that echoes the answers back): the broker work of dockhand's contract, without its store.
-//! 4. **Latency**: at a steady 1 000 messages/s, the time from publish to the `ack` reply.
+//! 2. **Relays**: the same handheld traffic through a subscriber that stores nothing and answers
+//!    each message at once, subscribed like dockhand (`…/handheld/#`, QoS 1): the broker work of
+//!    the MQTT contract without a store — for v2 answers (`…/reply/<device>/ack`, no echo) at
+//!    QoS 1 and 0, and v1 answers (`…/handheld/<device>/ack`, echoed back to the relay).
+//! 3. **dockhand**, for each reply layout, reply QoS and protocol version: throughput counts a
+//!    message when dockhand's `ack` answer arrives, i.e. after the event is durable, and each
+//!    variant is compared with the relay doing the same MQTT work.
+//! 4. **Latency**: at a steady 1 000 messages/s, the time from publish to the `ack` answer.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,6 +22,40 @@ use serde_json::json;
 
 const PUBLISHERS: usize = 8;
 
+/// One way dockhand can be set up to answer handhelds.
+#[derive(Debug, Clone, Copy)]
+struct Variant {
+    /// `[mqtt] replies`: true for the v2 layout.
+    v2: bool,
+    reply_qos: u8,
+    mqtt5: bool,
+}
+
+impl Variant {
+    const DEFAULT: Variant = Variant { v2: true, reply_qos: 1, mqtt5: false };
+
+    fn label(self) -> String {
+        format!("replies {}, QoS {}, MQTT {}", self.layout(), self.reply_qos, self.protocol())
+    }
+
+    fn config(self) -> String {
+        format!("replies = \"{}\"\nreply_qos = {}\nprotocol = \"{}\"\n", self.layout(), self.reply_qos, self.protocol())
+    }
+
+    fn layout(self) -> &'static str {
+        if self.v2 { "v2" } else { "v1" }
+    }
+
+    fn protocol(self) -> &'static str {
+        if self.mqtt5 { "5" } else { "3.1.1" }
+    }
+
+    /// Where the answers of `prefix`'s handhelds go.
+    fn answers(self, prefix: &str) -> String {
+        if self.v2 { format!("{prefix}/reply/+/ack") } else { format!("{prefix}/handheld/+/ack") }
+    }
+}
+
 pub fn run(dir: &Path, messages: u64, inflight: u16) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let port = free_port()?;
@@ -30,72 +66,74 @@ pub fn run(dir: &Path, messages: u64, inflight: u16) -> Result<(), String> {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let ceiling = rt.block_on(ceiling(port, messages))?;
-        let relay = rt.block_on(relay_ceiling(port, messages, Relay::AS_CONTRACTED))?;
-        // What each contract change would buy: no echo (subscribing to known kinds only, so
-        // unknown kinds and wrong topic shapes would get no answer), or answers at QoS 0.
-        let relay_no_echo =
-            rt.block_on(relay_ceiling(port, messages, Relay { echo: false, ..Relay::AS_CONTRACTED }))?;
-        let relay_qos0 =
-            rt.block_on(relay_ceiling(port, messages, Relay { answer_qos: QoS::AtMostOnce, ..Relay::AS_CONTRACTED }))?;
-        let mut daemon = start_daemon(dir, port)?;
-        let cpu_before = (crate::bench::cpu_seconds(daemon.id()), crate::bench::cpu_seconds(broker.id()));
-        let outcome = rt.block_on(async {
-            // Latency first, on a fresh store, so the throughput run's backlog does not colour it.
-            let latency = through_dockhand(port, 10_000, Some(1000.0)).await?;
-            let cpu_mid = (crate::bench::cpu_seconds(daemon.id()), crate::bench::cpu_seconds(broker.id()));
-            let started = Instant::now();
-            let ingest = through_dockhand(port, messages, None).await?;
-            let wall = started.elapsed().as_secs_f64();
-            let cpu_after = (crate::bench::cpu_seconds(daemon.id()), crate::bench::cpu_seconds(broker.id()));
-            println!(
-                "CPU during the throughput run: dockhand {:.0}% of one core, mosquitto {:.0}% (wall {wall:.1} s)",
-                (cpu_after.0 - cpu_mid.0) * 100.0 / wall,
-                (cpu_after.1 - cpu_mid.1) * 100.0 / wall
-            );
-            Ok::<_, String>((ingest, latency))
-        });
-        let _ = cpu_before;
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(daemon.id().to_string()).status();
-        let _ = daemon.wait();
-        let (ingest, latency) = outcome?;
-        let mut lat = latency.latencies_ms;
-        lat.sort_by(f64::total_cmp);
-        let pct = |p: f64| {
-            lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(f64::NAN)
-        };
         println!(
             "broker: mosquitto, max_inflight_messages {inflight}; {PUBLISHERS} publishers, QoS 1, {messages} messages per phase"
         );
-        println!("ceiling (plain subscriber, acks at once)   {:>9.0} msg/s", ceiling);
-        println!(
-            "relay (same packets as dockhand, no store) {:>9.0} msg/s  = {:.0}% of the ceiling",
-            relay,
-            relay * 100.0 / ceiling
-        );
-        println!(
-            "  relay without the echo (known kinds only) {:>8.0} msg/s  = {:.0}% of the ceiling",
-            relay_no_echo,
-            relay_no_echo * 100.0 / ceiling
-        );
-        println!(
-            "  relay answering at QoS 0                 {:>8.0} msg/s  = {:.0}% of the ceiling",
-            relay_qos0,
-            relay_qos0 * 100.0 / ceiling
-        );
-        println!(
-            "dockhand (publish -> durable -> ack reply) {:>9.0} msg/s  = {:.0}% of the ceiling, {:.0}% of the relay",
-            ingest.rate,
-            ingest.rate * 100.0 / ceiling,
-            ingest.rate * 100.0 / relay
-        );
-        println!(
-            "latency at 1000 msg/s, publish -> ack reply: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} messages)",
-            pct(0.50),
-            pct(0.99),
-            lat.last().copied().unwrap_or(f64::NAN),
-            lat.len()
-        );
+        let ceiling = rt.block_on(ceiling(port, messages))?;
+        println!("ceiling (plain subscriber, acks at once)        {ceiling:>9.0} msg/s");
+        let variants = [
+            Variant::DEFAULT,
+            Variant { reply_qos: 0, ..Variant::DEFAULT },
+            Variant { v2: false, ..Variant::DEFAULT },
+            Variant { mqtt5: true, ..Variant::DEFAULT },
+        ];
+        let mut relays: HashMap<(bool, u8), f64> = HashMap::new();
+        for v in variants {
+            if let std::collections::hash_map::Entry::Vacant(slot) = relays.entry((v.v2, v.reply_qos)) {
+                let rate = rt.block_on(relay_ceiling(port, messages, v))?;
+                println!(
+                    "relay, {:<28} {rate:>9.0} msg/s = {:.0}% of the ceiling",
+                    format!("replies {}, QoS {}:", if v.v2 { "v2" } else { "v1" }, v.reply_qos),
+                    rate * 100.0 / ceiling
+                );
+                slot.insert(rate);
+            }
+        }
+        for (n, v) in variants.into_iter().enumerate() {
+            let mut daemon = start_daemon(dir, port, v)?;
+            let outcome = rt.block_on(async {
+                // Latency once, for the default, on a fresh store, before any backlog.
+                let latency = if n == 0 { Some(through_dockhand(port, 10_000, Some(1000.0), v).await?) } else { None };
+                let cpu_before = (crate::bench::cpu_seconds(daemon.id()), crate::bench::cpu_seconds(broker.id()));
+                let started = Instant::now();
+                let ingest = through_dockhand(port, messages, None, v).await?;
+                let wall = started.elapsed().as_secs_f64();
+                let cpu_after = (crate::bench::cpu_seconds(daemon.id()), crate::bench::cpu_seconds(broker.id()));
+                let cpu = ((cpu_after.0 - cpu_before.0) * 100.0 / wall, (cpu_after.1 - cpu_before.1) * 100.0 / wall);
+                let per_message_us = (cpu_after.0 - cpu_before.0) * 1e6 / ingest.latencies_ms.len().max(1) as f64;
+                Ok::<_, String>((ingest, latency, cpu, per_message_us))
+            });
+            let _ = std::process::Command::new("kill").arg("-TERM").arg(daemon.id().to_string()).status();
+            let _ = daemon.wait();
+            let (ingest, latency, cpu, per_message_us) = outcome?;
+            let relay = relays[&(v.v2, v.reply_qos)];
+            println!(
+                "dockhand, {:<29} {:>9.0} msg/s = {:.0}% of the ceiling, {:.0}% of its relay (dockhand {:.0}% of a core, {per_message_us:.0} µs CPU per message; mosquitto {:.0}%)",
+                format!("{}:", v.label()),
+                ingest.rate,
+                ingest.rate * 100.0 / ceiling,
+                ingest.rate * 100.0 / relay,
+                cpu.0,
+                cpu.1
+            );
+            if let Some(latency) = latency {
+                let mut lat = latency.latencies_ms;
+                lat.sort_by(f64::total_cmp);
+                let pct = |p: f64| {
+                    lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+                        .copied()
+                        .unwrap_or(f64::NAN)
+                };
+                println!(
+                    "latency at 1000 msg/s ({}), publish -> ack: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} messages)",
+                    v.label(),
+                    pct(0.50),
+                    pct(0.99),
+                    lat.last().copied().unwrap_or(f64::NAN),
+                    lat.len()
+                );
+            }
+        }
         Ok(())
     })();
     let _ = broker.kill();
@@ -136,13 +174,16 @@ fn start_mosquitto(dir: &Path, port: u16, inflight: u16) -> Result<std::process:
     Ok(child)
 }
 
-fn start_daemon(dir: &Path, port: u16) -> Result<std::process::Child, String> {
+fn start_daemon(dir: &Path, port: u16, variant: Variant) -> Result<std::process::Child, String> {
     let _ = std::fs::remove_file(dir.join("ingest.db"));
     let _ = std::fs::remove_file(dir.join("ingest.db-wal"));
     let config = dir.join("ingest.toml");
     std::fs::write(
         &config,
-        format!("[gateway]\nid = \"bench-gw\"\nsite = \"BENCH\"\n\n[store]\npath = \"ingest.db\"\nmax_bytes = \"8GiB\"\n\n[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\n"),
+        format!(
+            "[gateway]\nid = \"bench-gw\"\nsite = \"BENCH\"\n\n[store]\npath = \"ingest.db\"\nmax_bytes = \"8GiB\"\n\n[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\n{}",
+            variant.config()
+        ),
     )
     .map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -231,58 +272,48 @@ async fn ceiling(port: u16, messages: u64) -> Result<f64, String> {
     Ok(rate)
 }
 
-/// How the relay subscribes and answers.
-#[derive(Debug, Clone, Copy)]
-struct Relay {
-    /// Subscribe to `…/handheld/#` (its own answers come back) rather than `…/handheld/+/count`.
-    echo: bool,
-    answer_qos: QoS,
-}
-
-impl Relay {
-    /// What dockhand does under contracts.md §2.
-    const AS_CONTRACTED: Relay = Relay { echo: true, answer_qos: QoS::AtLeastOnce };
-}
-
-/// The relay: subscribes like dockhand (`…/handheld/#`, QoS 1), and answers every handheld
-/// message on its `ack` topic at once without storing anything; a listener counts the answers.
-async fn relay_ceiling(port: u16, messages: u64, how: Relay) -> Result<f64, String> {
-    const PREFIX: &str = "warehouse/RELAY/handheld";
+/// The relay: subscribes like dockhand (`…/handheld/#`, QoS 1) and answers every handheld message
+/// at once, as `how` says (v2: on `…/reply/<device>/ack`; v1: on `…/handheld/<device>/ack`, which
+/// its own subscription echoes back), without storing anything; a listener counts the answers.
+async fn relay_ceiling(port: u16, messages: u64, how: Variant) -> Result<f64, String> {
+    const PREFIX: &str = "warehouse/RELAY";
     let (relay, events) = client(port, &format!("bench-relay-{}", fastrand::u32(..)));
-    let filter = if how.echo { format!("{PREFIX}/#") } else { format!("{PREFIX}/+/count") };
-    relay.subscribe(filter, QoS::AtLeastOnce).await.map_err(|e| e.to_string())?;
+    relay.subscribe(format!("{PREFIX}/handheld/#"), QoS::AtLeastOnce).await.map_err(|e| e.to_string())?;
     let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
     let _ = subscriber_with_topic(events, move |topic, payload| {
-        // Its own answers come back through `#`, as dockhand's do; they are not answered.
-        let Some(device) = topic.strip_prefix(PREFIX).and_then(|t| t.strip_prefix('/')).and_then(|t| t.split_once('/'))
+        let Some((device, kind)) =
+            topic.strip_prefix(PREFIX).and_then(|t| t.strip_prefix("/handheld/")).and_then(|t| t.split_once('/'))
         else {
             return;
         };
-        if device.1 == "ack" {
+        // v1: its own answers come back through `#`, as dockhand's do; they are not answered.
+        if kind == "ack" {
             return;
         }
         let id =
             serde_json::from_slice::<serde_json::Value>(payload).ok().and_then(|v| v["id"].as_str().map(str::to_owned));
-        let _ =
-            answers_tx.send((format!("{PREFIX}/{}/ack", device.0), json!({"id": id, "status": "stored"}).to_string()));
+        let topic =
+            if how.v2 { format!("{PREFIX}/reply/{device}/ack") } else { format!("{PREFIX}/handheld/{device}/ack") };
+        let _ = answers_tx.send((topic, json!({"id": id, "status": "stored"}).to_string()));
     })
     .await;
     let answering = relay.clone();
+    let qos = if how.reply_qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
     tokio::spawn(async move {
         while let Some((topic, body)) = answers.recv().await {
-            if answering.publish(topic, how.answer_qos, false, body).await.is_err() {
+            if answering.publish(topic, qos, false, body).await.is_err() {
                 return;
             }
         }
     });
     let (listener, events) = client(port, &format!("bench-relay-listener-{}", fastrand::u32(..)));
-    listener.subscribe(format!("{PREFIX}/+/ack"), QoS::AtMostOnce).await.map_err(|e| e.to_string())?;
+    listener.subscribe(how.answers(PREFIX), QoS::AtMostOnce).await.map_err(|e| e.to_string())?;
     let answered = Arc::new(Mutex::new(0u64));
     let a = answered.clone();
     let _ = subscriber(events, move |_| *a.lock().unwrap_or_else(|e| e.into_inner()) += 1).await;
     let want = messages / PUBLISHERS as u64 * PUBLISHERS as u64;
     let start = Instant::now();
-    publish_all(port, messages, None, Arc::default(), |p| format!("{PREFIX}/relay-hh-{p}/count")).await;
+    publish_all(port, messages, None, Arc::default(), |p| format!("{PREFIX}/handheld/relay-hh-{p}/count")).await;
     wait_for(|| *answered.lock().unwrap_or_else(|e| e.into_inner()) >= want, Duration::from_secs(300)).await?;
     let rate = want as f64 / start.elapsed().as_secs_f64();
     // Leave the broker as found: a relay still subscribed would answer the next phase too.
@@ -298,9 +329,9 @@ struct Ingest {
     latencies_ms: Vec<f64>,
 }
 
-async fn through_dockhand(port: u16, messages: u64, rate: Option<f64>) -> Result<Ingest, String> {
+async fn through_dockhand(port: u16, messages: u64, rate: Option<f64>, variant: Variant) -> Result<Ingest, String> {
     let (sub, events) = client(port, &format!("bench-acks-{}", fastrand::u32(..)));
-    sub.subscribe("warehouse/BENCH/handheld/+/ack", QoS::AtMostOnce).await.map_err(|e| e.to_string())?;
+    sub.subscribe(variant.answers("warehouse/BENCH"), QoS::AtMostOnce).await.map_err(|e| e.to_string())?;
     let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let (s, l) = (sent.clone(), latencies.clone());

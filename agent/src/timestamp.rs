@@ -58,30 +58,65 @@ impl Timestamp {
     }
 }
 
+/// Milliseconds of 0000-01-01T00:00:00Z and of 10000-01-01T00:00:00Z: the printable range.
+const FIRST_PRINTABLE_MS: i64 = -62_167_219_200_000;
+const END_PRINTABLE_MS: i64 = 253_402_300_800_000;
+
+impl Timestamp {
+    /// The RFC 3339 text (`2026-11-23T15:02:11.120Z`), written digit by digit: every event is
+    /// serialised with two of these, so this sits on the ingest path of every message. `None`
+    /// outside years 0000–9999.
+    fn rfc3339(self) -> Option<[u8; 24]> {
+        if !(FIRST_PRINTABLE_MS..END_PRINTABLE_MS).contains(&self.0) {
+            return None;
+        }
+        let days = self.0.div_euclid(86_400_000);
+        let in_day = self.0.rem_euclid(86_400_000);
+        // Days since 1970-01-01 to a civil date (H. Hinnant's `civil_from_days`).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut value: i64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, in_day / 3_600_000);
+        put(14, 2, in_day / 60_000 % 60);
+        put(17, 2, in_day / 1000 % 60);
+        put(20, 3, in_day % 1000);
+        Some(out)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let nanos = i128::from(self.0) * 1_000_000;
-        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-            Ok(dt) => write!(
-                f,
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                dt.year(),
-                u8::from(dt.month()),
-                dt.day(),
-                dt.hour(),
-                dt.minute(),
-                dt.second(),
-                dt.millisecond()
-            ),
+        match self.rfc3339() {
+            // The buffer holds ASCII digits and punctuation only.
+            Some(text) => f.write_str(std::str::from_utf8(&text).unwrap_or_default()),
             // Only reachable for values no parser here produces; still print something honest.
-            Err(_) => write!(f, "@{}ms", self.0),
+            None => write!(f, "@{}ms", self.0),
         }
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self.rfc3339() {
+            Some(text) => s.serialize_str(std::str::from_utf8(&text).unwrap_or_default()),
+            None => s.collect_str(self),
+        }
     }
 }
 
@@ -95,6 +130,28 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The hand-written formatter agrees with the `time` crate over the whole printable range.
+        #[test]
+        fn fast_formatting_matches_the_time_crate(ms in FIRST_PRINTABLE_MS..END_PRINTABLE_MS) {
+            let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap();
+            let expected = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                dt.year(), u8::from(dt.month()), dt.day(), dt.hour(), dt.minute(), dt.second(), dt.millisecond()
+            );
+            proptest::prop_assert_eq!(Timestamp::from_millis(ms).to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn the_edges_of_the_printable_range() {
+        assert_eq!(Timestamp::from_millis(FIRST_PRINTABLE_MS).to_string(), "0000-01-01T00:00:00.000Z");
+        assert_eq!(Timestamp::from_millis(END_PRINTABLE_MS - 1).to_string(), "9999-12-31T23:59:59.999Z");
+        assert_eq!(Timestamp::from_millis(END_PRINTABLE_MS).to_string(), format!("@{END_PRINTABLE_MS}ms"));
+        assert_eq!(Timestamp::from_millis(-1).to_string(), "1969-12-31T23:59:59.999Z");
+        assert_eq!(Timestamp::from_millis(951_782_400_000).to_string(), "2000-02-29T00:00:00.000Z");
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -342,6 +342,7 @@ impl Store {
     /// Stores `events` durably. Answers only after the transaction holding them is committed.
     /// The whole request is refused with [`StoreError::Full`] when it does not fit.
     pub async fn append(&self, events: Vec<Event>) -> Result<Vec<Appended>, StoreError> {
+        let events = events.into_iter().map(crate::event::PreparedEvent::new).collect();
         self.call(|reply| Request::Append { events, reply }).await
     }
 
@@ -435,7 +436,8 @@ impl Store {
         &self,
         event: Event,
     ) -> impl std::future::Future<Output = Result<Appended, StoreError>> + Send + 'static {
-        let answer = self.queue(|reply| Request::Append { events: vec![event], reply });
+        let answer =
+            self.queue(|reply| Request::Append { events: vec![crate::event::PreparedEvent::new(event)], reply });
         async move {
             let mut v = answered(answer?).await?;
             v.pop().ok_or(StoreError::Closed)

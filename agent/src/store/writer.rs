@@ -10,13 +10,13 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, warn};
 
 use super::{Appended, NewDeadLetter, SinkFailure, SinkProgress, StoreError, StoreOptions};
-use crate::event::{DeviceStatusPayload, Event, Payload};
+use crate::event::{DeviceStatusPayload, Payload, PreparedEvent};
 use crate::timestamp::Timestamp;
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 pub(super) enum Request {
-    Append { events: Vec<Event>, reply: Reply<Vec<Appended>> },
+    Append { events: Vec<PreparedEvent>, reply: Reply<Vec<Appended>> },
     DeadLetter { entry: NewDeadLetter, reply: Reply<()> },
     Progress { progress: SinkProgress, reply: Reply<()> },
     Failure { failure: SinkFailure, reply: Reply<()> },
@@ -249,7 +249,8 @@ impl Writer {
                         answers.push(Answer::Bool(reply, Ok(new)));
                     }
                     Request::StationStep { step, reply } => {
-                        let need: u64 = step.events.iter().map(estimated_size).sum::<u64>()
+                        let events: Vec<PreparedEvent> = step.events.into_iter().map(PreparedEvent::new).collect();
+                        let need: u64 = events.iter().map(estimated_size).sum::<u64>()
                             + step.print_jobs.iter().map(|j| j.body.len() as u64 + ROW_OVERHEAD).sum::<u64>();
                         if need > budget {
                             let used = self.max_bytes - budget;
@@ -258,7 +259,7 @@ impl Writer {
                         }
                         budget -= need;
                         // Everything the step caused, or nothing: the scan stays waiting.
-                        let stored = self.append(&step.events)?;
+                        let stored = self.append(&events)?;
                         for job in step.print_jobs {
                             super::print_jobs::apply(&self.conn, super::print_jobs::PrintJobChange::Enqueue(job))?;
                         }
@@ -299,16 +300,17 @@ impl Writer {
         }
     }
 
-    fn append(&mut self, events: &[Event]) -> Result<Vec<Appended>, StoreError> {
+    fn append(&mut self, events: &[PreparedEvent]) -> Result<Vec<Appended>, StoreError> {
         let mut insert = self.conn.prepare_cached(
             "INSERT INTO events (seq, id, kind, partition, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (id) DO NOTHING",
         )?;
         let mut existing = self.conn.prepare_cached("SELECT seq FROM events WHERE id = ?1")?;
         let mut out = Vec::with_capacity(events.len());
-        for event in events {
+        for prepared in events {
+            let event = &prepared.event;
             let seq = self.next_seq;
-            let body = event.to_envelope_json(seq);
+            let body = prepared.body(seq);
             let id = event.id.as_bytes();
             let inserted = insert.execute(params![
                 seq as i64,
@@ -405,10 +407,9 @@ impl Writer {
     }
 }
 
-fn estimated_size(event: &Event) -> u64 {
-    // The body is serialised later; its size is close to the payload's plus a fixed envelope.
-    let payload = serde_json::to_string(&event.payload).map(|s| s.len()).unwrap_or(256);
-    (payload + event.partition.len() * 2 + event.gateway.len() + event.site.len() + 330) as u64 + ROW_OVERHEAD
+fn estimated_size(prepared: &PreparedEvent) -> u64 {
+    // The body, plus the partition again in its column and its index.
+    (prepared.body_len() + prepared.event.partition.len() * 2) as u64 + ROW_OVERHEAD
 }
 
 fn insert_dead_letter(conn: &Connection, d: &NewDeadLetter) -> Result<(), StoreError> {
