@@ -152,7 +152,16 @@ fn a_damaged_store_is_moved_aside_and_status_shows_the_alarm() {
 fn config_errors_name_line_column_and_key_and_exit_78() {
     let site = Site::new(EXE);
     let cases = [
-        ("[store]\nmax_byte = \"1GiB\"\n", "dockhand.toml:12:1: `store.max_byte`", "unknown field"),
+        (
+            "[store]\nmax_byte = \"1GiB\"\n",
+            "dockhand.toml:12:1: `store.max_byte`",
+            "unknown key `max_byte`; did you mean `max_bytes`?",
+        ),
+        (
+            "[[device]]\nname = \"s\"\nkind = \"scale\"\npath = \"/dev/null\"\nprotocol = \"mt-sics\"\nbaud = \"9600\"\n",
+            "`device[0].baud`",
+            "write a whole number without quotes here, not the text \"9600\"",
+        ),
         ("[store]\nretention = 7\n", "dockhand.toml:12:13: `store.retention`", "needs a unit"),
         ("[[sink]]\nname = \"a\"\ntype = \"file\"\n", "dockhand.toml:11:1: `sink[0].path`", "required key is missing"),
     ];

@@ -35,7 +35,8 @@ impl ConfigError {
             }
             None => (None, None),
         };
-        Self { file: file.to_path_buf(), location, key: key.to_string(), message: message.into(), snippet }
+        let message = plain_words(&message.into());
+        Self { file: file.to_path_buf(), location, key: key.to_string(), message, snippet }
     }
 
     /// An error at `key`, located by looking the key path up in the parsed document. A key that
@@ -155,5 +156,102 @@ mod tests {
     fn display_shows_the_line_and_a_caret() {
         let e = ConfigError::at_key(Path::new("x.toml"), DOC, "gateway.id", "must not be empty");
         assert_eq!(e.to_string(), "x.toml:2:1: `gateway.id`: must not be empty\n  |\n2 | id = \"gw\"\n  | ^");
+    }
+}
+
+/// serde's messages in a field technician's words: "a whole number without quotes" instead of
+/// `invalid type: string "9600", expected u32`, and "did you mean `poll_interval`?" before the
+/// list of known keys. Messages it does not recognise are kept as they are.
+pub(crate) fn plain_words(message: &str) -> String {
+    for (prefix, what) in [("unknown field `", "key"), ("unknown variant `", "value")] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let (name, rest) = rest.split_once('`').unwrap_or((rest, ""));
+            let known: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+            let mut text = format!("unknown {what} `{name}`");
+            if let Some(best) = closest(name, &known) {
+                text.push_str(&format!("; did you mean `{best}`?"));
+            }
+            if !known.is_empty() {
+                let label = if what == "key" { "known keys" } else { "use one of" };
+                text.push_str(&format!(" ({label}: {})", known.join(", ")));
+            }
+            return text;
+        }
+    }
+    if let Some(rest) = message.strip_prefix("invalid type: ") {
+        let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        let wanted = match expected.trim() {
+            "u8" | "u16" | "u32" | "u64" | "usize" | "i8" | "i16" | "i32" | "i64" => "a whole number without quotes",
+            "f32" | "f64" => "a number without quotes, like 0.05",
+            "a boolean" => "true or false, without quotes",
+            "a string" | "a borrowed string" => "text in double quotes",
+            "a sequence" => "a list in square brackets, like [\"a\", \"b\"]",
+            other if other.contains("map") || other.contains("struct") => "a table (a [section] or { key = value })",
+            _ => return message.to_string(),
+        };
+        let found = match found.split_once(' ') {
+            Some(("string", value)) => format!("the text {value} (in quotes)"),
+            Some(("integer", value)) => format!("the number {}", value.trim_matches('`')),
+            Some(("floating", value)) => format!("the number {}", value.trim_start_matches("point ").trim_matches('`')),
+            Some(("boolean", value)) => value.trim_matches('`').to_string(),
+            _ => found.to_string(),
+        };
+        return format!("write {wanted} here, not {found}");
+    }
+    message.to_string()
+}
+
+/// The known name nearest to `name`, if it is near enough to be a typo.
+fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).clamp(1, 3);
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let here = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(here + 1);
+            prev = here;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod plain_words_tests {
+    use super::*;
+
+    #[test]
+    fn typos_get_a_suggestion_then_the_list() {
+        let m = plain_words("unknown field `pol_interval`, expected one of `name`, `poll_interval`, `baud`");
+        assert_eq!(
+            m,
+            "unknown key `pol_interval`; did you mean `poll_interval`? (known keys: name, poll_interval, baud)"
+        );
+        let m = plain_words("unknown field `zzz`, expected one of `name`, `baud`");
+        assert_eq!(m, "unknown key `zzz` (known keys: name, baud)");
+        let m = plain_words("unknown variant `mettler`, expected one of `mt-sics`, `sma`");
+        assert!(m.starts_with("unknown value `mettler`"), "{m}");
+    }
+
+    #[test]
+    fn type_errors_say_what_to_write() {
+        assert_eq!(
+            plain_words("invalid type: string \"9600\", expected u32"),
+            "write a whole number without quotes here, not the text \"9600\" (in quotes)"
+        );
+        assert!(plain_words("invalid type: string \"0.05\", expected f64").contains("like 0.05"));
+        assert!(plain_words("invalid type: integer `5`, expected a string").contains("text in double quotes"));
+        assert_eq!(plain_words("needs a unit"), "needs a unit");
     }
 }

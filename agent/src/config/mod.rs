@@ -324,7 +324,7 @@ mod tests {
         let e = parse(&format!("{MINIMAL}[store]\nmax_byte = \"1GiB\"\n")).unwrap_err();
         assert_eq!(e.location, Some((5, 1)), "{e}");
         assert_eq!(e.key, "store.max_byte");
-        assert!(e.message.contains("unknown field"), "{e}");
+        assert!(e.message.contains("unknown key"), "{e}");
     }
 
     #[test]
