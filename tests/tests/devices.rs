@@ -342,6 +342,24 @@ protocol = "mettler"
     );
     let err = String::from_utf8_lossy(&site.cli(&["check-config"]).stderr).into_owned();
     assert!(err.contains("device[0].protocol") && err.contains("toledo-8217"), "{err}");
+    // A valid but non-standard rate passes, with a warning that lists the standard ones.
+    site.write_config(
+        r#"
+[[device]]
+name = "scale-1"
+kind = "scale"
+path = "/dev/ttyUSB0"
+protocol = "mt-sics"
+baud = 9601
+"#,
+    );
+    let out = site.cli(&["check-config"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("! device[0].baud (scale-1): 9601 is not a standard rate") && text.contains("9600, 14400, 19200"),
+        "{text}"
+    );
 }
 
 const BRIDGE: &str = env!("CARGO_BIN_EXE_firmware-bridge-e2e");

@@ -193,6 +193,11 @@ fn check_config(path: &std::path::Path, connect: bool) -> i32 {
         config.sinks.len(),
         config.devices.len()
     );
+    for (i, device) in config.devices.iter().enumerate() {
+        for (key, advice) in device.warnings() {
+            println!("! device[{i}].{key} ({}): {advice}", device.name);
+        }
+    }
     if !connect {
         return exit::OK;
     }

@@ -119,7 +119,28 @@ mod defaults {
     }
 }
 
+/// The rates serial scales, scanners and printers are set to; anything else is almost always a
+/// typo, and a wrong rate reads as silence or garbage rather than an error.
+pub const STANDARD_BAUD_RATES: [u32; 10] = [1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400];
+
 impl DeviceConfig {
+    /// Settings that are valid but probably wrong: `(key, advice)` for `check-config`.
+    pub fn warnings(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if self.transport == Attachment::Serial && !STANDARD_BAUD_RATES.contains(&self.baud) {
+            let list: Vec<String> = STANDARD_BAUD_RATES.iter().map(u32::to_string).collect();
+            out.push((
+                "baud",
+                format!(
+                    "{} is not a standard rate (standard: {}); check the device's setup menu or label",
+                    self.baud,
+                    list.join(", ")
+                ),
+            ));
+        }
+        out
+    }
+
     /// The device as firmware-bridge sees it. Errors name the key at fault.
     pub fn spec(&self) -> Result<DeviceSpec, (&'static str, String)> {
         match self.kind {
