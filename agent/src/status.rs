@@ -48,14 +48,19 @@ pub enum DaemonState {
 /// A station this many scans behind is worth a look (a stuck printer, a slow disk).
 const STATION_BEHIND: u64 = 100;
 
-pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp) -> StatusReport {
-    let daemon = match (store.heartbeat_at, store.stopped_at) {
+/// Whether the daemon runs on this store, from its heartbeat and its clean-stop mark.
+pub fn daemon_state(store: &StoreSummary, now: Timestamp) -> DaemonState {
+    match (store.heartbeat_at, store.stopped_at) {
         (Some(hb), stopped) if stopped.is_none_or(|s| s < hb) && hb.millis_until(now) < HEARTBEAT_STALE_MS => {
             DaemonState::Running { pid: store.pid, heartbeat_age_ms: hb.millis_until(now) }
         }
         (hb, Some(s)) if hb.is_none_or(|h| h <= s) => DaemonState::Stopped { at: s },
         (hb, _) => DaemonState::NotRunning { last_heartbeat: hb },
-    };
+    }
+}
+
+pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp) -> StatusReport {
+    let daemon = daemon_state(&store, now);
     let mut problems = Vec::new();
     if !matches!(daemon, DaemonState::Running { .. }) {
         problems

@@ -177,7 +177,30 @@ fn tcp_9100_printer_head_open_then_closed() {
     let out = rig.site.cli(&["print-test", "net1"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("no printer named `net1`") && err.contains("net-1"), "{err}");
+    // A test label that cannot print within 15 s is taken back: it never prints later with an
+    // old timestamp.
+    zebra.set(PrinterState::HeadOpen);
+    wait_until(Duration::from_secs(10), "head open reported", || {
+        device(&rig.site, "net-1")["detail"].as_str().is_some_and(|d| d.contains("head open"))
+    });
+    let out = rig.site.cli(&["print-test", "net-1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && text.contains("head open") && text.contains("taken back"), "{text}");
+    zebra.set(PrinterState::Ready);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(zebra.count(b"dockhand test label"), 1, "the withdrawn test label printed after all");
     daemon.stop();
+    // With the daemon stopped: said at once, and nothing is queued.
+    let started = std::time::Instant::now();
+    let out = rig.site.cli(&["print-test", "net-1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && text.contains("daemon is not running") && text.contains("Nothing was queued"),
+        "{text}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let list = String::from_utf8_lossy(&rig.site.cli(&["print", "list"]).stdout).into_owned();
+    assert!(!list.lines().any(|l| l.starts_with("queued") && l.contains("test-net-1")), "{list}");
 }
 
 #[test]

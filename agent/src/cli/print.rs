@@ -52,7 +52,9 @@ pub fn run(config: &Config, command: PrintCommand) -> Result<i32, StoreError> {
 }
 
 /// Queues a test label for `printer` and waits up to 15 s for it to go out, showing the
-/// printer's state as the daemon sees it.
+/// printer's state as the daemon sees it. With the daemon down it says so at once and queues
+/// nothing; a label still queued after 15 s is taken back, so it never prints later with a stale
+/// timestamp.
 pub fn test(config: &Config, printer: &str) -> Result<i32, StoreError> {
     let printers: Vec<&str> = config
         .devices
@@ -70,13 +72,28 @@ pub fn test(config: &Config, printer: &str) -> Result<i32, StoreError> {
         return Ok(crate::exit::USAGE);
     }
     let now = Timestamp::now();
+    let reader = StoreReader::open(&config.store.path)?;
+    match crate::status::daemon_state(&reader.summary()?, now) {
+        crate::status::DaemonState::Running { .. } => {}
+        crate::status::DaemonState::Stopped { at } => {
+            println!(
+                "✗ the dockhand daemon is not running (stopped at {at}): start it (systemctl start dockhand), then run print-test again. Nothing was queued."
+            );
+            return Ok(crate::exit::FAILURE);
+        }
+        crate::status::DaemonState::NotRunning { .. } => {
+            println!(
+                "✗ the dockhand daemon is not running (systemctl status dockhand): start it, then run print-test again. Nothing was queued."
+            );
+            return Ok(crate::exit::FAILURE);
+        }
+    }
     let id = format!("test-{printer}-{}", now.as_millis());
     let body = firmware_bridge::printer::label::test_label(printer, &config.gateway.id, &now.to_string());
     let job =
         NewPrintJob { id: id.clone(), printer: printer.to_owned(), body, origin: "test".into(), reprint_of: None };
     Admin::open(&config.store.path)?.print_job(PrintJobChange::Enqueue(job))?;
     println!("Test label {id} queued for {printer}.");
-    let reader = StoreReader::open(&config.store.path)?;
     let started = Instant::now();
     loop {
         let summary = reader.summary()?;
@@ -101,7 +118,14 @@ pub fn test(config: &Config, printer: &str) -> Result<i32, StoreError> {
                 } else {
                     "the dockhand daemon is not running".into()
                 };
-                println!("✗ not printed after 15 s: {why}. The job stays queued and prints once the printer is ready.");
+                let withdrawn =
+                    Admin::open(&config.store.path)?.print_job(PrintJobChange::Withdraw { id: id.clone() })?;
+                let fate = if withdrawn == crate::store::print_jobs::PrintJobAnswer::Withdrawn(true) {
+                    "The test label was taken back: it will not print later."
+                } else {
+                    "The label is being sent now; `dockhand print list` shows what became of it."
+                };
+                println!("✗ not printed after 15 s: {why}. {fate}");
                 return Ok(crate::exit::FAILURE);
             }
             _ => std::thread::sleep(Duration::from_millis(200)),

@@ -56,6 +56,9 @@ pub enum PrintJobChange {
     Printed { id: String },
     /// Writing failed part-way: it may or may not have printed.
     Uncertain { id: String, error: String },
+    /// Take a job back while it is still only queued (answer: `Withdrawn(true)`); one already
+    /// being sent or printed stays. `print-test` uses it so a test label never prints late.
+    Withdraw { id: String },
     /// At a printer task's start: jobs left in `sending` by a crash become `uncertain` (answer:
     /// their ids), each with an alarm.
     RecoverInterrupted { printer: String },
@@ -67,6 +70,7 @@ pub enum PrintJobAnswer {
     Stored(bool),
     Done,
     Recovered(Vec<String>),
+    Withdrawn(bool),
 }
 
 pub(super) fn apply(conn: &Connection, change: PrintJobChange) -> Result<PrintJobAnswer, StoreError> {
@@ -100,6 +104,12 @@ pub(super) fn apply(conn: &Connection, change: PrintJobChange) -> Result<PrintJo
                 .execute(params![id, error])?;
             raise_uncertain_alarm(conn, &id, &error, now)?;
             PrintJobAnswer::Done
+        }
+        PrintJobChange::Withdraw { id } => {
+            let n = conn
+                .prepare_cached("DELETE FROM print_jobs WHERE id = ?1 AND state = 'queued'")?
+                .execute(params![id])?;
+            PrintJobAnswer::Withdrawn(n == 1)
         }
         PrintJobChange::RecoverInterrupted { printer } => {
             let mut stmt = conn.prepare("SELECT id FROM print_jobs WHERE printer = ?1 AND state = 'sending'")?;
