@@ -81,7 +81,9 @@ pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp) -> StatusRepo
             ));
         }
     }
-    for device in store.devices.iter().filter(|d| d.state != "connected") {
+    // While the daemon is down its devices' states are stale; the daemon itself is the problem.
+    let watching = matches!(daemon, DaemonState::Running { .. });
+    for device in store.devices.iter().filter(|d| watching && d.state != "connected") {
         problems.push(format!(
             "device {} is {}{}",
             device.name,
@@ -166,10 +168,28 @@ impl StatusReport {
             .map(|(sink, n)| format!("{}: {n}", sink.as_deref().unwrap_or("refused at ingest")))
             .collect();
         let _ = writeln!(out, "dead    {}", if dead.is_empty() { "none".to_string() } else { dead.join(", ") });
+        // A device's state is only known while the daemon watches it; after a stop the last
+        // state would read as current ("connected for 11m29s") and its age would keep growing.
+        let watched_until = match &self.daemon {
+            DaemonState::Running { .. } => None,
+            DaemonState::Stopped { at } => Some(format!("the daemon stopped at {at}")),
+            DaemonState::NotRunning { last_heartbeat: Some(hb) } => {
+                Some(format!("the daemon's last heartbeat at {hb}"))
+            }
+            DaemonState::NotRunning { last_heartbeat: None } => Some("the daemon has not run on this store".into()),
+        };
         for d in &s.devices {
             let detail = d.detail.as_deref().map_or(String::new(), |x| format!(" — {x}"));
-            let _ =
-                writeln!(out, "device  {} {} for {}{detail}", d.name, d.state, describe_age(d.since.millis_until(now)));
+            let _ = match &watched_until {
+                None => writeln!(
+                    out,
+                    "device  {} {} for {}{detail}",
+                    d.name,
+                    d.state,
+                    describe_age(d.since.millis_until(now))
+                ),
+                Some(since) => writeln!(out, "device  {} unknown since {since} (then: {}{detail})", d.name, d.state),
+            };
         }
         for st in &s.stations {
             let waiting = s.station_backlog.iter().find(|(n, _)| *n == st.station).map_or(0, |(_, n)| *n);

@@ -90,6 +90,10 @@ stable_readings = 3
     let text = String::from_utf8(site.cli(&["status"]).stdout).unwrap();
     assert!(text.contains("device  scale-1 connected"), "{text}");
     daemon.stop();
+    // After a clean stop nobody watches the scale: its state is unknown, not "connected for …".
+    let text = String::from_utf8(site.cli(&["status"]).stdout).unwrap();
+    assert!(text.contains("device  scale-1 unknown since the daemon stopped at "), "{text}");
+    assert!(text.contains("(then: connected") && !text.contains("scale-1 connected for"), "{text}");
 }
 
 #[test]
