@@ -157,17 +157,23 @@ pub fn current_year() -> u16 {
     year_of_day((secs / 86_400) as i64)
 }
 
-/// The civil year of a day number counted from 1970-01-01 (Howard Hinnant's algorithm).
+/// The civil year of a day number counted from 1970-01-01.
 fn year_of_day(days: i64) -> u16 {
+    u16::try_from(civil_from_days(days).0).unwrap_or(u16::MAX)
+}
+
+/// The civil date `(year, month, day)` of a day number counted from 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`). The agent formats envelope timestamps with it too.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    u16::try_from(year).unwrap_or(u16::MAX)
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 #[cfg(test)]
