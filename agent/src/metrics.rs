@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use crate::health::Health;
 use crate::shutdown::Shutdown;
+use crate::status::{ConfigFile, ConfigState, config_state};
 use crate::store::{Store, StoreReader, StoreSummary};
 use crate::timestamp::Timestamp;
 
@@ -36,7 +37,16 @@ impl Default for MetricsConfig {
     }
 }
 
-pub async fn serve(config: MetricsConfig, store: Store, max_bytes: u64, health: Arc<Health>, mut shutdown: Shutdown) {
+/// What `/metrics` and `/health` read besides the store.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub max_bytes: u64,
+    pub health: Arc<Health>,
+    /// The config file, compared with the config the daemon runs on every request.
+    pub config_file: std::path::PathBuf,
+}
+
+pub async fn serve(config: MetricsConfig, store: Store, context: Context, mut shutdown: Shutdown) {
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -59,20 +69,18 @@ pub async fn serve(config: MetricsConfig, store: Store, max_bytes: u64, health: 
             _ = shutdown.wait() => return,
         };
         let Ok((tcp, _)) = accepted else { continue };
-        let (reader, health) = (reader.clone(), health.clone());
+        let (reader, context) = (reader.clone(), context.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let (reader, health) = (reader.clone(), health.clone());
-                async move {
-                    Ok::<_, std::convert::Infallible>(respond(req.uri().path(), &reader, max_bytes, &health).await)
-                }
+                let (reader, context) = (reader.clone(), context.clone());
+                async move { Ok::<_, std::convert::Infallible>(respond(req.uri().path(), &reader, &context).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
         });
     }
 }
 
-async fn respond(path: &str, reader: &StoreReader, max_bytes: u64, health: &Health) -> hyper::Response<Full<Bytes>> {
+async fn respond(path: &str, reader: &StoreReader, context: &Context) -> hyper::Response<Full<Bytes>> {
     let reply = |status: u16, kind: &'static str, body: String| {
         hyper::Response::builder()
             .status(status)
@@ -80,31 +88,45 @@ async fn respond(path: &str, reader: &StoreReader, max_bytes: u64, health: &Heal
             .body(Full::new(Bytes::from(body)))
             .unwrap_or_default()
     };
+    // The daemon answering is running by definition; only the file on disk can differ.
+    let file = ConfigFile::digest_of(&context.config_file);
     match path {
         "/metrics" => match reader.run(|r| r.summary()).await {
-            Ok(s) => reply(200, "text/plain; version=0.0.4", render(&s, max_bytes, health, Timestamp::now())),
+            Ok(s) => {
+                let config = config_state(s.running_config.as_ref(), true, &file);
+                let text = render(&s, context.max_bytes, &context.health, &config, Timestamp::now());
+                reply(200, "text/plain; version=0.0.4", text)
+            }
             Err(e) => reply(503, "text/plain", format!("store unreadable: {e}\n")),
         },
         "/health" => {
-            let problems = health.problems();
-            if problems.is_empty() {
-                reply(200, "application/json", r#"{"status":"ok"}"#.into())
-            } else {
-                reply(
-                    503,
-                    "application/json",
-                    serde_json::json!({"status": "failing", "problems": problems}).to_string(),
-                )
+            let problems = context.health.problems();
+            let running = reader.run(|r| r.running_config()).await.ok().flatten();
+            let warnings: Vec<String> = config_state(running.as_ref(), true, &file).problem().into_iter().collect();
+            let mut body = serde_json::json!({"status": if problems.is_empty() { "ok" } else { "failing" }});
+            if !problems.is_empty() {
+                body["problems"] = problems.into();
             }
+            // A config edit not applied is worth a look, not a failing check: the daemon works.
+            if !warnings.is_empty() {
+                body["warnings"] = warnings.into();
+            }
+            let status = if body["status"] == "ok" { 200 } else { 503 };
+            reply(status, "application/json", body.to_string())
         }
         _ => reply(404, "text/plain", "try /metrics or /health\n".into()),
     }
 }
 
 /// The Prometheus text exposition of one store summary.
-pub fn render(s: &StoreSummary, max_bytes: u64, health: &Health, now: Timestamp) -> String {
+pub fn render(s: &StoreSummary, max_bytes: u64, health: &Health, config: &ConfigState, now: Timestamp) -> String {
     let mut out = String::with_capacity(4096);
+    // A family with no series (no devices configured, no MQTT) is left out rather than announced
+    // empty: `promtool check metrics` and most dashboards read an empty family as a broken exporter.
     let mut family = |name: &str, kind: &str, help: &str, samples: Vec<(String, f64)>| {
+        if samples.is_empty() {
+            return;
+        }
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (labels, value) in samples {
             let _ = writeln!(out, "{name}{labels} {value}");
@@ -167,18 +189,72 @@ pub fn render(s: &StoreSummary, max_bytes: u64, health: &Health, now: Timestamp)
     family("dockhand_store_events", "gauge", "Events kept in the store.", vec![(String::new(), s.events as f64)]);
     family(
         "dockhand_store_last_seq",
-        "counter",
-        "Highest event sequence number.",
+        "gauge",
+        "Highest event sequence number assigned (a high-water mark, never decreases).",
         vec![(String::new(), s.last_seq as f64)],
     );
     family(
         "dockhand_dead_letters_open",
         "gauge",
         "Dead letters waiting for a decision, by sink (`ingest`: refused input).",
-        s.dead_letters
-            .iter()
-            .map(|(sink, n)| (format!("{{sink=\"{}\"}}", escape(sink.as_deref().unwrap_or("ingest"))), *n as f64))
+        // Every active sink and `ingest` has a series, 0 when nothing waits, so an alert on
+        // `> 0` has a value to compare before the first dead letter.
+        std::iter::once("ingest")
+            .chain(sinks.iter().map(|k| k.state.name.as_str()))
+            .map(|name| {
+                let open = s
+                    .dead_letters
+                    .iter()
+                    .find(|(sink, _)| sink.as_deref().unwrap_or("ingest") == name)
+                    .map_or(0, |(_, n)| *n);
+                (format!("{{sink=\"{}\"}}", escape(name)), open as f64)
+            })
             .collect(),
+    );
+    family(
+        "dockhand_print_jobs",
+        "gauge",
+        "Print jobs kept, by state (queued, sending, uncertain, printed).",
+        ["queued", "sending", "uncertain", "printed"]
+            .iter()
+            .map(|state| {
+                let n = s.print_job_counts.iter().find(|(k, _)| k == state).map_or(0, |(_, n)| *n);
+                (format!("{{state=\"{state}\"}}"), n as f64)
+            })
+            .collect(),
+    );
+    family(
+        "dockhand_station_scans_waiting",
+        "gauge",
+        "Scans stored for a station and not processed yet.",
+        s.stations
+            .iter()
+            .map(|st| {
+                let n = s.station_backlog.iter().find(|(name, _)| *name == st.station).map_or(0, |(_, n)| *n);
+                (format!("{{station=\"{}\"}}", escape(&st.station)), n as f64)
+            })
+            .collect(),
+    );
+    family(
+        "dockhand_station_last_step_timestamp_seconds",
+        "gauge",
+        "When the station last took a step.",
+        s.stations
+            .iter()
+            .map(|st| (format!("{{station=\"{}\"}}", escape(&st.station)), st.updated_at.as_millis() as f64 / 1000.0))
+            .collect(),
+    );
+    family(
+        "dockhand_config_applied",
+        "gauge",
+        "1 when the daemon runs the config file as it is on disk; 0 after an edit not reloaded or refused.",
+        vec![(String::new(), f64::from(u8::from(*config == ConfigState::Applied)))],
+    );
+    family(
+        "dockhand_config_reload_refused",
+        "gauge",
+        "1 while the daemon runs its previous config because it refused the file on disk.",
+        vec![(String::new(), f64::from(u8::from(matches!(config, ConfigState::Refused { .. }))))],
     );
     family(
         "dockhand_alarms_active",

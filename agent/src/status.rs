@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::store::running_config::RunningConfig;
 use crate::store::{SinkSummary, StoreSummary};
 use crate::timestamp::Timestamp;
 use crate::units::{ByteSize, describe_age};
@@ -12,14 +13,136 @@ use crate::units::{ByteSize, describe_age};
 /// A heartbeat older than this means the daemon is not running.
 const HEARTBEAT_STALE_MS: u64 = 20_000;
 
-#[derive(Debug, Serialize)]
+/// Everything `status` shows: the store summary and what it means. Rendered as text
+/// ([`StatusReport::to_text`]) and as JSON ([`StatusReport::to_json`], shape in docs/CONTRACTS.md §5).
+#[derive(Debug)]
 pub struct StatusReport {
     pub verdict: Verdict,
     pub problems: Vec<String>,
     pub daemon: DaemonState,
+    pub config: ConfigState,
     pub max_bytes: u64,
-    #[serde(flatten)]
     pub store: StoreSummary,
+}
+
+/// The config file on disk compared with the config the daemon runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ConfigState {
+    /// The daemon runs the file as it is on disk.
+    Applied,
+    /// The file changed after the daemon loaded it and was not reloaded yet; `error` when the
+    /// file as it is now does not load.
+    Edited {
+        loaded_at: Timestamp,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// The daemon refused the file on disk at a reload and runs the config it had.
+    Refused { at: Timestamp, error: String },
+    /// The file does not load and the daemon is not running: it would not start with it.
+    Invalid { error: String },
+    /// Nothing to compare: the daemon is not running (or never recorded its config).
+    Unknown,
+}
+
+/// The config file as the caller found it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// `config::on_disk::text_digest` of the file; `None` when it cannot be read.
+    pub digest: Option<String>,
+    /// Why the file does not load, when the caller tried (the daemon only compares digests).
+    pub error: Option<String>,
+}
+
+impl ConfigFile {
+    /// The file at `path`, digest only.
+    pub fn digest_of(path: &std::path::Path) -> ConfigFile {
+        ConfigFile { digest: crate::config::on_disk::file_digest(path).ok(), error: None }
+    }
+}
+
+/// Compares the file with what the daemon recorded; see [`ConfigState`].
+pub fn config_state(running: Option<&RunningConfig>, daemon_running: bool, file: &ConfigFile) -> ConfigState {
+    let Some(running) = running.filter(|_| daemon_running) else {
+        return file.error.clone().map_or(ConfigState::Unknown, |error| ConfigState::Invalid { error });
+    };
+    match &file.digest {
+        Some(d) if *d == running.digest => ConfigState::Applied,
+        Some(d) => match &running.refused {
+            Some(r) if r.digest == *d => ConfigState::Refused { at: r.at, error: r.error.clone() },
+            _ => ConfigState::Edited { loaded_at: running.loaded_at, error: file.error.clone() },
+        },
+        None => ConfigState::Edited { loaded_at: running.loaded_at, error: file.error.clone() },
+    }
+}
+
+impl ConfigState {
+    /// The line for `status` and `/health`, when there is something to say.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            ConfigState::Applied | ConfigState::Unknown => None,
+            ConfigState::Edited { loaded_at, error: None } => Some(format!(
+                "the config file changed after the daemon loaded it at {loaded_at}; `systemctl reload dockhand` applies it (check it first with `dockhand check-config`)"
+            )),
+            ConfigState::Edited { error: Some(error), .. } => Some(format!(
+                "the config file on disk has an error and is not applied (the daemon runs the previous one); fix it before reloading: {error}"
+            )),
+            ConfigState::Refused { at, error } => {
+                Some(format!("the daemon refused the config file at {at} and runs the previous one: {error}"))
+            }
+            ConfigState::Invalid { error } => {
+                Some(format!("the config file has an error; the daemon will not start with it: {error}"))
+            }
+        }
+    }
+}
+
+/// A sink's state in one word, as `status`, its JSON and `/metrics` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkHealth {
+    /// Nothing pending, nothing failing.
+    Ok,
+    /// Events pending, the last attempt succeeded (or none was made yet).
+    Sending,
+    /// The last attempt failed; retrying with backoff.
+    Retrying,
+    /// Stopped until the setup is fixed (bad credentials, refused certificate…).
+    Paused,
+    /// No longer configured; kept for history.
+    Retired,
+}
+
+impl SinkHealth {
+    pub fn of(k: &SinkSummary) -> SinkHealth {
+        if k.state.retired_at.is_some() {
+            SinkHealth::Retired
+        } else if k.state.paused.is_some() {
+            SinkHealth::Paused
+        } else if k.state.attempts > 0 {
+            SinkHealth::Retrying
+        } else if k.pending > 0 {
+            SinkHealth::Sending
+        } else {
+            SinkHealth::Ok
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            SinkHealth::Ok => "ok",
+            SinkHealth::Sending => "sending",
+            SinkHealth::Retrying => "RETRYING",
+            SinkHealth::Paused => "PAUSED",
+            SinkHealth::Retired => "retired",
+        }
+    }
+
+    /// Whether the sink's last error describes now (it is retrying or paused), not the past.
+    fn failing(self) -> bool {
+        matches!(self, SinkHealth::Retrying | SinkHealth::Paused)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,13 +182,16 @@ pub fn daemon_state(store: &StoreSummary, now: Timestamp) -> DaemonState {
     }
 }
 
-pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp) -> StatusReport {
+pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp, file: &ConfigFile) -> StatusReport {
     let daemon = daemon_state(&store, now);
+    let running = matches!(daemon, DaemonState::Running { .. });
+    let config = config_state(store.running_config.as_ref(), running, file);
     let mut problems = Vec::new();
-    if !matches!(daemon, DaemonState::Running { .. }) {
+    if !running {
         problems
             .push("the daemon is not running: events are not being delivered (systemctl status dockhand)".to_string());
     }
+    problems.extend(config.problem());
     for alarm in &store.alarms {
         problems.push(format!("alarm {}: {}", alarm.kind, alarm.message));
     }
@@ -124,7 +250,7 @@ pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp) -> StatusRepo
         problems.push(format!("{open_dead} dead letters wait for a decision (dockhand dlq list)"));
     }
     let verdict = if problems.is_empty() { Verdict::Ok } else { Verdict::Attention };
-    StatusReport { verdict, problems, daemon, max_bytes, store }
+    StatusReport { verdict, problems, daemon, config, max_bytes, store }
 }
 
 impl StatusReport {
@@ -241,7 +367,7 @@ impl StatusReport {
         for (row, sink) in rows.iter().zip(&s.sinks) {
             let _ = writeln!(out, "{}", line(row));
             if let (Some(err), Some(at)) = (&sink.state.last_error, sink.state.last_error_at)
-                && (sink.state.attempts > 0 || sink.state.paused.is_some())
+                && SinkHealth::of(sink).failing()
             {
                 let next = sink
                     .state
@@ -255,17 +381,7 @@ impl StatusReport {
 }
 
 fn sink_row(k: &SinkSummary, now: Timestamp) -> [String; 8] {
-    let state = if k.state.retired_at.is_some() {
-        "retired"
-    } else if k.state.paused.is_some() {
-        "PAUSED"
-    } else if k.state.attempts > 0 {
-        "RETRYING"
-    } else if k.pending > 0 {
-        "sending"
-    } else {
-        "ok"
-    };
+    let state = SinkHealth::of(k).word();
     let pending =
         if k.redeliveries > 0 { format!("{} (+{} again)", k.pending, k.redeliveries) } else { k.pending.to_string() };
     [
@@ -278,4 +394,219 @@ fn sink_row(k: &SinkSummary, now: Timestamp) -> [String; 8] {
         k.state.dead_lettered.to_string(),
         k.state.last_success_at.map_or("never".into(), |t| format!("{} ago", describe_age(t.millis_until(now)))),
     ]
+}
+
+/// The JSON of `status --json`: each thing once, the store's figures under `store`, the daemon's
+/// ids under `daemon`, a sink's `last_error` only while it describes the present.
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    verdict: Verdict,
+    problems: &'a [String],
+    daemon: &'a DaemonState,
+    config: &'a ConfigState,
+    store: StoreFigures<'a>,
+    sinks: Vec<SinkJson<'a>>,
+    dead_letters: Vec<DeadLetterCount<'a>>,
+    alarms: &'a [crate::store::AlarmRow],
+    devices: Vec<DeviceJson<'a>>,
+    /// Jobs not printed yet (queued, sending, uncertain), oldest first.
+    print_queue: &'a [crate::store::print_jobs::PrintJobRow],
+    /// Every job kept, by state (`printed` included): what `print list` counts.
+    print_jobs_by_state: std::collections::BTreeMap<&'a str, u64>,
+    stations: Vec<StationJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct StoreFigures<'a> {
+    path: &'a std::path::Path,
+    file_bytes: u64,
+    used_bytes: u64,
+    max_bytes: u64,
+    events: u64,
+    last_seq: u64,
+}
+
+#[derive(Serialize)]
+struct SinkJson<'a> {
+    name: &'a str,
+    state: SinkHealth,
+    pending: u64,
+    redeliveries: u64,
+    oldest_pending_at: Option<Timestamp>,
+    delivered: u64,
+    retried: u64,
+    dead_lettered: u64,
+    attempts: u32,
+    last_success_at: Option<Timestamp>,
+    /// Set only while the sink is retrying or paused.
+    last_error: Option<&'a str>,
+    last_error_at: Option<Timestamp>,
+    next_attempt_at: Option<Timestamp>,
+    paused: Option<&'a str>,
+    retired_at: Option<Timestamp>,
+}
+
+#[derive(Serialize)]
+struct DeadLetterCount<'a> {
+    /// `null`: input refused at ingest.
+    sink: Option<&'a str>,
+    open: u64,
+}
+
+#[derive(Serialize)]
+struct DeviceJson<'a> {
+    name: &'a str,
+    /// The last state the daemon recorded.
+    state: &'a str,
+    detail: Option<&'a str>,
+    since: Timestamp,
+    /// `false` while the daemon is not running: `state` is then the last one known, not the present.
+    current: bool,
+}
+
+#[derive(Serialize)]
+struct StationJson<'a> {
+    name: &'a str,
+    workflow: &'a str,
+    waiting_for: &'a str,
+    updated_at: Timestamp,
+    scans_waiting: u64,
+}
+
+impl StatusReport {
+    /// `status --json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let s = &self.store;
+        let current = matches!(self.daemon, DaemonState::Running { .. });
+        let view = StatusJson {
+            verdict: self.verdict,
+            problems: &self.problems,
+            daemon: &self.daemon,
+            config: &self.config,
+            store: StoreFigures {
+                path: &s.path,
+                file_bytes: s.file_bytes,
+                used_bytes: s.used_bytes,
+                max_bytes: self.max_bytes,
+                events: s.events,
+                last_seq: s.last_seq,
+            },
+            sinks: s
+                .sinks
+                .iter()
+                .map(|k| {
+                    let health = SinkHealth::of(k);
+                    let failing = health.failing();
+                    SinkJson {
+                        name: &k.state.name,
+                        state: health,
+                        pending: k.pending,
+                        redeliveries: k.redeliveries,
+                        oldest_pending_at: k.oldest_pending_at,
+                        delivered: k.state.delivered,
+                        retried: k.state.retried,
+                        dead_lettered: k.state.dead_lettered,
+                        attempts: k.state.attempts,
+                        last_success_at: k.state.last_success_at,
+                        last_error: k.state.last_error.as_deref().filter(|_| failing),
+                        last_error_at: k.state.last_error_at.filter(|_| failing),
+                        next_attempt_at: k.state.next_attempt_at.filter(|_| failing),
+                        paused: k.state.paused.as_deref(),
+                        retired_at: k.state.retired_at,
+                    }
+                })
+                .collect(),
+            dead_letters: s
+                .dead_letters
+                .iter()
+                .map(|(sink, n)| DeadLetterCount { sink: sink.as_deref(), open: *n })
+                .collect(),
+            alarms: &s.alarms,
+            devices: s
+                .devices
+                .iter()
+                .map(|d| DeviceJson {
+                    name: &d.name,
+                    state: &d.state,
+                    detail: d.detail.as_deref(),
+                    since: d.since,
+                    current,
+                })
+                .collect(),
+            print_queue: &s.print_jobs,
+            print_jobs_by_state: s.print_job_counts.iter().map(|(k, n)| (k.as_str(), *n)).collect(),
+            stations: s
+                .stations
+                .iter()
+                .map(|st| StationJson {
+                    name: &st.station,
+                    workflow: &st.workflow,
+                    waiting_for: &st.summary,
+                    updated_at: st.updated_at,
+                    scans_waiting: s.station_backlog.iter().find(|(n, _)| *n == st.station).map_or(0, |(_, n)| *n),
+                })
+                .collect(),
+        };
+        serde_json::to_value(view).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::running_config::RefusedEdit;
+
+    fn running(digest: &str, refused: Option<&str>) -> RunningConfig {
+        RunningConfig {
+            digest: digest.into(),
+            loaded_at: Timestamp::from_millis(1_000),
+            refused: refused.map(|d| RefusedEdit {
+                digest: d.into(),
+                at: Timestamp::from_millis(2_000),
+                error: "line 3: bad".into(),
+            }),
+        }
+    }
+
+    fn file(digest: &str, error: Option<&str>) -> ConfigFile {
+        ConfigFile { digest: Some(digest.into()), error: error.map(Into::into) }
+    }
+
+    #[test]
+    fn the_file_on_disk_is_compared_with_what_the_daemon_runs() {
+        assert_eq!(config_state(Some(&running("a", None)), true, &file("a", None)), ConfigState::Applied);
+        assert_eq!(
+            config_state(Some(&running("a", None)), true, &file("b", None)),
+            ConfigState::Edited { loaded_at: Timestamp::from_millis(1_000), error: None }
+        );
+        assert_eq!(
+            config_state(Some(&running("a", Some("b"))), true, &file("b", Some("line 3: bad"))),
+            ConfigState::Refused { at: Timestamp::from_millis(2_000), error: "line 3: bad".into() }
+        );
+        // Edited again after the refusal, still broken: not the refused text any more.
+        assert_eq!(
+            config_state(Some(&running("a", Some("b"))), true, &file("c", Some("line 9: worse"))),
+            ConfigState::Edited { loaded_at: Timestamp::from_millis(1_000), error: Some("line 9: worse".into()) }
+        );
+    }
+
+    #[test]
+    fn with_the_daemon_down_only_a_broken_file_is_worth_saying() {
+        assert_eq!(config_state(Some(&running("a", None)), false, &file("b", None)), ConfigState::Unknown);
+        assert_eq!(
+            config_state(Some(&running("a", None)), false, &file("b", Some("line 1: x"))),
+            ConfigState::Invalid { error: "line 1: x".into() }
+        );
+        assert_eq!(config_state(None, true, &file("b", None)), ConfigState::Unknown);
+    }
+
+    #[test]
+    fn every_state_but_applied_and_unknown_is_a_problem_that_says_what_to_do() {
+        let edited = ConfigState::Edited { loaded_at: Timestamp::from_millis(0), error: None };
+        assert!(edited.problem().is_some_and(|p| p.contains("systemctl reload dockhand")));
+        let refused = ConfigState::Refused { at: Timestamp::from_millis(0), error: "line 3: bad".into() };
+        assert!(refused.problem().is_some_and(|p| p.contains("refused") && p.contains("line 3: bad")));
+        assert_eq!(ConfigState::Applied.problem(), None);
+        assert_eq!(ConfigState::Unknown.problem(), None);
+    }
 }

@@ -19,6 +19,7 @@ use crate::shutdown::ShutdownSwitch;
 use crate::simulate::SimulateConfig;
 use crate::sinks::SinkConfig;
 use crate::sources::mqtt::{MqttSettings, MqttSource};
+use crate::store::running_config::ConfigChange;
 use crate::store::{Store, StoreError, StoreOptions};
 
 /// How long a clean stop may take before the remaining tasks are abandoned (their work is
@@ -230,13 +231,12 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     // Tasks that live as long as the process (not restarted on reload).
     let (process_switch, _) = ShutdownSwitch::new();
     if config.metrics.enabled {
-        tokio::spawn(crate::metrics::serve(
-            config.metrics.clone(),
-            store.clone(),
-            config.store.max_bytes.0,
-            health.clone(),
-            process_switch.subscribe(),
-        ));
+        let context = crate::metrics::Context {
+            max_bytes: config.store.max_bytes.0,
+            health: health.clone(),
+            config_file: config.file.clone(),
+        };
+        tokio::spawn(crate::metrics::serve(config.metrics.clone(), store.clone(), context, process_switch.subscribe()));
     }
     if let Some(broker) = &config.broker {
         // A broker that cannot start is a setup problem the technician must see, not a crash loop:
@@ -247,6 +247,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     }
     let mut pipeline = Pipeline { tasks: BTreeMap::new(), live: Default::default(), handoff: Default::default() };
     pipeline.apply(&config, &store, &health).await?;
+    store.running_config(ConfigChange::Loaded { digest: config.digest.clone() }).await?;
     tokio::spawn(report_to_systemd(store.clone(), health.clone(), process_switch.subscribe()));
     info!(
         gateway = %config.gateway.id,
@@ -265,13 +266,19 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
             _ = sighup.recv() => {
                 crate::systemd::reloading();
                 match Config::load(&config.file) {
-                    Err(e) => error!(error = %e, "The new config is invalid; keeping the running one."),
+                    Err(e) => {
+                        error!(error = %e, "The new config is invalid; keeping the running one.");
+                        // `status` shows the refusal until a valid edit is loaded.
+                        let digest = crate::config::on_disk::file_digest(&config.file).unwrap_or_default();
+                        store.running_config(ConfigChange::Refused { digest, error: e.to_string() }).await?;
+                    }
                     Ok(new) => {
                         if new.store != config.store || new.broker != config.broker || new.metrics != config.metrics || new.log != config.log {
                             warn!("[store], [broker], [metrics] and [log] changes take effect at the next restart; the rest is applied now.");
                         }
                         config = Config { store: config.store.clone(), broker: config.broker.clone(), metrics: config.metrics.clone(), log: config.log.clone(), ..new };
                         pipeline.apply(&config, &store, &health).await?;
+                        store.running_config(ConfigChange::Loaded { digest: config.digest.clone() }).await?;
                         info!(sinks = config.sinks.len(), "Config reloaded.");
                     }
                 }

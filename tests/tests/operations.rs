@@ -151,3 +151,115 @@ fn logs_fall_back_to_stderr_when_the_journal_is_not_there() {
     assert!(daemon.log().contains("dockhand is ready."));
     assert_eq!(daemon.stop().code(), Some(0));
 }
+
+fn status_json(site: &Site) -> serde_json::Value {
+    let out = site.cli(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn scrape(site: &Site) -> HashMap<String, f64> {
+    parse_prometheus(&get(site.metrics_port, "/metrics").1)
+}
+
+/// A bad edit refused by SIGHUP keeps the daemon on its running config, and must not take away
+/// the technician's tools: `status`, `print list` and `dlq list` read the store with a warning
+/// naming the line. `status`, `/metrics` and `/health` say when the file on disk is not what runs.
+#[test]
+fn a_refused_edit_leaves_status_print_and_dlq_working_and_is_reported_until_fixed() {
+    let site = Site::new(EXE);
+    site.write_config("[[sink]]\nname = \"archive\"\ntype = \"file\"\npath = \"archive.ndjson\"\n");
+    let good = std::fs::read_to_string(site.config()).unwrap();
+    let daemon = site.start();
+    assert_eq!(status_json(&site)["config"]["state"], "applied");
+    assert_eq!(scrape(&site)["dockhand_config_applied"], 1.0);
+
+    // A valid edit not reloaded yet.
+    std::fs::write(site.config(), format!("{good}\n# pack station 2 added tomorrow\n")).unwrap();
+    assert_eq!(status_json(&site)["config"]["state"], "edited");
+    let text = String::from_utf8_lossy(&site.cli(&["status"]).stdout).into_owned();
+    assert!(
+        text.contains("changed after the daemon loaded it") && text.contains("systemctl reload dockhand"),
+        "{text}"
+    );
+    assert_eq!(scrape(&site)["dockhand_config_applied"], 0.0);
+    let (code, body) = get(site.metrics_port, "/health");
+    assert_eq!(code, 200, "an edit not applied is a warning, not a failing gateway: {body}");
+    assert!(body.contains("warnings") && body.contains("changed after the daemon loaded it"), "{body}");
+
+    // A bad edit, refused at the reload.
+    std::fs::write(
+        site.config(),
+        good.replace("[store]\npath = \"store.db\"", "[store]\npath = \"store.db\"\nmax_bytes = \"lots\""),
+    )
+    .unwrap();
+    daemon.signal(libc::SIGHUP);
+    wait_until(Duration::from_secs(10), "the refusal", || daemon.log().contains("keeping the running one"));
+    wait_until(Duration::from_secs(10), "the refusal recorded", || status_json(&site)["config"]["state"] == "refused");
+    let status = site.cli(&["status"]);
+    let (out, err) = (String::from_utf8_lossy(&status.stdout), String::from_utf8_lossy(&status.stderr));
+    assert_eq!(status.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("dockhand.toml:7:") && err.contains("max_bytes") && err.contains("reading the store"),
+        "{err}"
+    );
+    assert!(out.contains("the daemon refused the config file") && out.contains("max_bytes"), "{out}");
+    for args in [&["print", "list"][..], &["dlq", "list"]] {
+        let out = site.cli(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("warning"), "{args:?}");
+    }
+    let metrics = scrape(&site);
+    assert_eq!((metrics["dockhand_config_applied"], metrics["dockhand_config_reload_refused"]), (0.0, 1.0));
+
+    // Fixed and reloaded: nothing to report any more.
+    std::fs::write(site.config(), &good).unwrap();
+    daemon.signal(libc::SIGHUP);
+    wait_until(Duration::from_secs(10), "the fixed file applied", || {
+        status_json(&site)["config"]["state"] == "applied"
+    });
+    assert_eq!(get(site.metrics_port, "/health"), (200, r#"{"status":"ok"}"#.to_string()));
+    assert_eq!(daemon.stop().code(), Some(0));
+
+    // Broken while the daemon is down: the next start would fail, and status says so.
+    std::fs::write(site.config(), format!("{good}\nbogus_key = 1\n")).unwrap();
+    let status = site.cli(&["status"]);
+    assert_eq!(status.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("the daemon will not start with it"));
+}
+
+/// `status --json` has one place for each thing: the store's figures under `store`, the pid only
+/// under `daemon`, a sink's `last_error` only while the sink fails, and print jobs counted by state
+/// (the queue alone reads as "no jobs" once everything printed).
+#[test]
+fn status_json_shows_each_thing_once_and_forgets_an_error_once_the_sink_recovered() {
+    let site = Site::new(EXE);
+    site.write_config(
+        "[[sink]]\nname = \"late\"\ntype = \"file\"\npath = \"later/out.ndjson\"\nbatch = { linger = \"0ms\" }\n",
+    );
+    fill_store(&site.store_path(), 10);
+    let daemon = site.start();
+    wait_until(Duration::from_secs(10), "the sink failing", || status_json(&site)["sinks"][0]["state"] == "retrying");
+    let failing = status_json(&site);
+    assert!(failing["sinks"][0]["last_error"].as_str().is_some_and(|e| e.contains("later")), "{failing}");
+    std::fs::create_dir(site.path("later")).unwrap();
+    wait_until(Duration::from_secs(30), "delivery after the folder appeared", || {
+        read_ndjson(&site.path("later/out.ndjson")).len() == 10
+    });
+    wait_until(Duration::from_secs(10), "the sink ok", || status_json(&site)["sinks"][0]["state"] == "ok");
+    let json = status_json(&site);
+    let sink = &json["sinks"][0];
+    assert!(sink["last_error"].is_null() && sink["next_attempt_at"].is_null(), "{json}");
+    assert_eq!(sink["delivered"], 10);
+    let text = String::from_utf8_lossy(&site.cli(&["status"]).stdout).into_owned();
+    assert!(!text.contains("last error"), "{text}");
+    let top: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+    for key in ["pid", "last_seq", "file_bytes", "heartbeat_at"] {
+        assert!(!top.contains(&key), "{key} at the top level: {top:?}");
+    }
+    assert_eq!(json["store"]["last_seq"], 10);
+    assert_eq!(json["daemon"]["state"], "running");
+    assert!(json["daemon"]["pid"].is_u64(), "{json}");
+    assert!(json["print_jobs_by_state"].is_object() && json["print_queue"].is_array(), "{json}");
+    assert_eq!(daemon.stop().code(), Some(0));
+}

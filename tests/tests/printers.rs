@@ -367,3 +367,47 @@ fn a_printer_behind_a_firmware_bridge_prints_each_job_once() {
     let _ = bridge.kill();
     let _ = bridge.wait();
 }
+
+/// `check-config --connect` asks a printer for its status the way the daemon does: a ready ZPL
+/// printer on TCP passes, one out of paper passes with the problem named, a silent one fails with
+/// a hint for a network port (no baud rate). The check writes nothing: the missing store folder and
+/// sink folder are judged, not created.
+#[test]
+fn check_config_connect_asks_each_printer_for_its_status_and_creates_nothing() {
+    let site = Site::new(EXE);
+    let ready = SimulatedPrinter::on_tcp();
+    let no_paper = SimulatedPrinter::on_tcp();
+    no_paper.set(PrinterState::PaperOut);
+    let silent = SimulatedPrinter::on_tcp();
+    silent.set(PrinterState::Silent);
+    let at = |p: &SimulatedPrinter| format!("transport = \"tcp\"\naddress = \"127.0.0.1:{}\"", p.port.unwrap());
+    std::fs::write(
+        site.config(),
+        format!(
+            "[gateway]\nid = \"test-gw\"\nsite = \"T1\"\n[store]\npath = \"state/dockhand/store.db\"\n\
+             [[sink]]\nname = \"file\"\ntype = \"file\"\npath = \"spool/events.jsonl\"\n{}{}{}",
+            printer("zebra-ready", &at(&ready)),
+            printer("zebra-paper", &at(&no_paper)),
+            printer("zebra-silent", &at(&silent)),
+        ),
+    )
+    .unwrap();
+    let out = site.cli(&["check-config", "--connect"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |start: &str| text.lines().find(|l| l.starts_with(start)).unwrap_or_else(|| panic!("{start}: {text}"));
+    assert_eq!(
+        line("✓ device zebra-ready"),
+        format!("✓ device zebra-ready: tcp://127.0.0.1:{} answers: ready", ready.port.unwrap())
+    );
+    assert!(
+        line("✓ device zebra-paper").ends_with("answers, but is not ready: paper out (fix it at the printer)"),
+        "{text}"
+    );
+    let silent_line = line("✗ device zebra-silent");
+    assert!(silent_line.contains("no answer to \"~HS\"") && silent_line.contains("9100"), "{text}");
+    assert!(!silent_line.contains("baud"), "a TCP printer has no baud rate: {text}");
+    assert!(line("✓ store").contains("not created yet"), "{text}");
+    assert!(line("✓ sink file (file)").contains("not created yet"), "{text}");
+    assert!(!out.status.success(), "the silent printer fails the check");
+    assert!(!site.path("state").exists() && !site.path("spool").exists(), "the check created folders");
+}

@@ -77,6 +77,7 @@ pub fn probe(device: &DeviceConfig) -> Result<String, String> {
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut buf = [0u8; 256];
     let start = Instant::now();
+    let mut garbled = None;
     while Instant::now() < deadline {
         let _ = port.set_read_timeout(Duration::from_millis(100));
         match port.read(&mut buf) {
@@ -84,8 +85,13 @@ pub fn probe(device: &DeviceConfig) -> Result<String, String> {
             Ok(n) => {
                 let now = start.elapsed().as_millis() as u64;
                 for output in decoder.push(&buf[..n], now) {
-                    if let DeviceOutput::Reading(reading) = output {
-                        return Ok(format!("{} answers: {}", transport.describe(), describe(&reading)));
+                    match output {
+                        DeviceOutput::Reading(reading) => {
+                            return Ok(format!("{} answers: {}", transport.describe(), describe(&reading)));
+                        }
+                        DeviceOutput::Printer(status) => return Ok(printer_answer(&transport.describe(), &status)),
+                        DeviceOutput::Garbled(why) => garbled = Some(why),
+                        DeviceOutput::Scan { .. } => {}
                     }
                 }
             }
@@ -93,11 +99,43 @@ pub fn probe(device: &DeviceConfig) -> Result<String, String> {
             Err(e) => return Err(format!("read failed: {e}")),
         }
     }
-    Err(format!(
-        "{} opened, but no answer to {:?} within 2 s: check protocol, baud rate and parity",
-        transport.describe(),
-        String::from_utf8_lossy(&request)
-    ))
+    let check = no_answer_hint(&transport, device);
+    Err(match garbled {
+        Some(why) => format!(
+            "{} answered {:?}, but the answer could not be read ({why}): {check}",
+            transport.describe(),
+            String::from_utf8_lossy(&request)
+        ),
+        None => format!(
+            "{} opened, but no answer to {:?} within 2 s: {check}",
+            transport.describe(),
+            String::from_utf8_lossy(&request)
+        ),
+    })
+}
+
+/// A printer that answered its status request works with this configuration; whether it can print
+/// right now is said, so a technician sees paper out before the first label.
+fn printer_answer(port: &str, status: &firmware_bridge::printer::PrinterStatus) -> String {
+    if status.is_ready() {
+        format!("{port} answers: ready")
+    } else {
+        format!("{port} answers, but is not ready: {} (fix it at the printer)", status.problems_text())
+    }
+}
+
+/// What to check when a device does not answer: the line settings only matter on a serial port.
+fn no_answer_hint(transport: &firmware_bridge::link::Transport, device: &DeviceConfig) -> String {
+    let what = match device.kind {
+        firmware_bridge::spec::DeviceKind::Printer => "language",
+        _ => "protocol",
+    };
+    match transport {
+        firmware_bridge::link::Transport::Serial(_) => format!("check {what}, baud rate and parity"),
+        firmware_bridge::link::Transport::Tcp(_) => {
+            format!("check {what}, and that the port is the device's raw port (9100 for most printers)")
+        }
+    }
 }
 
 fn describe(reading: &firmware_bridge::ScaleReading) -> String {

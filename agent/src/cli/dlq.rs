@@ -2,7 +2,6 @@
 
 use clap::Subcommand;
 
-use crate::config::Config;
 use crate::exit;
 use crate::store::{Admin, StoreError};
 use crate::timestamp::Timestamp;
@@ -36,8 +35,8 @@ pub enum DlqCommand {
     },
 }
 
-pub fn run(config: &Config, command: DlqCommand) -> Result<i32, StoreError> {
-    let mut admin = Admin::open(&config.store.path)?;
+pub fn run(store: &std::path::Path, command: DlqCommand) -> Result<i32, StoreError> {
+    let mut admin = Admin::open(store)?;
     let now = Timestamp::now();
     match command {
         DlqCommand::List { all, limit, json } => {

@@ -2,6 +2,7 @@
 //! print for people by default and JSON with `--json`; errors go to stderr with an exit code from
 //! [`crate::exit`].
 
+mod check;
 mod devices;
 mod dlq;
 mod print;
@@ -111,8 +112,8 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Run => run_daemon(&cli.config),
-        Command::CheckConfig { connect } => check_config(&cli.config, connect),
-        Command::Status { json, clear_alarms } => with_config(&cli.config, |c| status(c, json, clear_alarms)),
+        Command::CheckConfig { connect } => check::check_config(&cli.config, connect),
+        Command::Status { json, clear_alarms } => with_store(&cli.config, |target| status(target, json, clear_alarms)),
         Command::Devices => {
             let config = Config::load(&cli.config);
             if let Err(e) = &config {
@@ -120,8 +121,8 @@ fn run(cli: Cli) -> i32 {
             }
             devices::list(config.ok().as_ref())
         }
-        Command::Dlq { command } => with_config(&cli.config, |c| dlq::run(c, command)),
-        Command::Print { command } => with_config(&cli.config, |c| print::run(c, command)),
+        Command::Dlq { command } => with_store(&cli.config, |target| dlq::run(&target.store, command)),
+        Command::Print { command } => with_store(&cli.config, |target| print::run(&target.store, command)),
         Command::PrintTest { printer } => with_config(&cli.config, |c| print::test(c, &printer)),
         Command::Replay { sink, since } => with_config(&cli.config, |c| replay(c, &sink, &since)),
         Command::Simulate { command } => simulate(&cli.config, command),
@@ -141,13 +142,52 @@ fn with_config(path: &std::path::Path, f: impl FnOnce(&Config) -> Result<i32, St
         Ok(c) => c,
         Err(code) => return code,
     };
-    f(&config).unwrap_or_else(|e| {
-        eprintln!("error: {e}");
-        if e.is_damage() {
-            eprintln!("hint: start the daemon (systemctl start dockhand): it moves a damaged store aside and starts a fresh one.");
+    f(&config).unwrap_or_else(store_error)
+}
+
+fn store_error(e: StoreError) -> i32 {
+    eprintln!("error: {e}");
+    if e.is_damage() {
+        eprintln!(
+            "hint: start the daemon (systemctl start dockhand): it moves a damaged store aside and starts a fresh one."
+        );
+    }
+    exit::STORE_IO
+}
+
+/// What the commands that only read or edit the store need. They work with a config that does not
+/// load (a bad edit must not take away the tools to look at the gateway): the store is found
+/// leniently and the error is shown as a warning.
+struct StoreTarget {
+    store: PathBuf,
+    max_bytes: u64,
+    file: crate::status::ConfigFile,
+}
+
+fn with_store(path: &std::path::Path, f: impl FnOnce(&StoreTarget) -> Result<i32, StoreError>) -> i32 {
+    let target = match config::on_disk::load_for_reading(path) {
+        config::on_disk::Loaded::Valid(c) => StoreTarget {
+            store: c.store.path.clone(),
+            max_bytes: c.store.max_bytes.0,
+            file: crate::status::ConfigFile { digest: Some(c.digest.clone()), error: None },
+        },
+        config::on_disk::Loaded::Invalid { store, error } => {
+            eprintln!("warning: {error}");
+            eprintln!(
+                "warning: the config above does not load; reading the store at {} anyway (a running daemon keeps the config it loaded).",
+                store.display()
+            );
+            StoreTarget {
+                store,
+                max_bytes: config::StoreConfig::default().max_bytes.0,
+                file: crate::status::ConfigFile {
+                    digest: config::on_disk::file_digest(path).ok(),
+                    error: Some(error.to_string()),
+                },
+            }
         }
-        exit::STORE_IO
-    })
+    };
+    f(&target).unwrap_or_else(store_error)
 }
 
 fn run_daemon(path: &std::path::Path) -> i32 {
@@ -176,113 +216,18 @@ fn run_daemon(path: &std::path::Path) -> i32 {
     }
 }
 
-fn check_config(path: &std::path::Path, connect: bool) -> i32 {
-    let config = match Config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            println!("✗ config {}", path.display());
-            eprintln!("error: {e}");
-            return exit::CONFIG;
-        }
-    };
-    println!(
-        "✓ config {}: gateway {} at site {}, {} sink(s), {} device(s)",
-        path.display(),
-        config.gateway.id,
-        config.gateway.site,
-        config.sinks.len(),
-        config.devices.len()
-    );
-    for (i, device) in config.devices.iter().enumerate() {
-        for (key, advice) in device.warnings() {
-            println!("! device[{i}].{key} ({}): {advice}", device.name);
-        }
-    }
-    if !connect {
-        return exit::OK;
-    }
-    let mut failed = 0;
-    let mut check = |ok: Result<String, String>, what: String| match ok {
-        Ok(detail) => println!("✓ {what}: {detail}"),
-        Err(reason) => {
-            failed += 1;
-            println!("✗ {what}: {reason}");
-        }
-    };
-    check(check_store_folder(&config), format!("store {}", config.store.path.display()));
-    if let Some(settings) = crate::sources::mqtt::MqttSettings::from_config(&config) {
-        let what = format!("mqtt broker {}:{}", settings.mqtt.host, settings.mqtt.port);
-        let probe = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(probe_broker(&settings)),
-            Err(e) => Err(e.to_string()),
-        };
-        check(probe, what);
-    }
-    for sink in &config.sinks {
-        match sink {
-            crate::sinks::SinkConfig::File(c) => check(
-                crate::sinks::file::FileSink::new(c.clone())
-                    .probe()
-                    .map(|()| format!("can append to {}", c.path.display())),
-                format!("sink {} (file)", c.name),
-            ),
-            crate::sinks::SinkConfig::Http(c) => {
-                let sink = crate::sinks::http::HttpSink::new((**c).clone(), &config.gateway.id);
-                let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt.block_on(sink.check()),
-                    Err(e) => Err(e.to_string()),
-                };
-                check(result, format!("sink {} (http)", c.name));
-            }
-            crate::sinks::SinkConfig::Odoo(c) => {
-                let mut sink = crate::sinks::odoo::OdooSink::new((**c).clone(), &config.gateway.id);
-                let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt.block_on(sink.check()),
-                    Err(e) => Err(e.to_string()),
-                };
-                check(result, format!("sink {} (odoo)", c.name));
-            }
-        }
-    }
-    for (what, result) in devices::check_all(&config) {
-        check(result, what);
-    }
-    if failed > 0 {
-        println!("{failed} check(s) failed");
-        exit::FAILURE
-    } else {
-        exit::OK
-    }
-}
-
-fn check_store_folder(config: &Config) -> Result<String, String> {
-    let path = &config.store.path;
-    if path.exists() {
-        let reader = StoreReader::open(path).map_err(|e| e.to_string())?;
-        let s = reader.summary().map_err(|e| e.to_string())?;
-        return Ok(format!("readable, {} events kept, last seq {}", s.events, s.last_seq));
-    }
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    let probe = dir.join(".dockhand-write-test");
-    std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&probe, b"x"))
-        .and_then(|()| std::fs::remove_file(&probe))
-        .map(|()| format!("not created yet; {} is writable", dir.display()))
-        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))
-}
-
-fn status(config: &Config, json: bool, clear_alarms: bool) -> Result<i32, StoreError> {
-    let reader = StoreReader::open(&config.store.path)?;
+fn status(target: &StoreTarget, json: bool, clear_alarms: bool) -> Result<i32, StoreError> {
+    let reader = StoreReader::open(&target.store)?;
     let summary = reader.summary()?;
     let now = Timestamp::now();
-    let report = crate::status::report(summary, config.store.max_bytes.0, now);
+    let report = crate::status::report(summary, target.max_bytes, now, &target.file);
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!("{}", serde_json::to_string_pretty(&report.to_json()).unwrap_or_default());
     } else {
         print!("{}", report.to_text(now));
     }
     if clear_alarms {
-        let n = crate::store::Admin::open(&config.store.path)?.clear_alarms()?;
+        let n = crate::store::Admin::open(&target.store)?.clear_alarms()?;
         eprintln!("{n} alarm(s) marked as seen.");
     }
     Ok(exit::OK)
@@ -315,30 +260,6 @@ fn replay(config: &Config, sink: &str, since: &str) -> Result<i32, StoreError> {
     }
     println!("Sink {sink} will deliver {} event(s) again, from seq {} on.", report.events, report.from_seq);
     Ok(exit::OK)
-}
-
-/// Connects once to the broker and waits for its answer.
-async fn probe_broker(settings: &crate::sources::mqtt::MqttSettings) -> Result<String, String> {
-    let session = crate::mqtt::Session::plain(format!("dockhand-{}-check-{}", settings.gateway, std::process::id()));
-    let (client, mut events) = crate::mqtt::connect(settings, &session)?;
-    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-        loop {
-            if let crate::mqtt::Received::Connected { .. } = events.poll().await? {
-                return Ok(());
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| Err("no answer within 5 s".into()));
-    let _ = client.try_disconnect();
-    answer.map(|()| {
-        format!(
-            "connected with MQTT {}; handheld topics under {}/handheld/, answers under {}",
-            settings.mqtt.protocol,
-            settings.prefix,
-            settings.reply_filter("<device>")
-        )
-    })
 }
 
 fn simulate(path: &std::path::Path, command: SimulateCommand) -> i32 {

@@ -23,10 +23,10 @@ pub enum PrintCommand {
     Reprint { id: String },
 }
 
-pub fn run(config: &Config, command: PrintCommand) -> Result<i32, StoreError> {
+pub fn run(store: &std::path::Path, command: PrintCommand) -> Result<i32, StoreError> {
     match command {
         PrintCommand::List { limit } => {
-            let reader = StoreReader::open(&config.store.path)?;
+            let reader = StoreReader::open(store)?;
             let now = Timestamp::now();
             let jobs = reader.print_jobs(limit)?;
             if jobs.is_empty() {
@@ -44,7 +44,7 @@ pub fn run(config: &Config, command: PrintCommand) -> Result<i32, StoreError> {
             Ok(crate::exit::OK)
         }
         PrintCommand::Reprint { id } => {
-            let new_id = Admin::open(&config.store.path)?.reprint(&id)?;
+            let new_id = Admin::open(store)?.reprint(&id)?;
             println!("Queued {new_id}: the label of {id} prints again when its printer is ready.");
             Ok(crate::exit::OK)
         }

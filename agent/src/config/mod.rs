@@ -5,6 +5,7 @@
 //! them. Every option is documented in `config/dockhand.example.toml`.
 
 mod error;
+pub mod on_disk;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ pub const DEFAULT_PATH: &str = "/etc/dockhand/dockhand.toml";
 pub struct Config {
     /// The file this was loaded from; relative paths inside it are resolved against its folder.
     pub file: PathBuf,
+    /// [`on_disk::text_digest`] of the text this was loaded from (recorded in the store, so
+    /// `status` can tell when the file on disk is not what the daemon runs).
+    pub digest: String,
     pub gateway: GatewayConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
@@ -172,6 +176,7 @@ impl Config {
         }
         let config = Config {
             file: file.to_path_buf(),
+            digest: on_disk::text_digest(text),
             gateway: raw.gateway,
             store,
             log: raw.log,

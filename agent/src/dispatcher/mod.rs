@@ -349,11 +349,12 @@ impl Dispatcher {
                     self.record(progress).await?;
                 }
                 if flow.last_log.elapsed() >= PROGRESS_LOG_EVERY && flow.delivered_since_log > 0 {
+                    let (delivered, seconds) = (flow.delivered_since_log, flow.last_log.elapsed().as_secs());
                     info!(
                         sink = %self.name,
-                        delivered = flow.delivered_since_log,
-                        seconds = flow.last_log.elapsed().as_secs(),
-                        "Delivering."
+                        delivered,
+                        in_last_seconds = seconds,
+                        "Delivering: {delivered} event(s) in the last {seconds} s."
                     );
                     flow.delivered_since_log = 0;
                     flow.last_log = Instant::now();

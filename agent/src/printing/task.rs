@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use firmware_bridge::device::DeviceOutput;
 use firmware_bridge::link::{DeviceLink, LinkEvent, Transport as LinkTransport};
-use firmware_bridge::printer::{PrinterProblem, PrinterStatus};
+use firmware_bridge::printer::PrinterStatus;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -23,21 +23,6 @@ use crate::store::{Store, StoreError};
 /// How often the queue is looked at while the printer is ready and idle (jobs can also arrive
 /// from `dockhand print reprint`, another process).
 const QUEUE_POLL: Duration = Duration::from_millis(200);
-
-fn describe(status: &PrinterStatus) -> String {
-    let words: Vec<String> = status
-        .problems
-        .iter()
-        .map(|p| match p {
-            PrinterProblem::Other(s) => s.clone(),
-            other => serde_json::to_value(other)
-                .ok()
-                .and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
-                .unwrap_or_default(),
-        })
-        .collect();
-    words.join(", ")
-}
 
 #[derive(Debug)]
 pub struct PrinterTask {
@@ -111,7 +96,7 @@ impl PrinterTask {
                             let step = if s.is_ready() {
                                 processor.state(DeviceState::Connected, Some("ready".into())).await
                             } else {
-                                processor.state(DeviceState::Error, Some(describe(&s))).await
+                                processor.state(DeviceState::Error, Some(PrinterStatus::problems_text(&s))).await
                             };
                             status = Some(s);
                             step

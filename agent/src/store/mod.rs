@@ -21,7 +21,8 @@
 //!   acknowledged and consumed in one transaction with what they caused, and each station's state
 //!   after its last step (see `station_inputs.rs`).
 //! - `alarms`: conditions a technician must see in `dockhand status` (a damaged store moved aside).
-//! - `meta`: schema version, creation time, the daemon's heartbeat.
+//! - `meta`: schema version, creation time, the daemon's heartbeat, the config it runs (see
+//!   `running_config.rs`).
 //!
 //! # Invariants
 //!
@@ -57,6 +58,7 @@ mod checkpoint;
 pub mod print_jobs;
 mod reader;
 mod recovery;
+pub mod running_config;
 mod schema;
 pub mod station_inputs;
 mod throttle;
@@ -391,6 +393,11 @@ impl Store {
     /// Makes `names` the configured devices for `status` (rows of removed devices go).
     pub async fn register_devices(&self, names: Vec<String>) -> Result<(), StoreError> {
         self.call(|reply| Request::RegisterDevices { names, reply }).await
+    }
+
+    /// Records which config the daemon runs, or an edit it refused (for `status`).
+    pub async fn running_config(&self, change: running_config::ConfigChange) -> Result<(), StoreError> {
+        self.call(|reply| Request::RunningConfig { change, reply }).await
     }
 
     /// The highest committed seq; changes after every commit that stored events.

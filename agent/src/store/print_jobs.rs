@@ -213,6 +213,15 @@ pub(super) fn recent(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Pr
     stmt.query_map(params![limit as i64], row)?.collect()
 }
 
+/// How many jobs are in each state (`printed` included), by state name.
+pub(super) fn counts(conn: &Connection) -> rusqlite::Result<Vec<(String, u64)>> {
+    if !has_table(conn)? {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare("SELECT state, count(*) FROM print_jobs GROUP BY state ORDER BY state")?;
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?.collect()
+}
+
 pub(super) fn find(conn: &Connection, id: &str) -> rusqlite::Result<Option<(PrintJobRow, Vec<u8>)>> {
     if !has_table(conn)? {
         return Ok(None);

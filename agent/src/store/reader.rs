@@ -71,6 +71,8 @@ pub struct StoreSummary {
     pub devices: Vec<DeviceRow>,
     /// Print jobs not printed yet (queued, sending, uncertain), oldest first.
     pub print_jobs: Vec<super::print_jobs::PrintJobRow>,
+    /// Every print job kept, counted by state (`printed` included).
+    pub print_job_counts: Vec<(String, u64)>,
     /// Each station's saved state (what it waits for), by name.
     pub stations: Vec<super::station_inputs::SavedStation>,
     /// Scans waiting for each station (a station that falls behind shows here).
@@ -78,6 +80,8 @@ pub struct StoreSummary {
     pub heartbeat_at: Option<Timestamp>,
     pub stopped_at: Option<Timestamp>,
     pub pid: Option<u32>,
+    /// The config the daemon last ran (absent before its first start with this version).
+    pub running_config: Option<super::running_config::RunningConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -210,6 +214,11 @@ impl StoreReader {
         self.with(|c| super::print_jobs::find(c, id))
     }
 
+    /// The config the daemon runs, as it recorded it (for `/health`, without a full summary).
+    pub fn running_config(&self) -> Result<Option<super::running_config::RunningConfig>, StoreError> {
+        self.with(super::running_config::read)
+    }
+
     /// The batch `sink` last failed to deliver, if it still starts at the sink's cursor.
     pub fn formed_batch(&self, sink: &str) -> Result<Option<super::FormedBatch>, StoreError> {
         self.with(|c| {
@@ -330,11 +339,13 @@ fn summary_in(c: &Connection, path: PathBuf, file_bytes: u64) -> Result<StoreSum
         alarms,
         devices,
         print_jobs: super::print_jobs::recent(c, 200)?.into_iter().filter(|j| j.state != "printed").rev().collect(),
+        print_job_counts: super::print_jobs::counts(c)?,
         stations: super::station_inputs::all_saved(c)?,
         station_backlog: super::station_inputs::backlog(c)?,
         heartbeat_at: ts(meta("heartbeat_at")?),
         stopped_at: ts(meta("stopped_at")?),
         pid: meta("pid")?.and_then(|s| s.parse().ok()),
+        running_config: super::running_config::read(c)?,
     })
 }
 

@@ -61,10 +61,37 @@ pub struct PrinterStatus {
     pub busy: bool,
 }
 
+impl std::fmt::Display for PrinterProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PrinterProblem::PaperOut => "paper out",
+            PrinterProblem::PaperNearEnd => "paper near end",
+            PrinterProblem::PaperJam => "paper jam",
+            PrinterProblem::RibbonOut => "ribbon out",
+            PrinterProblem::HeadOpen => "head open",
+            PrinterProblem::CoverOpen => "cover open",
+            PrinterProblem::Paused => "paused",
+            PrinterProblem::BufferFull => "buffer full",
+            PrinterProblem::CorruptRam => "corrupt ram",
+            PrinterProblem::UnderTemperature => "under temperature",
+            PrinterProblem::OverTemperature => "over temperature",
+            PrinterProblem::CutterFault => "cutter fault",
+            PrinterProblem::Offline => "offline",
+            PrinterProblem::NoResponse => "no response",
+            PrinterProblem::Other(s) => s,
+        })
+    }
+}
+
 impl PrinterStatus {
     /// `true` when nothing prevents printing.
     pub fn is_ready(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// The problems in words, comma-separated (`"paper out, head open"`); empty when ready.
+    pub fn problems_text(&self) -> String {
+        self.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     }
 
     /// The status of a printer that did not answer.

@@ -66,17 +66,6 @@ impl FileSink {
             }
         }
     }
-
-    /// Checks the file can be opened for appending (for `check-config --connect`).
-    pub fn probe(&self) -> Result<(), String> {
-        open_append(&self.config.path)
-            .map(drop)
-            .map_err(|e| format!("cannot open {} for appending: {e}", self.config.path.display()))
-    }
-}
-
-fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().create(true).append(true).open(path)
 }
 
 fn append_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
