@@ -263,3 +263,45 @@ fn status_json_shows_each_thing_once_and_forgets_an_error_once_the_sink_recovere
     assert!(json["print_jobs_by_state"].is_object() && json["print_queue"].is_array(), "{json}");
     assert_eq!(daemon.stop().code(), Some(0));
 }
+
+/// A scrape of a daemon with every kind of series (sinks ok and failing, dead letters, a scanner,
+/// a printer, print jobs) passes `promtool check metrics`, the linter Prometheus ships (Debian's
+/// `prometheus` package, installed by scripts/test.sh).
+#[test]
+fn a_full_scrape_passes_promtool_check_metrics() {
+    let site = Site::new(EXE);
+    let scanner = dockhand_tests::pty::VirtualPort::start(site.dir.path(), "scanner");
+    let zebra = dockhand_tests::printer::SimulatedPrinter::on_tcp();
+    site.write_config(&format!(
+        "[[sink]]\nname = \"archive\"\ntype = \"file\"\npath = \"archive.ndjson\"\n\n\
+         [[sink]]\nname = \"stuck\"\ntype = \"file\"\npath = \"missing/out.ndjson\"\n\n\
+         [[device]]\nname = \"scanner-1\"\nkind = \"scanner\"\npath = \"{}\"\n\n\
+         [[device]]\nname = \"zebra-1\"\nkind = \"printer\"\ntransport = \"tcp\"\naddress = \"127.0.0.1:{}\"\n",
+        scanner.path.display(),
+        zebra.port.unwrap()
+    ));
+    fill_store(&site.store_path(), 20);
+    let daemon = site.start();
+    wait_until(Duration::from_secs(10), "devices and the failing sink in the metrics", || {
+        let m = scrape(&site);
+        m.get("dockhand_device_connected{device=\"scanner-1\"}") == Some(&1.0)
+            && m.get("dockhand_sink_retried_total{sink=\"stuck\"}").is_some_and(|v| *v >= 1.0)
+    });
+    assert!(site.cli(&["print-test", "zebra-1"]).status.success());
+    let (_, body) = get(site.metrics_port, "/metrics");
+    let metrics = parse_prometheus(&body);
+    assert_eq!(metrics["dockhand_print_jobs{state=\"printed\"}"], 1.0, "{body}");
+    assert_eq!(metrics["dockhand_dead_letters_open{sink=\"stuck\"}"], 0.0, "{body}");
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is not installed (apt-get install prometheus; scripts/test.sh installs it)");
+    promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics: {report}\n{body}");
+    assert_eq!(daemon.stop().code(), Some(0));
+}
