@@ -2,6 +2,10 @@
 //! its loop; the supervisor tells systemd's watchdog only while every heartbeat is fresh, and
 //! `/health` lists the tasks that went quiet. A task that is merely waiting (no events) still
 //! beats: its loop wakes at least every few seconds.
+//!
+//! `/health` can also hold the devices to account (`[health] devices`): a load balancer or a
+//! monitoring check then sees a station whose scale is unplugged as unhealthy. The watchdog never
+//! does: restarting the daemon does not plug a scale back in.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +21,73 @@ pub struct Health {
     beats: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
     mqtt: Mutex<Option<Arc<crate::sources::mqtt::source::MqttHealth>>>,
     store: Mutex<Option<crate::store::Store>>,
+    devices: Mutex<DeviceRule>,
+}
+
+/// `[health]`: what `/health` checks besides the daemon's own tasks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// `"ignored"` (default), `"required"` (every configured device), or a list of device names.
+    pub devices: DeviceRule,
+}
+
+/// Which devices must be connected for `/health` to answer 200.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "toml::Value")]
+pub enum DeviceRule {
+    /// Devices do not count (the default: `/health` is about the daemon).
+    #[default]
+    Ignored,
+    /// Every configured device must be connected.
+    Required,
+    /// These devices must be connected.
+    Named(Vec<String>),
+}
+
+impl TryFrom<toml::Value> for DeviceRule {
+    type Error = String;
+
+    fn try_from(value: toml::Value) -> Result<Self, String> {
+        const WORDS: &str = "write \"ignored\", \"required\" or a list of device names like [\"scale-1\"]";
+        match value {
+            toml::Value::String(s) if s.eq_ignore_ascii_case("ignored") => Ok(DeviceRule::Ignored),
+            toml::Value::String(s) if s.eq_ignore_ascii_case("required") => Ok(DeviceRule::Required),
+            toml::Value::String(s) => Err(format!("`{s}` is not a rule: {WORDS}")),
+            toml::Value::Array(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => Ok(s),
+                    other => Err(format!("a {} is not a device name in quotes: {WORDS}", other.type_str())),
+                })
+                .collect::<Result<_, _>>()
+                .map(DeviceRule::Named),
+            other => Err(format!("a {} is not a rule: {WORDS}", other.type_str())),
+        }
+    }
+}
+
+impl DeviceRule {
+    /// The devices (`name`, `state`, `detail`) that break the rule, as `/health` problems.
+    pub fn problems(&self, devices: &[crate::store::DeviceRow]) -> Vec<String> {
+        let wanted = |name: &str| match self {
+            DeviceRule::Ignored => false,
+            DeviceRule::Required => true,
+            DeviceRule::Named(names) => names.iter().any(|n| n == name),
+        };
+        devices
+            .iter()
+            .filter(|d| wanted(&d.name) && d.state != "connected")
+            .map(|d| {
+                format!(
+                    "device {} is {}{}",
+                    d.name,
+                    d.state,
+                    d.detail.as_deref().map_or(String::new(), |x| format!(": {x}"))
+                )
+            })
+            .collect()
+    }
 }
 
 /// One task's heartbeat.
@@ -34,7 +105,13 @@ impl Heartbeat {
 
 impl Default for Health {
     fn default() -> Self {
-        Self { started: Instant::now(), beats: Mutex::default(), mqtt: Mutex::default(), store: Mutex::default() }
+        Self {
+            started: Instant::now(),
+            beats: Mutex::default(),
+            mqtt: Mutex::default(),
+            store: Mutex::default(),
+            devices: Mutex::default(),
+        }
     }
 }
 
@@ -57,6 +134,15 @@ impl Health {
 
     pub fn set_mqtt(&self, mqtt: Option<Arc<crate::sources::mqtt::source::MqttHealth>>) {
         *self.mqtt.lock().unwrap_or_else(|p| p.into_inner()) = mqtt;
+    }
+
+    /// The `[health] devices` rule (set at start and at each reload).
+    pub fn set_device_rule(&self, rule: DeviceRule) {
+        *self.devices.lock().unwrap_or_else(|p| p.into_inner()) = rule;
+    }
+
+    pub fn device_rule(&self) -> DeviceRule {
+        self.devices.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// `None` without an MQTT source.
@@ -87,5 +173,45 @@ impl Health {
             .collect();
         problems.extend(tasks);
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DeviceRow;
+    use crate::timestamp::Timestamp;
+
+    fn row(name: &str, state: &str) -> DeviceRow {
+        DeviceRow {
+            name: name.into(),
+            state: state.into(),
+            detail: Some("/dev/ttyUSB0 is not there".into()),
+            since: Timestamp::from_millis(0),
+        }
+    }
+
+    #[test]
+    fn the_device_rule_names_only_the_devices_it_holds_to_account() {
+        let devices = [row("scale-1", "disconnected"), row("scanner-1", "connected"), row("printer-1", "error")];
+        assert!(DeviceRule::Ignored.problems(&devices).is_empty());
+        assert_eq!(
+            DeviceRule::Required.problems(&devices),
+            [
+                "device scale-1 is disconnected: /dev/ttyUSB0 is not there",
+                "device printer-1 is error: /dev/ttyUSB0 is not there"
+            ]
+        );
+        assert_eq!(DeviceRule::Named(vec!["scanner-1".into(), "scale-1".into()]).problems(&devices).len(), 1);
+    }
+
+    #[test]
+    fn the_rule_is_read_from_words_or_a_list_with_a_plain_error_otherwise() {
+        let parse = |text: &str| toml::from_str::<HealthConfig>(text).map(|c| c.devices).map_err(|e| e.to_string());
+        assert_eq!(parse("devices = \"required\"").unwrap(), DeviceRule::Required);
+        assert_eq!(parse("").unwrap(), DeviceRule::Ignored);
+        assert_eq!(parse("devices = [\"scale-1\"]").unwrap(), DeviceRule::Named(vec!["scale-1".into()]));
+        let error = parse("devices = \"all\"").unwrap_err();
+        assert!(error.contains("`all` is not a rule") && error.contains("required"), "{error}");
     }
 }

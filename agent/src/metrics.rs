@@ -100,7 +100,14 @@ async fn respond(path: &str, reader: &StoreReader, context: &Context) -> hyper::
             Err(e) => reply(503, "text/plain", format!("store unreadable: {e}\n")),
         },
         "/health" => {
-            let problems = context.health.problems();
+            let mut problems = context.health.problems();
+            let rule = context.health.device_rule();
+            if rule != crate::health::DeviceRule::Ignored {
+                match reader.run(|r| r.devices()).await {
+                    Ok(devices) => problems.extend(rule.problems(&devices)),
+                    Err(e) => problems.push(format!("store unreadable: {e}")),
+                }
+            }
             let running = reader.run(|r| r.running_config()).await.ok().flatten();
             let warnings: Vec<String> = config_state(running.as_ref(), true, &file).problem().into_iter().collect();
             let mut body = serde_json::json!({"status": if problems.is_empty() { "ok" } else { "failing" }});

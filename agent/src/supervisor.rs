@@ -63,6 +63,7 @@ impl Pipeline {
     /// Makes the running tasks match `config`: stops what was removed or changed, starts what is
     /// new or changed, and leaves everything else running untouched.
     async fn apply(&mut self, config: &Config, store: &Store, health: &Health) -> Result<(), StoreError> {
+        health.set_device_rule(config.health.devices.clone());
         let mut plans: BTreeMap<String, (String, Plan)> = BTreeMap::new();
         for sink in &config.sinks {
             // The secret files' digests are part of the fingerprint, so a reload re-reads every

@@ -305,3 +305,35 @@ fn a_full_scrape_passes_promtool_check_metrics() {
     assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics: {report}\n{body}");
     assert_eq!(daemon.stop().code(), Some(0));
 }
+
+/// `[health] devices = "required"` turns `/health` 503 while a device is unplugged, naming it, and
+/// back to 200 once it is there; without the rule a missing device leaves `/health` at 200.
+#[test]
+fn health_holds_devices_to_account_only_when_configured() {
+    let site = Site::new(EXE);
+    let scanner = site.path("serial/by-id/usb-Honeywell_1900-if00");
+    let device = format!(
+        "[[sink]]\nname = \"archive\"\ntype = \"file\"\npath = \"archive.ndjson\"\n\n\
+         [[device]]\nname = \"scanner-1\"\nkind = \"scanner\"\npath = \"{}\"\n",
+        scanner.display()
+    );
+    site.write_config(&device);
+    let daemon = site.start();
+    wait_until(Duration::from_secs(10), "the device reported missing", || {
+        scrape(&site).get("dockhand_device_connected{device=\"scanner-1\"}") == Some(&0.0)
+    });
+    assert_eq!(get(site.metrics_port, "/health").0, 200, "devices are ignored by default");
+    site.write_config(&format!("{device}\n[health]\ndevices = \"required\"\n"));
+    daemon.signal(libc::SIGHUP);
+    wait_until(Duration::from_secs(10), "/health failing on the device", || get(site.metrics_port, "/health").0 == 503);
+    let (_, body) = get(site.metrics_port, "/health");
+    assert!(body.contains("device scanner-1 is disconnected") && body.contains("usb-Honeywell_1900-if00"), "{body}");
+    // Plugged in: a pty appears at the configured path.
+    std::fs::create_dir_all(scanner.parent().unwrap()).unwrap();
+    let port = dockhand_tests::pty::VirtualPort::start(site.dir.path(), "honeywell");
+    std::os::unix::fs::symlink(&port.path, &scanner).unwrap();
+    wait_until(Duration::from_secs(15), "/health ok with the device connected", || {
+        get(site.metrics_port, "/health").0 == 200
+    });
+    assert_eq!(daemon.stop().code(), Some(0));
+}

@@ -39,6 +39,8 @@ pub struct Config {
     pub simulate: Option<SimulateConfig>,
     /// The local `/metrics` and `/health` endpoint.
     pub metrics: crate::metrics::MetricsConfig,
+    /// What `/health` checks besides the daemon's own tasks.
+    pub health: crate::health::HealthConfig,
     pub sinks: Vec<SinkConfig>,
     /// Serial scanners, scales and printers (`[[device]]`).
     pub devices: Vec<crate::devices::DeviceConfig>,
@@ -120,6 +122,8 @@ struct RawConfig {
     #[serde(default)]
     metrics: crate::metrics::MetricsConfig,
     #[serde(default)]
+    health: crate::health::HealthConfig,
+    #[serde(default)]
     sink: Vec<toml::Value>,
     #[serde(default)]
     device: Vec<crate::devices::DeviceConfig>,
@@ -184,6 +188,7 @@ impl Config {
             broker: raw.broker,
             simulate: raw.simulate,
             metrics: raw.metrics,
+            health: raw.health,
             sinks,
             devices,
             labels,
@@ -246,6 +251,16 @@ impl Config {
                         .into(),
                 ));
             }
+        }
+        if let crate::health::DeviceRule::Named(names) = &self.health.devices
+            && let Some(name) = names.iter().find(|n| !device_names.contains(n.as_str()))
+        {
+            let mut known: Vec<&str> = device_names.iter().copied().collect();
+            known.sort_unstable();
+            return Err((
+                "health.devices".into(),
+                format!("`{name}` is not a configured device (devices: {})", known.join(", ")),
+            ));
         }
         let mut station_names = HashSet::new();
         for (i, station) in self.stations.iter().enumerate() {

@@ -214,6 +214,11 @@ impl StoreReader {
         self.with(|c| super::print_jobs::find(c, id))
     }
 
+    /// Every configured device's last state (for `/health`, without a full summary).
+    pub fn devices(&self) -> Result<Vec<DeviceRow>, StoreError> {
+        self.with(device_rows)
+    }
+
     /// The config the daemon runs, as it recorded it (for `/health`, without a full summary).
     pub fn running_config(&self) -> Result<Option<super::running_config::RunningConfig>, StoreError> {
         self.with(super::running_config::read)
@@ -307,23 +312,7 @@ fn summary_in(c: &Connection, path: PathBuf, file_bytes: u64) -> Result<StoreSum
             })
         })?
         .collect::<Result<_, _>>()?;
-    // A store last opened by a dockhand without devices has no such table.
-    let has_devices: bool =
-        c.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'devices'", [], |r| r.get(0))?;
-    let devices = if has_devices {
-        let mut stmt = c.prepare("SELECT name, state, detail, since FROM devices ORDER BY name")?;
-        stmt.query_map([], |r| {
-            Ok(DeviceRow {
-                name: r.get(0)?,
-                state: r.get(1)?,
-                detail: r.get(2)?,
-                since: Timestamp::from_millis(r.get(3)?),
-            })
-        })?
-        .collect::<Result<_, _>>()?
-    } else {
-        Vec::new()
-    };
+    let devices = device_rows(c)?;
     let meta = |key: &str| -> Result<Option<String>, rusqlite::Error> {
         c.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0)).optional()
     };
@@ -347,6 +336,20 @@ fn summary_in(c: &Connection, path: PathBuf, file_bytes: u64) -> Result<StoreSum
         pid: meta("pid")?.and_then(|s| s.parse().ok()),
         running_config: super::running_config::read(c)?,
     })
+}
+
+fn device_rows(c: &Connection) -> Result<Vec<DeviceRow>, rusqlite::Error> {
+    // A store last opened by a dockhand without devices has no such table.
+    let has_devices: bool =
+        c.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'devices'", [], |r| r.get(0))?;
+    if !has_devices {
+        return Ok(Vec::new());
+    }
+    let mut stmt = c.prepare("SELECT name, state, detail, since FROM devices ORDER BY name")?;
+    stmt.query_map([], |r| {
+        Ok(DeviceRow { name: r.get(0)?, state: r.get(1)?, detail: r.get(2)?, since: Timestamp::from_millis(r.get(3)?) })
+    })?
+    .collect()
 }
 
 /// The highest seq ever assigned: the recorded high-water mark, or the newest event.
