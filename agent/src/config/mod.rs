@@ -4,6 +4,8 @@
 //! the file, line, column and key path (see [`ConfigError`]); the daemon exits with code 78 on
 //! them. Every option is documented in `config/dockhand.example.toml`.
 
+#[cfg(test)]
+mod documented;
 mod error;
 pub mod on_disk;
 
