@@ -153,6 +153,17 @@ mod tests {
     }
 
     #[test]
+    fn unquoted_values_are_explained_by_what_was_written() {
+        let at = |text: &str, value: &str| unquoted_value(text, text.find(value).expect("value in text"));
+        let two = at("[station]\nmin_weight = 0.05 0.1\n", "0.05").expect("explained");
+        assert!(two.contains("takes one value") && two.contains("`min_weight = 0.05`"), "{two}");
+        let unit = at("[store]\nmax_bytes = 1 GiB # big\n", "1 GiB").expect("explained");
+        assert!(unit.contains("`max_bytes = \"1GiB\"`"), "{unit}");
+        let word = at("[gateway]\nid = gw1\n", "gw1").expect("explained");
+        assert_eq!(word, "text must be in double quotes: `id = \"gw1\"`");
+    }
+
+    #[test]
     fn display_shows_the_line_and_a_caret() {
         let e = ConfigError::at_key(Path::new("x.toml"), DOC, "gateway.id", "must not be empty");
         assert_eq!(e.to_string(), "x.toml:2:1: `gateway.id`: must not be empty\n  |\n2 | id = \"gw\"\n  | ^");
@@ -199,6 +210,28 @@ pub(crate) fn plain_words(message: &str) -> String {
         return format!("write {wanted} here, not {found}");
     }
     message.to_string()
+}
+
+/// What TOML's "string values must be quoted" means for the value written at `offset`: several
+/// values where one is expected, a number with a unit that must be quoted text, or a bare word.
+pub(crate) fn unquoted_value(text: &str, offset: usize) -> Option<String> {
+    let line_start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let value = text.get(offset..)?.lines().next()?.split(" #").next()?.trim();
+    let tokens: Vec<&str> = value.split_whitespace().collect();
+    let number = |t: &str| t.parse::<f64>().is_ok();
+    Some(match tokens.as_slice() {
+        [first, rest @ ..] if !rest.is_empty() && number(first) && rest.iter().all(|t| number(t)) => format!(
+            "`{key}` takes one value, but `{value}` is {} numbers: write one (`{key} = {first}`), or a list in square brackets if the key takes several",
+            tokens.len()
+        ),
+        [amount, unit] if number(amount) && unit.chars().all(|c| c.is_ascii_alphabetic()) => format!(
+            "a value with a unit is text: write it in double quotes without a space, `{key} = \"{amount}{unit}\"`"
+        ),
+        _ => format!("text must be in double quotes: `{key} = \"{value}\"`"),
+    })
 }
 
 /// The known name nearest to `name`, if it is near enough to be a typo.

@@ -272,7 +272,10 @@ impl Config {
                     format!("`{}` is taken or not usable (letters, digits, `-`, `_`, `.`)", station.name),
                 ));
             }
-            station.validate(&self.devices, &self.labels).map_err(|(key, msg)| (format!("station[{i}].{key}"), msg))?;
+            station.validate(&self.devices, &self.labels).map_err(|(key, msg)| {
+                // A label's own mistake is reported at the [[label]] (`label[j]…`).
+                if key.starts_with("label[") { (key, msg) } else { (format!("station[{i}].{key}"), msg) }
+            })?;
             let earlier = self.stations[..i]
                 .iter()
                 .find(|s| s.scanner == station.scanner || (station.scale.is_some() && s.scale == station.scale));
@@ -312,6 +315,10 @@ fn toml_error(file: &Path, text: &str, path: &str, err: toml::de::Error) -> Conf
         return ConfigError::at_key(file, text, &key, "this required key is missing");
     }
     match err.span() {
+        Some(span) if message.starts_with("string values must be quoted") => {
+            let message = error::unquoted_value(text, span.start).unwrap_or(message);
+            ConfigError::at_span(file, text, Some(span), path, message)
+        }
         Some(span) => ConfigError::at_span(file, text, Some(span), path, message),
         None => ConfigError::at_key(file, text, path, message),
     }
@@ -326,6 +333,25 @@ mod tests {
     }
 
     const MINIMAL: &str = "[gateway]\nid = \"wh1-gw01\"\nsite = \"WH1\"\n";
+
+    #[test]
+    fn a_label_field_no_station_fills_is_reported_at_the_label() {
+        let text = format!(
+            "{MINIMAL}\n[[device]]\nname = \"s\"\nkind = \"scanner\"\npath = \"/dev/ttyACM0\"\n\
+             [[device]]\nname = \"w\"\nkind = \"scale\"\npath = \"/dev/ttyUSB0\"\nprotocol = \"mt-sics\"\n\
+             [[device]]\nname = \"p\"\nkind = \"printer\"\npath = \"/dev/ttyUSB1\"\n\
+             [[label]]\nname = \"parcel\"\nzpl = \"^XA^FD{{{{customer}}}}^FS^XZ\"\n\
+             [[station]]\nname = \"pack1\"\nworkflow = \"pack\"\nscanner = \"s\"\nscale = \"w\"\nprinter = \"p\"\nlabel = \"parcel\"\n"
+        );
+        let e = parse(&text).unwrap_err();
+        let zpl_line = text.lines().position(|l| l.starts_with("zpl =")).unwrap() + 1;
+        assert_eq!(e.location.map(|(line, _)| line), Some(zpl_line), "{e}");
+        let shown = e.to_string();
+        assert!(
+            shown.contains("`label[0].zpl`") && shown.contains("{{customer}}") && shown.contains("pack1"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn minimal_config_gets_defaults() {

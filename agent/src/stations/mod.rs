@@ -136,7 +136,41 @@ impl StationConfig {
         &self,
         devices: &[crate::devices::DeviceConfig],
         labels: &[LabelConfig],
-    ) -> Result<(), (&'static str, String)> {
+    ) -> Result<(), (String, String)> {
+        self.validate_own(devices).map_err(|(key, message)| (key.to_string(), message))?;
+        self.validate_labels(labels)
+    }
+
+    /// Each label gets these fields from the station; a placeholder it cannot fill is a mistake
+    /// written in the `[[label]]`, so the error points there (`label[j].zpl` or `.file`).
+    fn validate_labels(&self, labels: &[LabelConfig]) -> Result<(), (String, String)> {
+        let offered: [(&'static str, &Option<String>, &[&str]); 3] = [
+            ("label", &self.label, &["picking", "weight", "sscc", "date", "gateway"]),
+            ("error_label", &self.error_label, &["message"]),
+            ("pallet_label", &self.pallet_label, &["picking", "sscc", "date", "gateway"]),
+        ];
+        for (key, label, fields) in offered {
+            let Some(name) = label else { continue };
+            let Some((index, template)) = labels.iter().enumerate().find(|(_, x)| &x.name == name) else {
+                return Err((key.into(), format!("there is no [[label]] named `{name}`")));
+            };
+            let placeholders = firmware_bridge::printer::label::placeholders(template.template()).unwrap_or_default();
+            if let Some(unknown) = placeholders.iter().find(|p| !fields.contains(&p.as_str())) {
+                let written_in = if template.file.is_some() { "file" } else { "zpl" };
+                return Err((
+                    format!("label[{index}].{written_in}"),
+                    format!(
+                        "{{{{{unknown}}}}} is not a field station `{}` fills for its {key} (it offers {})",
+                        self.name,
+                        fields.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_own(&self, devices: &[crate::devices::DeviceConfig]) -> Result<(), (&'static str, String)> {
         use firmware_bridge::spec::DeviceKind;
         let device = |key: &'static str, name: &str, kind: DeviceKind| -> Result<(), (&'static str, String)> {
             match devices.iter().find(|d| d.name == name) {
@@ -151,28 +185,6 @@ impl StationConfig {
         }
         if let Some(p) = &self.printer {
             device("printer", p, DeviceKind::Printer)?;
-        }
-        // Each label gets these fields from the station; a placeholder it cannot fill is a mistake.
-        let offered: [(&'static str, &Option<String>, &[&str]); 3] = [
-            ("label", &self.label, &["picking", "weight", "sscc", "date", "gateway"]),
-            ("error_label", &self.error_label, &["message"]),
-            ("pallet_label", &self.pallet_label, &["picking", "sscc", "date", "gateway"]),
-        ];
-        for (key, label, fields) in offered {
-            let Some(name) = label else { continue };
-            let Some(template) = labels.iter().find(|x| &x.name == name) else {
-                return Err((key, format!("there is no [[label]] named `{name}`")));
-            };
-            let placeholders = firmware_bridge::printer::label::placeholders(template.template()).unwrap_or_default();
-            if let Some(unknown) = placeholders.iter().find(|p| !fields.contains(&p.as_str())) {
-                return Err((
-                    key,
-                    format!(
-                        "[[label]] `{name}` uses {{{{{unknown}}}}}, which this station does not fill (it offers {})",
-                        fields.join(", ")
-                    ),
-                ));
-            }
         }
         if self.workflow == Workflow::Pack && self.scale.is_none() {
             return Err(("scale", "a pack station needs a scale".into()));
