@@ -20,6 +20,8 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace "$@" 2>&1 | tee "$log"
 echo "== aarch64: Debian 12's toolchain, unit tests and the daemon under qemu-user"
 scripts/aarch64-test.sh 2>&1 | tee -a "$log"
+echo "== the .deb: contents, lintian, install/upgrade/purge in a throwaway Debian 12 root"
+scripts/deb-test.sh
 # One closing line for the whole run, x86_64 and aarch64 together (cargo prints one per test
 # binary, the last often a 0-test doc run).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }

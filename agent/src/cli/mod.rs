@@ -315,3 +315,24 @@ fn simulate(path: &std::path::Path, command: SimulateCommand) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// The packaged man page (packaging/dockhand.1) lists every command `--help` lists.
+    #[test]
+    fn the_man_page_lists_every_command() {
+        let page = include_str!("../../../packaging/dockhand.1");
+        let listed: Vec<&str> = page
+            .lines()
+            .filter_map(|l| l.strip_prefix(".B ").or_else(|| l.strip_prefix(".BR ")).or_else(|| l.strip_prefix(".BI ")))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(|w| w.trim_matches('"'))
+            .collect();
+        for command in super::Cli::command().get_subcommands() {
+            let name = command.get_name();
+            assert!(listed.contains(&name), "packaging/dockhand.1 does not describe `dockhand {name}`");
+        }
+    }
+}
