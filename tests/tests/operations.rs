@@ -337,3 +337,56 @@ fn health_holds_devices_to_account_only_when_configured() {
     });
     assert_eq!(daemon.stop().code(), Some(0));
 }
+
+/// The journal reads as sentences with their figures: the periodic delivery line says what its
+/// number of seconds means, and with `format = "json"` every line is one object with exactly one
+/// `"message"` (station lines used to carry two, which strict parsers reject).
+#[test]
+fn log_lines_say_what_their_figures_mean_and_json_lines_have_one_message() {
+    let site = Site::new(EXE);
+    let mut counter = dockhand_tests::pty::VirtualPort::start(site.dir.path(), "counter");
+    let mut desk = dockhand_tests::pty::VirtualPort::start(site.dir.path(), "desk");
+    site.write_config(&format!(
+        "[[sink]]\nname = \"archive\"\ntype = \"file\"\npath = \"archive.ndjson\"\nbatch = {{ linger = \"0ms\" }}\n\n\
+         [[device]]\nname = \"counter\"\nkind = \"scanner\"\npath = \"{}\"\n\n\
+         [[device]]\nname = \"desk\"\nkind = \"scanner\"\npath = \"{}\"\n\n\
+         [[station]]\nname = \"in1\"\nworkflow = \"receive\"\nscanner = \"desk\"\n",
+        counter.path.display(),
+        desk.path.display()
+    ));
+    let text = std::fs::read_to_string(site.config()).unwrap();
+    std::fs::write(
+        site.config(),
+        text.replace("[log]\nlevel = \"info\"", "[log]\nlevel = \"info\"\nformat = \"json\""),
+    )
+    .unwrap();
+    let daemon = site.start();
+    wait_until(Duration::from_secs(10), "both scanners connected", || {
+        let json = status_json(&site);
+        json["devices"].as_array().is_some_and(|d| d.iter().filter(|d| d["state"] == "connected").count() == 2)
+    });
+    desk.write(b"WH/IN/00007\r\n");
+    counter.write(b"]E05901234123457\r\n");
+    wait_until(Duration::from_secs(10), "the station step", || daemon.log().contains("WH/IN/00007"));
+    // The delivery line comes every 10 s while events flow.
+    std::thread::sleep(Duration::from_millis(10_500));
+    counter.write(b"]E05901234123457\r\n");
+    wait_until(Duration::from_secs(10), "the delivery line", || daemon.log().contains("Delivering:"));
+    let log = daemon.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            assert_eq!(l.matches("\"message\":").count(), 1, "one message per line: {l}");
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))
+        })
+        .collect();
+    let step = lines.iter().find(|l| l["told"].as_str().is_some_and(|t| t.contains("WH/IN/00007"))).unwrap();
+    assert_eq!(step["message"], "Station step.", "{step}");
+    let delivering =
+        lines.iter().find(|l| l["message"].as_str().is_some_and(|m| m.starts_with("Delivering:"))).unwrap();
+    let (n, s) = (delivering["delivered"].as_u64().unwrap(), delivering["in_last_seconds"].as_u64().unwrap());
+    assert_eq!(delivering["message"], format!("Delivering: {n} event(s) in the last {s} s."), "{delivering}");
+    assert!(s >= 10, "{delivering}");
+    assert_eq!(daemon.stop().code(), Some(0));
+}

@@ -141,8 +141,10 @@ impl StationConfig {
         self.validate_labels(labels)
     }
 
-    /// Each label gets these fields from the station; a placeholder it cannot fill is a mistake
-    /// written in the `[[label]]`, so the error points there (`label[j].zpl` or `.file`).
+    /// Each label gets these fields from the station. A placeholder it cannot fill is either the
+    /// wrong label in a slot (`{{picking}}` in the error label: the field exists, for another slot)
+    /// and reported at the station's key, or a mistake in the `[[label]]` itself (`{{pickng}}`, no
+    /// slot has it) and reported at the label's `zpl`/`file`. Each message names the other place.
     fn validate_labels(&self, labels: &[LabelConfig]) -> Result<(), (String, String)> {
         let offered: [(&'static str, &Option<String>, &[&str]); 3] = [
             ("label", &self.label, &["picking", "weight", "sscc", "date", "gateway"]),
@@ -155,17 +157,26 @@ impl StationConfig {
                 return Err((key.into(), format!("there is no [[label]] named `{name}`")));
             };
             let placeholders = firmware_bridge::printer::label::placeholders(template.template()).unwrap_or_default();
-            if let Some(unknown) = placeholders.iter().find(|p| !fields.contains(&p.as_str())) {
-                let written_in = if template.file.is_some() { "file" } else { "zpl" };
-                return Err((
-                    format!("label[{index}].{written_in}"),
+            let Some(unknown) = placeholders.iter().find(|p| !fields.contains(&p.as_str())) else { continue };
+            let written_in = format!("label[{index}].{}", if template.file.is_some() { "file" } else { "zpl" });
+            let other_slot = offered.iter().find(|(_, _, f)| f.contains(&unknown.as_str())).map(|(k, _, _)| *k);
+            return Err(match other_slot {
+                Some(slot) => (
+                    key.into(),
                     format!(
-                        "{{{{{unknown}}}}} is not a field station `{}` fills for its {key} (it offers {})",
+                        "[[label]] `{name}` uses {{{{{unknown}}}}}, which a station fills for its {slot} but not its {key} (it offers {}): choose another label here, or change {written_in}",
+                        fields.join(", ")
+                    ),
+                ),
+                None => (
+                    written_in,
+                    format!(
+                        "{{{{{unknown}}}}} is not a field any station fills; station `{}` prints this label as its {key}, which offers {}",
                         self.name,
                         fields.join(", ")
                     ),
-                ));
-            }
+                ),
+            });
         }
         Ok(())
     }
