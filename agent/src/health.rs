@@ -19,7 +19,7 @@ pub const STALE_AFTER: Duration = Duration::from_secs(90);
 pub struct Health {
     started: Instant,
     beats: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
-    mqtt: Mutex<Option<Arc<crate::sources::mqtt::source::MqttHealth>>>,
+    mqtt: Mutex<Option<Arc<MqttHealth>>>,
     store: Mutex<Option<crate::store::Store>>,
     devices: Mutex<DeviceRule>,
 }
@@ -90,17 +90,12 @@ impl DeviceRule {
     }
 }
 
-/// One task's heartbeat.
-#[derive(Debug, Clone)]
-pub struct Heartbeat {
-    started: Instant,
-    last: Arc<AtomicU64>,
-}
+pub use crate::shutdown::Heartbeat;
 
-impl Heartbeat {
-    pub fn beat(&self) {
-        self.last.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
+/// The MQTT source's connection state, shared with the status publisher and `/metrics`.
+#[derive(Debug, Default)]
+pub struct MqttHealth {
+    pub connected: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Health {
@@ -120,7 +115,7 @@ impl Health {
     pub fn register(&self, task: &str) -> Heartbeat {
         let last = Arc::new(AtomicU64::new(self.started.elapsed().as_millis() as u64));
         self.beats.lock().unwrap_or_else(|p| p.into_inner()).insert(task.to_string(), last.clone());
-        Heartbeat { started: self.started, last }
+        Heartbeat::new(self.started, last)
     }
 
     /// Forgets tasks that are gone (after a reload removed them).
@@ -132,7 +127,7 @@ impl Health {
         *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
     }
 
-    pub fn set_mqtt(&self, mqtt: Option<Arc<crate::sources::mqtt::source::MqttHealth>>) {
+    pub fn set_mqtt(&self, mqtt: Option<Arc<MqttHealth>>) {
         *self.mqtt.lock().unwrap_or_else(|p| p.into_inner()) = mqtt;
     }
 

@@ -1,32 +1,36 @@
 //! dockhand: the edge agent for warehouse gateways.
 //!
-//! How an event travels, and where each step lives:
+//! How an event travels, and where each step lives (docs/ARCHITECTURE.md has the import rules):
 //!
-//! - [`sources`]: where events come from (MQTT handhelds); each acknowledges its input only after
-//!   the store has answered.
+//! - [`sources`]: where events come from over MQTT (handhelds); each message is acknowledged to
+//!   the broker only after the store has answered.
+//! - [`devices`]: serial/TCP scanners, scales and printers, local or behind a firmware-bridge;
+//!   their output becomes events, device states and live readings; a printer's task sends each
+//!   job once. [`stations`]: pack/count/receive workflows fed by their devices through the store.
+//!   [`printing`]: label templates and print-job parsing (pure).
 //! - [`event`]: the canonical envelope every source produces and every sink delivers.
 //! - [`store`]: the SQLite store-and-forward queue; one writer thread group-commits appends and
-//!   answers each only once it is durable; dedup by event id; dead letters; retention.
+//!   answers each only once it is durable; dedup by event id; dead letters; retention; print jobs;
+//!   station inputs. A leaf below the features: it knows events, not the config.
 //! - [`dispatcher`]: one per sink; forms batches from the store (a batch keeps its events and key
 //!   until settled), hands them to the sink, records each event's outcome (delivered,
 //!   dead-lettered, retried, paused), learns the receiver's size limit, probes while backing off.
-//! - [`devices`], [`stations`], [`printing`]: serial/TCP scanners, scales and printers (local or
-//!   behind a firmware-bridge); a station's scans reach it through the store (committed before
-//!   they are acknowledged), its scale's readings through a live slot.
 //! - [`sinks`]: what a delivery is for each destination (`file`, `http`, `odoo`).
-//! - [`supervisor`]: `dockhand run` — builds all of the above from [`config`], handles signals.
-//! - [`status`], [`cli`], [`bench`], [`simulate`]: what a technician runs; `status` reads the
-//!   store directly.
+//! - [`supervisor`]: `dockhand run`: builds all of the above from [`config`] (which composes
+//!   each feature's own config type and validates the whole), handles signals and reloads.
+//! - [`status`]: the one read model of the store summary (verdict, problems, config state, sink
+//!   states) that `dockhand status`, its JSON, [`metrics`] and [`health`] render.
+//! - [`cli`], [`bench`], [`simulate`]: what a technician runs.
 //!
-//! Support: `mqtt` (the MQTT client: 3.1.1 or 5, TLS, session, error hints), [`timestamp`] (RFC 3339 ms UTC), [`units`] (durations and sizes in the config),
-//! [`shutdown`], [`telemetry`] (logs), [`secrets`] (secret files), [`exit`] (exit codes),
-//! `counters` (process-wide counters for `/metrics`).
+//! Support: `mqtt` (the one MQTT client module: settings, 3.1.1 or 5, TLS, session, error
+//! hints), [`tls`] (rustls client set-up), [`timestamp`] (RFC 3339 ms UTC), [`units`] (values as
+//! written in the config), [`shutdown`] (stop signals and task heartbeats), [`telemetry`] (logs),
+//! [`secrets`] (secret files), [`systemd`] (sd_notify), [`exit`] (exit codes), `counters`
+//! (process-wide counters for `/metrics`).
 
+#[cfg(test)]
+mod architecture_tests;
 pub mod bench;
-mod bench_codecs;
-mod bench_devices;
-mod bench_http;
-mod bench_ingest;
 pub mod cli;
 pub mod config;
 pub(crate) mod counters;

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 #[derive(Debug, Clone)]
 pub struct Shutdown {
     rx: watch::Receiver<bool>,
-    heartbeat: Option<crate::health::Heartbeat>,
+    heartbeat: Option<Heartbeat>,
 }
 
 /// The switch itself, held by the supervisor.
@@ -63,7 +63,7 @@ impl Shutdown {
     }
 
     /// The same shutdown signal, with a heartbeat that every sleep beats.
-    pub fn with_heartbeat(mut self, heartbeat: crate::health::Heartbeat) -> Self {
+    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Self {
         self.heartbeat = Some(heartbeat);
         self
     }
@@ -72,5 +72,23 @@ impl Shutdown {
         if let Some(hb) = &self.heartbeat {
             hb.beat();
         }
+    }
+}
+
+/// One task's heartbeat: the task beats it from its loop; [`crate::health::Health`] reads it.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    started: std::time::Instant,
+    last: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Heartbeat {
+    /// A heartbeat that writes the milliseconds since `started` into `last`.
+    pub(crate) fn new(started: std::time::Instant, last: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        Self { started, last }
+    }
+
+    pub fn beat(&self) {
+        self.last.store(self.started.elapsed().as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -16,9 +16,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::info;
 
+use crate::mqtt::MqttSettings;
 use crate::mqtt::{Outbound, Received, Session};
 use crate::shutdown::Shutdown;
-use crate::sources::mqtt::MqttSettings;
 
 /// `[simulate]` in the config: the daemon runs simulated handhelds itself (demo only).
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -2,6 +2,7 @@
 //! directly, so it answers while the daemon is down too.
 
 use std::fmt::Write;
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -46,10 +47,24 @@ pub enum ConfigState {
     Unknown,
 }
 
+/// A short digest of a config text (the first 16 hex digits of its SHA-256): enough to tell two
+/// edits apart, short enough to read in `status --json`.
+pub fn config_text_digest(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The digest of the file as it is now, or why it cannot be read.
+pub fn config_file_digest(file: &Path) -> Result<String, String> {
+    std::fs::read_to_string(file)
+        .map(|t| config_text_digest(&t))
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))
+}
+
 /// The config file as the caller found it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigFile {
-    /// `config::on_disk::text_digest` of the file; `None` when it cannot be read.
+    /// [`config_text_digest`] of the file; `None` when it cannot be read.
     pub digest: Option<String>,
     /// Why the file does not load, when the caller tried (the daemon only compares digests).
     pub error: Option<String>,
@@ -58,7 +73,7 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// The file at `path`, digest only.
     pub fn digest_of(path: &std::path::Path) -> ConfigFile {
-        ConfigFile { digest: crate::config::on_disk::file_digest(path).ok(), error: None }
+        ConfigFile { digest: config_file_digest(path).ok(), error: None }
     }
 }
 
@@ -570,6 +585,13 @@ mod tests {
 
     fn file(digest: &str, error: Option<&str>) -> ConfigFile {
         ConfigFile { digest: Some(digest.into()), error: error.map(Into::into) }
+    }
+
+    #[test]
+    fn digests_tell_edits_apart_and_are_stable() {
+        assert_eq!(config_text_digest("a = 1\n"), config_text_digest("a = 1\n"));
+        assert_ne!(config_text_digest("a = 1\n"), config_text_digest("a = 2\n"));
+        assert_eq!(config_text_digest("").len(), 16);
     }
 
     #[test]

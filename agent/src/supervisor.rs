@@ -15,12 +15,13 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::dispatcher::Dispatcher;
 use crate::health::Health;
+use crate::mqtt::MqttSettings;
 use crate::shutdown::ShutdownSwitch;
 use crate::simulate::SimulateConfig;
 use crate::sinks::SinkConfig;
-use crate::sources::mqtt::{MqttSettings, MqttSource};
+use crate::sources::mqtt::MqttSource;
 use crate::store::running_config::ConfigChange;
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::store::{Store, StoreError};
 
 /// How long a clean stop may take before the remaining tasks are abandoned (their work is
 /// redone after the restart; nothing acknowledged is lost).
@@ -56,7 +57,7 @@ struct Pipeline {
     /// Lives as long as the process, so restarting a device or the MQTT source keeps them linked.
     live: crate::devices::live::LiveReadings,
     /// Likewise: devices and their stations find each other through it across reloads.
-    handoff: crate::stations::handoff::Handoff,
+    handoff: crate::devices::handoff::Handoff,
 }
 
 impl Pipeline {
@@ -72,7 +73,7 @@ impl Pipeline {
                 format!("{}|{sink:?}|{}", config.gateway.id, crate::secrets::digest(&sink.secret_files()));
             plans.insert(format!("sink {}", sink.name()), (fingerprint, Plan::Sink(sink.clone())));
         }
-        let mqtt = MqttSettings::from_config(config);
+        let mqtt = config.mqtt_settings();
         for device in &config.devices {
             let task = crate::devices::DeviceTask {
                 config: device.clone(),
@@ -221,7 +222,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(RunError::Signals)?;
 
-    let options = StoreOptions::from_config(&config.store);
+    let options = config.store.options();
     let (store, report) = tokio::task::block_in_place(|| Store::open(options))?;
     if let Some((aside, reason)) = &report.moved_aside {
         error!(moved_to = %aside.display(), %reason, "Started on a fresh store; see `dockhand status`.");
@@ -270,7 +271,7 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
                     Err(e) => {
                         error!(error = %e, "The new config is invalid; keeping the running one.");
                         // `status` shows the refusal until a valid edit is loaded.
-                        let digest = crate::config::on_disk::file_digest(&config.file).unwrap_or_default();
+                        let digest = crate::status::config_file_digest(&config.file).unwrap_or_default();
                         store.running_config(ConfigChange::Refused { digest, error: e.to_string() }).await?;
                     }
                     Ok(new) => {
@@ -383,7 +384,7 @@ mod tests {
     #[test]
     fn the_status_line_names_devices_that_are_not_ok() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, _) = Store::open(StoreOptions::new(dir.path().join("s.db"))).unwrap();
+        let (store, _) = Store::open(crate::store::StoreOptions::new(dir.path().join("s.db"))).unwrap();
         let mut summary = store.reader().unwrap().summary().unwrap();
         let row = |name: &str, state: &str| DeviceRow {
             name: name.into(),

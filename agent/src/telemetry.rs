@@ -2,11 +2,38 @@
 //! fields) when running under systemd, else to stderr as readable text or JSON lines
 //! (`log.format`). `RUST_LOG`, when set, overrides `log.level` for one-off debugging.
 
+use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{LogConfig, LogFormat};
+/// How log lines are written (`log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// journald when the service runs under systemd with the journal, text otherwise.
+    #[default]
+    Auto,
+    Text,
+    Json,
+    /// Structured entries straight to the journal (fields become journal fields).
+    Journald,
+}
+
+/// `[log]` in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter (`info,dockhand::store=debug`).
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Auto }
+    }
+}
 
 pub fn init(log: &LogConfig) {
     let stderr_text = || {

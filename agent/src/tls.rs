@@ -22,7 +22,7 @@ pub struct TlsFiles {
 impl TlsFiles {
     pub(crate) fn resolve(&mut self, base: &std::path::Path) {
         for p in [&mut self.ca_file, &mut self.client_cert_file, &mut self.client_key_file].into_iter().flatten() {
-            *p = crate::config::resolve(base, p);
+            *p = crate::units::resolve(base, p);
         }
     }
 

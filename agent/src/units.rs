@@ -1,11 +1,23 @@
-//! Human units in the config file: durations (`"250ms"`, `"30s"`, `"7d"`) and byte sizes
-//! (`"512MiB"`, `"2GB"`, or a plain integer of bytes). Field technicians write these by hand, so
-//! the errors say what was expected.
+//! Values as field technicians write them in the config file: durations (`"250ms"`, `"30s"`,
+//! `"7d"`), byte sizes (`"512MiB"`, `"2GB"`, or a plain integer of bytes), names (what is safe in
+//! a topic, a file name and a log line) and relative paths. They are written by hand, so the errors
+//! say what was expected. A leaf: every feature's config type uses it, it uses nothing of the crate.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Letters, digits and `-_.`; what is safe in an MQTT topic level, a file name and a log line.
+pub fn is_identifier(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// Relative paths in the config are relative to the config file, wherever the daemon runs from.
+pub fn resolve(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
+}
 
 /// A duration written as a number and a unit: `ms`, `s`, `m`, `h`, `d` (e.g. `"1h30m"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -116,7 +116,7 @@ fn fill(path: &std::path::Path, events: u64) {
         let mut written = 0;
         while written < events {
             let n = (events - written).min(5000);
-            let chunk = (0..n).map(|i| dockhand::bench::sample_event(&format!("dev-{}", i % 8), 200)).collect();
+            let chunk = (0..n).map(|i| dockhand::event::sample_event(&format!("dev-{}", i % 8), 200)).collect();
             store.append(chunk).await.unwrap();
             written += n;
         }

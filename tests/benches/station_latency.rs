@@ -167,7 +167,7 @@ fn commit_floor(path: &std::path::Path) -> Duration {
     let mut took: Vec<Duration> = rt.block_on(async {
         let mut took = Vec::new();
         for _ in 0..200 {
-            let event = dockhand::bench::sample_event("floor", 100);
+            let event = dockhand::event::sample_event("floor", 100);
             let t = Instant::now();
             store.append_one(event).await.unwrap();
             took.push(t.elapsed());

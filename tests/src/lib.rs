@@ -179,7 +179,7 @@ fn fill_store_now(path: &Path, n: usize) -> Vec<uuid::Uuid> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let (store, _) = dockhand::store::Store::open(dockhand::store::StoreOptions::new(path)).expect("open store");
-        let events: Vec<_> = (0..n).map(|i| dockhand::bench::sample_event(&format!("dev-{}", i % 4), 200)).collect();
+        let events: Vec<_> = (0..n).map(|i| dockhand::event::sample_event(&format!("dev-{}", i % 4), 200)).collect();
         let ids = events.iter().map(|e| e.id).collect();
         for chunk in events.chunks(1000) {
             store.append(chunk.to_vec()).await.expect("append");
@@ -226,7 +226,7 @@ fn fill_store_kinds_now(path: &Path, n: usize, kinds: &[String]) -> Vec<uuid::Uu
         let (store, _) = dockhand::store::Store::open(dockhand::store::StoreOptions::new(path)).expect("open store");
         let events: Vec<_> = (0..n)
             .map(|i| {
-                let mut e = dockhand::bench::sample_event(&format!("dev-{}", i % 4), 100);
+                let mut e = dockhand::event::sample_event(&format!("dev-{}", i % 4), 100);
                 let kind = Kind::parse(&kinds[i % kinds.len()]).expect("kind");
                 let json = match kind {
                     Kind::Count => serde_json::json!({"product": {"barcode": "4006381333931"}, "location": "WH/Stock", "quantity": "3"}),
@@ -258,7 +258,7 @@ pub fn append_events(path: &Path, events: Vec<(&str, serde_json::Value)>) -> Vec
             let events: Vec<_> = events
                 .into_iter()
                 .map(|(kind, json)| {
-                    let mut e = dockhand::bench::sample_event("hh-1", 100);
+                    let mut e = dockhand::event::sample_event("hh-1", 100);
                     e.payload = Payload::from_json(Kind::parse(&kind).expect("kind"), json).expect("payload");
                     e
                 })

@@ -181,7 +181,7 @@ fn with_store(path: &std::path::Path, f: impl FnOnce(&StoreTarget) -> Result<i32
                 store,
                 max_bytes: config::StoreConfig::default().max_bytes.0,
                 file: crate::status::ConfigFile {
-                    digest: config::on_disk::file_digest(path).ok(),
+                    digest: crate::status::config_file_digest(path).ok(),
                     error: Some(error.to_string()),
                 },
             }
@@ -267,7 +267,7 @@ fn simulate(path: &std::path::Path, command: SimulateCommand) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let Some(settings) = crate::sources::mqtt::MqttSettings::from_config(&config) else {
+    let Some(settings) = config.mqtt_settings() else {
         eprintln!("error: {} has no [mqtt] section: the simulator publishes to that broker", path.display());
         return exit::CONFIG;
     };

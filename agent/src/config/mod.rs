@@ -16,9 +16,10 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 
+use crate::mqtt::{BrokerConfig, MqttConfig};
 use crate::simulate::SimulateConfig;
 use crate::sinks::SinkConfig;
-use crate::sources::mqtt::{BrokerConfig, MqttConfig};
+use crate::telemetry::LogConfig;
 use crate::units::{ByteSize, HumanDuration};
 
 pub const DEFAULT_PATH: &str = "/etc/dockhand/dockhand.toml";
@@ -27,7 +28,7 @@ pub const DEFAULT_PATH: &str = "/etc/dockhand/dockhand.toml";
 pub struct Config {
     /// The file this was loaded from; relative paths inside it are resolved against its folder.
     pub file: PathBuf,
-    /// [`on_disk::text_digest`] of the text this was loaded from (recorded in the store, so
+    /// [`crate::status::config_text_digest`] of the text this was loaded from (recorded in the store, so
     /// `status` can tell when the file on disk is not what the daemon runs).
     pub digest: String,
     pub gateway: GatewayConfig,
@@ -72,6 +73,17 @@ pub struct StoreConfig {
     pub retention: HumanDuration,
 }
 
+impl StoreConfig {
+    /// The store's options for this section (the store itself knows nothing of the config file).
+    pub fn options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            max_bytes: self.max_bytes.0,
+            retention_ms: self.retention.as_millis(),
+            ..crate::store::StoreOptions::new(&self.path)
+        }
+    }
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
@@ -79,32 +91,6 @@ impl Default for StoreConfig {
             max_bytes: ByteSize(1 << 30),
             retention: HumanDuration(std::time::Duration::from_secs(7 * 86_400)),
         }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// journald when the service runs under systemd with the journal, text otherwise.
-    #[default]
-    Auto,
-    Text,
-    Json,
-    /// Structured entries straight to the journal (fields become journal fields).
-    Journald,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter (`info,dockhand::store=debug`).
-    pub level: String,
-    pub format: LogFormat,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self { level: "info".into(), format: LogFormat::Text }
     }
 }
 
@@ -182,7 +168,7 @@ impl Config {
         }
         let config = Config {
             file: file.to_path_buf(),
-            digest: on_disk::text_digest(text),
+            digest: crate::status::config_text_digest(text),
             gateway: raw.gateway,
             store,
             log: raw.log,
@@ -198,6 +184,26 @@ impl Config {
         };
         config.validate().map_err(|(key, msg)| ConfigError::at_key(file, text, &key, msg))?;
         Ok(config)
+    }
+
+    /// What the MQTT source needs from this config; `None` without `[mqtt]`.
+    pub fn mqtt_settings(&self) -> Option<crate::mqtt::MqttSettings> {
+        let mqtt = self.mqtt.clone()?;
+        let prefix = mqtt.prefix(&self.gateway.site);
+        let printers = self
+            .devices
+            .iter()
+            .filter(|d| d.kind == firmware_bridge::spec::DeviceKind::Printer)
+            .map(|d| d.name.clone())
+            .collect();
+        Some(crate::mqtt::MqttSettings {
+            mqtt,
+            gateway: self.gateway.id.clone(),
+            site: self.gateway.site.clone(),
+            prefix,
+            printers,
+            labels: self.labels.clone(),
+        })
     }
 
     fn validate(&self) -> Result<(), (String, String)> {
@@ -296,15 +302,7 @@ impl Config {
     }
 }
 
-/// Letters, digits and `-_.`; what is safe in an MQTT topic level, a file name and a log line.
-pub fn is_identifier(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-}
-
-/// Relative paths in the config are relative to the config file, wherever the daemon runs from.
-pub fn resolve(base: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
-}
+use crate::units::{is_identifier, resolve};
 
 fn toml_error(file: &Path, text: &str, path: &str, err: toml::de::Error) -> ConfigError {
     let path = if path == "." { "" } else { path };

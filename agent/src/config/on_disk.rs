@@ -1,24 +1,11 @@
-//! Is the file on disk what the daemon runs? The daemon records the digest of the text it loaded
-//! (and of an edit it refused) in the store; `status`, `/metrics` and `/health` compare it with the
-//! file as it is now. And when the file no longer loads, the commands that only read the store
-//! (`status`, `print list`, `dlq`) still find the store, so a bad edit never takes away the tools
-//! a technician needs to see what is going on.
+//! When the config file no longer loads, the commands that only read the store (`status`,
+//! `print list`, `dlq`) still find the store, so a bad edit never takes away the tools a
+//! technician needs to see what is going on. (Whether the file on disk is what the daemon runs is
+//! decided in `status`, from digests.)
 
 use std::path::{Path, PathBuf};
 
 use super::{Config, StoreConfig};
-
-/// A short digest of a config text (the first 16 hex digits of its SHA-256): enough to tell two
-/// edits apart, short enough to read in `status --json`.
-pub fn text_digest(text: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    digest.as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
-
-/// The digest of the file as it is now, or why it cannot be read.
-pub fn file_digest(file: &Path) -> Result<String, String> {
-    std::fs::read_to_string(file).map(|t| text_digest(&t)).map_err(|e| format!("cannot read {}: {e}", file.display()))
-}
 
 /// The config, or — when it does not load — the store it names, read leniently, with the error.
 #[derive(Debug)]
@@ -52,13 +39,6 @@ fn store_path_despite_errors(file: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digests_tell_edits_apart_and_are_stable() {
-        assert_eq!(text_digest("a = 1\n"), text_digest("a = 1\n"));
-        assert_ne!(text_digest("a = 1\n"), text_digest("a = 2\n"));
-        assert_eq!(text_digest("").len(), 16);
-    }
 
     #[test]
     fn a_broken_file_still_names_its_store() {

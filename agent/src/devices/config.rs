@@ -270,7 +270,7 @@ impl DeviceConfig {
 
     pub(crate) fn resolve(&mut self, base: &Path) {
         if let Some(p) = &mut self.path {
-            *p = crate::config::resolve(base, p);
+            *p = crate::units::resolve(base, p);
         }
     }
 }

@@ -7,7 +7,7 @@
 //!   or lost while the broker is away, is simply replaced by the next one;
 //!
 //! Displays only: nothing that is acknowledged or stored travels through it (stations get their
-//! scans and readings through [`crate::stations::handoff`]).
+//! scans and readings through [`crate::devices::handoff`]).
 //!
 //! The hub lives as long as the process, so device tasks, stations and the MQTT source can each
 //! be restarted by a reload without losing their connection to it.

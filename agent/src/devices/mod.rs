@@ -1,10 +1,14 @@
-//! Serial scanners and scales (`[[device]]`): one task per device, started, stopped and restarted
+//! Serial scanners, scales and printers (`[[device]]`): one task per device, started, stopped and restarted
 //! by the supervisor like any other (so a reload touches only the devices whose settings changed).
 //!
 //! - [`config`]: the `[[device]]` section and its checks.
 //! - [`processor`]: device output → events, device state, live readings (shared by both kinds of
 //!   attachment below).
 //! - [`live`]: the live-readings hub the MQTT source publishes from.
+//! - [`handoff`]: how a device hands its scans and readings to the station it works for.
+//! - [`printer`], [`bridged_printer`]: a printer's task (status polling, each job sent once when
+//!   the printer is ready), local or behind a `firmware-bridge`; the templates are
+//!   [`crate::printing`]'s.
 //! - This module: the task itself — a local port (serial or TCP) read by a firmware-bridge
 //!   [`DeviceLink`] thread, or a device on another host behind a `firmware-bridge` process,
 //!   reached through the MQTT broker (see [`firmware_bridge::remote`] for its topics).
@@ -16,8 +20,11 @@
 //! commit" is the commit of the scan into the station's durable input queue
 //! ([`crate::store::station_inputs`]).
 
+pub mod bridged_printer;
 pub mod config;
+pub mod handoff;
 pub mod live;
+pub mod printer;
 pub mod processor;
 
 use std::time::Duration;
@@ -33,10 +40,10 @@ pub use config::DeviceConfig;
 use live::LiveReadings;
 use processor::{DeviceProcessor, StationLink};
 
+use crate::devices::handoff::Handoff;
 use crate::event::{DeviceState, Transport};
+use crate::mqtt::MqttSettings;
 use crate::shutdown::Shutdown;
-use crate::sources::mqtt::MqttSettings;
-use crate::stations::handoff::Handoff;
 use crate::store::{Store, StoreError};
 use crate::timestamp::Timestamp;
 
@@ -73,7 +80,7 @@ impl DeviceTask {
         };
         match transport {
             Some(link) if self.config.kind == firmware_bridge::spec::DeviceKind::Printer => {
-                let task = crate::printing::task::PrinterTask {
+                let task = crate::devices::printer::PrinterTask {
                     config: self.config,
                     labels: self.labels,
                     gateway: self.gateway,
@@ -88,7 +95,7 @@ impl DeviceTask {
                     shutdown.wait().await;
                     return Ok(());
                 };
-                let task = crate::printing::bridged::BridgedPrinter {
+                let task = crate::devices::bridged_printer::BridgedPrinter {
                     config: self.config,
                     gateway: self.gateway,
                     site: self.site,
@@ -177,7 +184,7 @@ impl DeviceTask {
         options.set_clean_session(false);
         options.set_manual_acks(true);
         let (client, mut events) = AsyncClient::new(options, 64);
-        crate::sources::mqtt::source::no_delay(&mut events);
+        crate::mqtt::no_delay(&mut events);
         let filter = remote::topic(&settings.prefix, &name, "+");
         let mut delay = Duration::from_millis(250);
         let mut heartbeat = tokio::time::interval(Duration::from_secs(5));

@@ -7,7 +7,7 @@
 //! A device that works for a station hands its output over instead of making events: a scan is
 //! committed to the station's durable input queue (before the caller acknowledges anything) and
 //! the station is woken; a scale's readings and state go to the station's live slot
-//! ([`crate::stations::handoff`]).
+//! ([`crate::devices::handoff`]).
 
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,7 @@ pub struct DeviceProcessor {
 #[derive(Debug, Clone)]
 pub struct StationLink {
     pub station: String,
-    pub handoff: crate::stations::handoff::Handoff,
+    pub handoff: crate::devices::handoff::Handoff,
 }
 
 impl std::fmt::Debug for DeviceProcessor {

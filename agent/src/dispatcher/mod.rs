@@ -545,7 +545,7 @@ pub(crate) mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::bench::sample_event;
+    use crate::event::sample_event;
     use crate::shutdown::ShutdownSwitch;
     use crate::store::{Admin, StoreOptions};
     use crate::units::HumanDuration;

@@ -7,10 +7,12 @@
 mod decimal;
 mod error;
 mod payload;
+mod sample;
 
 pub use decimal::{Decimal, DecimalError, Quantity};
 pub use error::FieldError;
 pub use payload::*;
+pub use sample::sample_event;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

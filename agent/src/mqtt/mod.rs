@@ -9,13 +9,17 @@
 //! codes in CONNACK, SUBACK and DISCONNECT (named in logs), TCP_NODELAY, and what a connection
 //! error means for a technician ([`explain`]).
 
+pub mod config;
+mod settings;
+
+pub use config::{BrokerConfig, MqttConfig, MqttProtocol, ReplyLayout};
+pub use settings::{MqttSettings, no_delay, offline_payload};
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5 as p5;
 use rumqttc::{TlsConfiguration, Transport};
-
-use crate::sources::mqtt::{MqttProtocol, MqttSettings};
 
 /// How a connection behaves, beyond the `[mqtt]` settings.
 #[derive(Debug, Clone)]

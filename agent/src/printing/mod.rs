@@ -1,15 +1,12 @@
-//! Label printing: `[[label]]` templates, print jobs from MQTT (`…/gateway/<id>/print/<printer>`,
-//! contracts.md §2) and from stations, the durable queue in the store
-//! ([`crate::store::print_jobs`]), and one task per printer that sends each job once, when the
-//! printer says it is ready.
+//! Label printing, the pure part: `[[label]]` templates and print jobs from MQTT
+//! (`…/gateway/<id>/print/<printer>`, contracts.md §2) and from stations, turned into the exact
+//! bytes for a printer. The durable queue is in the store ([`crate::store::print_jobs`]); the
+//! printer I/O (status polling, sending each job once when the printer is ready) is a device's
+//! job: [`crate::devices::printer`] and [`crate::devices::bridged_printer`].
 //!
 //! - [`job`]: a print request (JSON) → the exact bytes for the printer, or why not (pure).
-//! - [`task`]: the printer task: status polling, waiting, sending, recording.
-//! - [`bridged`]: the same for a printer behind a `firmware-bridge` on another host.
 
-pub mod bridged;
 pub mod job;
-pub mod task;
 
 use std::path::Path;
 
@@ -36,7 +33,7 @@ impl LabelConfig {
             (Some(_), Some(_)) => return Err(("file", "give `zpl` or `file`, not both".into())),
             (None, None) => return Err(("zpl", "give the template as `zpl` or in a `file`".into())),
             (None, Some(file)) => {
-                let path = crate::config::resolve(base, file);
+                let path = crate::units::resolve(base, file);
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| ("file", format!("cannot read {}: {e}", path.display())))?;
                 self.zpl = Some(text);

@@ -137,7 +137,7 @@ impl SinkConfig {
                 return Err(("type".into(), format!("unknown sink type `{other}`; this dockhand knows {SINK_TYPES}")));
             }
         };
-        if !crate::config::is_identifier(sink.name()) {
+        if !crate::units::is_identifier(sink.name()) {
             return Err((
                 "name".into(),
                 format!("`{}` is not a usable sink name: use letters, digits, `-`, `_` or `.`", sink.name()),

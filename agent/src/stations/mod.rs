@@ -11,7 +11,6 @@
 //! station resumes from its last commit (a weighing in progress weighs again); a saved cycle that
 //! does not fit the new config is cancelled visibly (log, feedback, counter).
 
-pub mod handoff;
 pub mod workflow;
 
 use std::cmp::Ordering;
@@ -24,8 +23,8 @@ use serde_json::json;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use self::handoff::{Handoff, ScaleFeed};
 use self::workflow::{Action, PickingPattern, Rules, Saved, ScanInput, Station, Tone, Workflow};
+use crate::devices::handoff::{Handoff, ScaleFeed};
 use crate::devices::live::LiveReadings;
 use crate::event::{DeviceState, Event, EventId, Payload, Source, Transport, new_event_id};
 use crate::printing::LabelConfig;

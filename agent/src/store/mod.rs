@@ -240,10 +240,6 @@ impl StoreOptions {
             verify_at_open_max_bytes: VERIFY_AT_OPEN_MAX_BYTES,
         }
     }
-
-    pub fn from_config(c: &crate::config::StoreConfig) -> Self {
-        Self { max_bytes: c.max_bytes.0, retention_ms: c.retention.as_millis(), ..Self::new(&c.path) }
-    }
 }
 
 /// What opening found.

@@ -19,7 +19,7 @@ pub enum ConfigChange {
 /// The config the daemon runs, read back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RunningConfig {
-    /// Digest of the text the daemon loaded (`config::on_disk::text_digest`).
+    /// Digest of the text the daemon loaded (`status::config_text_digest`).
     pub digest: String,
     pub loaded_at: Timestamp,
     /// The last edit refused since then, if any.

@@ -1,7 +1,7 @@
 //! Store behaviour on real SQLite files in a temporary folder.
 
 use super::*;
-use crate::bench::sample_event;
+use crate::event::sample_event;
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()

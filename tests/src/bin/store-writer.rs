@@ -12,7 +12,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dockhand::bench::sample_event;
+use dockhand::event::sample_event;
 use dockhand::store::{Appended, Store, StoreOptions};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

@@ -31,7 +31,7 @@ pub struct FileSinkConfig {
 
 impl FileSinkConfig {
     pub(crate) fn resolved(mut self, base: &Path) -> Self {
-        self.path = crate::config::resolve(base, &self.path);
+        self.path = crate::units::resolve(base, &self.path);
         self
     }
 }

@@ -90,7 +90,7 @@ impl HttpSinkConfig {
             }
         }
         for p in [&mut self.token_file, &mut self.signing_secret_file].into_iter().flatten() {
-            *p = crate::config::resolve(base, p);
+            *p = crate::units::resolve(base, p);
         }
         if let Some(tls) = &mut self.tls {
             tls.resolve(base);

@@ -116,7 +116,7 @@ impl OdooSinkConfig {
         if !(lower.starts_with("https://") || lower.starts_with("http://")) || reqwest::Url::parse(&self.url).is_err() {
             return Err(("url".into(), format!("`{}` is not an http:// or https:// URL", self.url)));
         }
-        self.api_key_file = crate::config::resolve(base, &self.api_key_file);
+        self.api_key_file = crate::units::resolve(base, &self.api_key_file);
         if let Some(tls) = &mut self.tls {
             tls.resolve(base);
             tls.validate("tls")?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 use tracing::{error, info};
 
-use super::config::BrokerConfig;
+use crate::mqtt::BrokerConfig;
 
 /// Starts the broker and waits until it accepts connections.
 pub fn start(config: &BrokerConfig) -> Result<(), String> {

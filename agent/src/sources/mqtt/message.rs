@@ -66,7 +66,7 @@ pub fn classify(prefix: &str, topic: &str, payload: &[u8], max_payload: usize) -
     if REPLY_KINDS.contains(kind) {
         return Incoming::OwnReply;
     }
-    if !crate::config::is_identifier(dev) {
+    if !crate::units::is_identifier(dev) {
         return reject(None, format!("device `{dev}` in the topic: use letters, digits, `-`, `_` or `.`"), None);
     }
     let Some(kind) = Kind::parse(kind) else {

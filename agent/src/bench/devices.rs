@@ -73,7 +73,7 @@ path = "{}"
         ),
     )
     .map_err(|e| e.to_string())?;
-    let mut child = crate::bench::start_daemon(&config, "dockhand is ready.")?;
+    let mut child = super::start_daemon(&config, "dockhand is ready.")?;
     let pid = child.id();
     let result = measure(pid, seconds);
     let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
@@ -86,12 +86,12 @@ path = "{}"
 
 fn measure(pid: u32, seconds: u64) -> Result<(), String> {
     std::thread::sleep(Duration::from_secs(3));
-    let cpu_before = crate::bench::cpu_seconds(pid);
+    let cpu_before = super::cpu_seconds(pid);
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs(seconds));
-    let cpu = crate::bench::cpu_seconds(pid) - cpu_before;
+    let cpu = super::cpu_seconds(pid) - cpu_before;
     let wall = started.elapsed().as_secs_f64();
-    let rss_mb = crate::bench::rss_kb(pid).unwrap_or(0) as f64 / 1024.0;
+    let rss_mb = super::rss_kb(pid).unwrap_or(0) as f64 / 1024.0;
     let threads = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

@@ -16,8 +16,8 @@ use crate::devices::DeviceConfig;
 use crate::devices::live::LiveReadings;
 use crate::devices::processor::DeviceProcessor;
 use crate::event::{DeviceState, Transport};
+use crate::mqtt::MqttSettings;
 use crate::shutdown::Shutdown;
-use crate::sources::mqtt::MqttSettings;
 use crate::store::print_jobs::PrintJobChange;
 use crate::store::{Store, StoreError};
 

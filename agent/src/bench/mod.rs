@@ -5,6 +5,11 @@
 //! - `drain`: fills a store with a backlog, then runs the real daemon against a file sink and
 //!   measures start-up, drain rate, peak memory, and how fast `status` answers.
 
+mod codecs;
+mod devices;
+mod http;
+mod ingest;
+
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,12 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
-use serde_json::json;
 
-use crate::event::{Event, Kind, Payload, Source, Transport, new_event_id};
+use crate::event::{new_event_id, sample_event};
 use crate::exit;
 use crate::store::{Store, StoreOptions, StoreReader};
-use crate::timestamp::Timestamp;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -90,10 +93,10 @@ pub fn run(command: BenchCommand) -> i32 {
     let result = match command {
         BenchCommand::Append { dir, groups, payload_bytes, seconds } => append(&dir, &groups, payload_bytes, seconds),
         BenchCommand::Drain { dir, events, payload_bytes, batch } => drain(&dir, events, payload_bytes, batch),
-        BenchCommand::Ingest { dir, messages, inflight } => crate::bench_ingest::run(&dir, messages, inflight),
-        BenchCommand::Http { dir, events, single } => crate::bench_http::run(&dir, events, single),
-        BenchCommand::Codecs { iterations } => crate::bench_codecs::run(iterations),
-        BenchCommand::Devices { dir, seconds } => crate::bench_devices::run(&dir, seconds),
+        BenchCommand::Ingest { dir, messages, inflight } => ingest::run(&dir, messages, inflight),
+        BenchCommand::Http { dir, events, single } => http::run(&dir, events, single),
+        BenchCommand::Codecs { iterations } => codecs::run(iterations),
+        BenchCommand::Devices { dir, seconds } => devices::run(&dir, seconds),
     };
     match result {
         Ok(()) => exit::OK,
@@ -101,26 +104,6 @@ pub fn run(command: BenchCommand) -> i32 {
             eprintln!("error: {e}");
             exit::FAILURE
         }
-    }
-}
-
-/// A scan event whose payload is about `payload_bytes` of JSON.
-pub fn sample_event(device: &str, payload_bytes: usize) -> Event {
-    let filler = payload_bytes.saturating_sub(60).max(1);
-    let raw = format!("]C10109501101530003172712311021{}", "7".repeat(filler.saturating_sub(30)));
-    let payload = Payload::from_json(Kind::Scan, json!({"raw": raw, "aim": "]C1", "symbology": "gs1-128"}))
-        .unwrap_or_else(|e| unreachable!("the sample payload is valid: {e}"));
-    let now = Timestamp::now();
-    Event {
-        id: new_event_id(),
-        gateway: "bench-gw".into(),
-        site: "BENCH".into(),
-        source: Source { transport: Transport::Internal, device: device.into(), station: None },
-        partition: device.into(),
-        occurred_at: now,
-        received_at: now,
-        correlation_id: None,
-        payload,
     }
 }
 

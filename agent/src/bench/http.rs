@@ -94,7 +94,7 @@ fn config(dir: &Path, url: &str, max_events: usize, retry: &str) -> Result<std::
 }
 
 fn fill(dir: &Path, events: u64) -> Result<(), String> {
-    crate::bench::fill_backlog(&dir.join("http.db"), events, 200)
+    super::fill_backlog(&dir.join("http.db"), events, 200)
 }
 
 fn spawn_daemon(config: &Path) -> Result<std::process::Child, String> {
@@ -166,5 +166,5 @@ fn recovery(dir: &Path, addr: std::net::SocketAddr, rt: &tokio::runtime::Runtime
 }
 
 fn rss_kb(pid: u32) -> u64 {
-    crate::bench::rss_kb(pid).unwrap_or(0)
+    super::rss_kb(pid).unwrap_or(0)
 }

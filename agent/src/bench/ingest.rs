@@ -94,11 +94,11 @@ pub fn run(dir: &Path, messages: u64, inflight: u16) -> Result<(), String> {
             let outcome = rt.block_on(async {
                 // Latency once, for the default, on a fresh store, before any backlog.
                 let latency = if n == 0 { Some(through_dockhand(port, 10_000, Some(1000.0), v).await?) } else { None };
-                let cpu_before = (crate::bench::cpu_seconds(daemon.id()), crate::bench::cpu_seconds(broker.id()));
+                let cpu_before = (super::cpu_seconds(daemon.id()), super::cpu_seconds(broker.id()));
                 let started = Instant::now();
                 let ingest = through_dockhand(port, messages, None, v).await?;
                 let wall = started.elapsed().as_secs_f64();
-                let cpu_after = (crate::bench::cpu_seconds(daemon.id()), crate::bench::cpu_seconds(broker.id()));
+                let cpu_after = (super::cpu_seconds(daemon.id()), super::cpu_seconds(broker.id()));
                 let cpu = ((cpu_after.0 - cpu_before.0) * 100.0 / wall, (cpu_after.1 - cpu_before.1) * 100.0 / wall);
                 let per_message_us = (cpu_after.0 - cpu_before.0) * 1e6 / ingest.latencies_ms.len().max(1) as f64;
                 Ok::<_, String>((ingest, latency, cpu, per_message_us))
@@ -217,7 +217,7 @@ fn client(port: u16, id: &str) -> (AsyncClient, rumqttc::EventLoop) {
     o.set_keep_alive(Duration::from_secs(30));
     o.set_inflight(1000);
     let (c, mut events) = AsyncClient::new(o, 10_000);
-    crate::sources::mqtt::source::no_delay(&mut events);
+    crate::mqtt::no_delay(&mut events);
     (c, events)
 }
 

@@ -104,7 +104,7 @@ impl MqttConfig {
     pub(crate) fn resolve(&mut self, base: &Path) {
         let fix = |p: &mut Option<PathBuf>| {
             if let Some(path) = p {
-                *path = crate::config::resolve(base, path);
+                *path = crate::units::resolve(base, path);
             }
         };
         fix(&mut self.password_file);
