@@ -38,7 +38,8 @@ fn imports() -> BTreeMap<String, BTreeSet<String>> {
             let trimmed = line.trim_start();
             if trimmed.starts_with("#[cfg(test)]") {
                 let next = lines.get(n + 1).map_or("", |l| l.trim_start());
-                let module = next.starts_with("mod ") || next.starts_with("pub mod ") || next.starts_with("pub(crate) mod ");
+                let module =
+                    next.starts_with("mod ") || next.starts_with("pub mod ") || next.starts_with("pub(crate) mod ");
                 if module && next.ends_with('{') {
                     break;
                 }
