@@ -77,7 +77,7 @@ impl DeviceRule {
         };
         devices
             .iter()
-            .filter(|d| wanted(&d.name) && d.state != "connected")
+            .filter(|d| wanted(&d.name) && d.state != crate::store::DeviceCondition::Connected)
             .map(|d| {
                 format!(
                     "device {} is {}{}",
@@ -180,7 +180,7 @@ mod tests {
     fn row(name: &str, state: &str) -> DeviceRow {
         DeviceRow {
             name: name.into(),
-            state: state.into(),
+            state: crate::store::DeviceCondition::parse(state),
             detail: Some("/dev/ttyUSB0 is not there".into()),
             since: Timestamp::from_millis(0),
         }

@@ -18,8 +18,9 @@
 //! - [`sinks`]: what a delivery is for each destination (`file`, `http`, `odoo`).
 //! - [`supervisor`]: `dockhand run`: builds all of the above from [`config`] (which composes
 //!   each feature's own config type and validates the whole), handles signals and reloads.
-//! - [`status`]: the one read model of the store summary (verdict, problems, config state, sink
-//!   states) that `dockhand status`, its JSON, [`metrics`] and [`health`] render.
+//! - [`status`]: the one read model of the store summary (verdict, problems, config state, sink,
+//!   device and print-job states) that `dockhand status`, its JSON, the systemd STATUS line, the
+//!   retained MQTT status, [`metrics`] and [`health`] render.
 //! - [`cli`], [`bench`], [`simulate`]: what a technician runs.
 //!
 //! Support: `mqtt` (the one MQTT client module: settings, 3.1.1 or 5, TLS, session, error
@@ -30,29 +31,29 @@
 
 #[cfg(test)]
 mod architecture_tests;
-pub mod bench;
+pub(crate) mod bench;
 pub mod cli;
 pub mod config;
 pub(crate) mod counters;
-pub mod devices;
-pub mod dispatcher;
+pub(crate) mod devices;
+pub(crate) mod dispatcher;
 pub mod event;
-pub mod exit;
-pub mod health;
-pub mod metrics;
+pub(crate) mod exit;
+pub(crate) mod health;
+pub(crate) mod metrics;
 pub(crate) mod mqtt;
-pub mod printing;
-pub mod secrets;
-pub mod shutdown;
-pub mod simulate;
+pub(crate) mod printing;
+pub(crate) mod secrets;
+pub(crate) mod shutdown;
+pub(crate) mod simulate;
 pub mod sinks;
 pub mod sources;
-pub mod stations;
-pub mod status;
+pub(crate) mod stations;
+pub(crate) mod status;
 pub mod store;
-pub mod supervisor;
-pub mod systemd;
-pub mod telemetry;
+pub(crate) mod supervisor;
+pub(crate) mod systemd;
+pub(crate) mod telemetry;
 pub mod timestamp;
-pub mod tls;
-pub mod units;
+pub(crate) mod tls;
+pub(crate) mod units;

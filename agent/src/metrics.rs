@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use crate::health::Health;
 use crate::shutdown::Shutdown;
 use crate::status::{ConfigFile, ConfigState, config_state};
-use crate::store::{Store, StoreReader, StoreSummary};
+use crate::store::{DeviceCondition, Store, StoreReader, StoreSummary};
 use crate::timestamp::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -222,7 +222,7 @@ pub fn render(s: &StoreSummary, max_bytes: u64, health: &Health, config: &Config
         "dockhand_print_jobs",
         "gauge",
         "Print jobs kept, by state (queued, sending, uncertain, printed).",
-        ["queued", "sending", "uncertain", "printed"]
+        crate::store::print_jobs::PrintJobState::ALL
             .iter()
             .map(|state| {
                 let n = s.print_job_counts.iter().find(|(k, _)| k == state).map_or(0, |(_, n)| *n);
@@ -275,7 +275,12 @@ pub fn render(s: &StoreSummary, max_bytes: u64, health: &Health, config: &Config
         "1 while the device is connected and answering, 0 otherwise.",
         s.devices
             .iter()
-            .map(|d| (format!("{{device=\"{}\"}}", escape(&d.name)), f64::from(u8::from(d.state == "connected"))))
+            .map(|d| {
+                (
+                    format!("{{device=\"{}\"}}", escape(&d.name)),
+                    f64::from(u8::from(d.state == DeviceCondition::Connected)),
+                )
+            })
             .collect(),
     );
     family(

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::store::running_config::RunningConfig;
-use crate::store::{SinkSummary, StoreSummary};
+use crate::store::{DeviceCondition, SinkSummary, StoreSummary};
 use crate::timestamp::Timestamp;
 use crate::units::{ByteSize, describe_age};
 
@@ -224,7 +224,7 @@ pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp, file: &Config
     }
     // While the daemon is down its devices' states are stale; the daemon itself is the problem.
     let watching = matches!(daemon, DaemonState::Running { .. });
-    for device in store.devices.iter().filter(|d| watching && d.state != "connected") {
+    for device in store.devices.iter().filter(|d| watching && d.state != DeviceCondition::Connected) {
         problems.push(format!(
             "device {} is {}{}",
             device.name,
@@ -233,12 +233,12 @@ pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp, file: &Config
         ));
     }
     let mut waiting: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-    for job in store.print_jobs.iter().filter(|j| j.state == "queued") {
+    for job in store.print_jobs.iter().filter(|j| j.state == crate::store::print_jobs::PrintJobState::Queued) {
         *waiting.entry(job.printer.as_str()).or_default() += 1;
     }
     for (printer, n) in waiting {
         let state = store.devices.iter().find(|d| d.name == printer);
-        if state.is_none_or(|d| d.state != "connected") {
+        if state.is_none_or(|d| d.state != DeviceCondition::Connected) {
             let why = state.map_or("unknown".to_owned(), |d| {
                 format!("{}{}", d.state, d.detail.as_deref().map_or(String::new(), |x| format!(": {x}")))
             });
@@ -411,6 +411,73 @@ fn sink_row(k: &SinkSummary, now: Timestamp) -> [String; 8] {
     ]
 }
 
+/// The one-line STATUS systemd shows (`systemctl status dockhand`): pending per sink, the oldest,
+/// MQTT, devices, alarms — `12 pending (cloud 12, archive 0), oldest 3m12s; MQTT connected`.
+/// `mqtt` is `None` without an MQTT source.
+pub fn systemd_line(s: &StoreSummary, mqtt: Option<bool>, now: Timestamp) -> String {
+    let active: Vec<&SinkSummary> = s.sinks.iter().filter(|k| SinkHealth::of(k) != SinkHealth::Retired).collect();
+    let pending: u64 = active.iter().map(|k| k.pending).sum();
+    let oldest = active.iter().filter_map(|k| k.oldest_pending_at).min();
+    let per_sink: Vec<String> = active
+        .iter()
+        .map(|k| match SinkHealth::of(k) {
+            SinkHealth::Paused => format!("{} PAUSED", k.state.name),
+            SinkHealth::Retrying => format!("{} {} retrying", k.state.name, k.pending),
+            _ => format!("{} {}", k.state.name, k.pending),
+        })
+        .collect();
+    let mut line = format!("{pending} pending ({})", per_sink.join(", "));
+    if let Some(t) = oldest {
+        line.push_str(&format!(", oldest {}", describe_age(t.millis_until(now))));
+    }
+    match mqtt {
+        Some(true) => line.push_str("; MQTT connected"),
+        Some(false) => line.push_str("; MQTT DISCONNECTED"),
+        None => {}
+    }
+    if !s.devices.is_empty() {
+        let down: Vec<&str> =
+            s.devices.iter().filter(|d| d.state != DeviceCondition::Connected).map(|d| d.name.as_str()).collect();
+        let up = s.devices.len() - down.len();
+        if down.is_empty() {
+            line.push_str(&format!("; devices {up}/{} OK", s.devices.len()));
+        } else {
+            line.push_str(&format!("; devices {up}/{} OK, NOT OK: {}", s.devices.len(), down.join(", ")));
+        }
+    }
+    if !s.alarms.is_empty() {
+        line.push_str(&format!("; {} alarm(s)", s.alarms.len()));
+    }
+    line
+}
+
+/// The gateway's retained status message on MQTT (`…/gateway/<id>/status`, contracts.md §2).
+pub fn gateway_status(s: &StoreSummary, gateway: &str, now: Timestamp) -> serde_json::Value {
+    let queue: serde_json::Map<String, serde_json::Value> = s
+        .sinks
+        .iter()
+        .filter(|k| SinkHealth::of(k) != SinkHealth::Retired)
+        .map(|k| {
+            let health = SinkHealth::of(k);
+            (
+                k.state.name.clone(),
+                serde_json::json!({
+                    "pending": k.pending,
+                    "oldest_pending_age_s": k.oldest_pending_at.map(|t| t.millis_until(now) / 1000),
+                    "paused": health == SinkHealth::Paused,
+                    "failing": health.failing(),
+                }),
+            )
+        })
+        .collect();
+    let devices: serde_json::Map<String, serde_json::Value> = s
+        .devices
+        .iter()
+        .map(|d| (d.name.clone(), serde_json::json!({"state": d.state, "detail": d.detail, "since": d.since})))
+        .collect();
+    serde_json::json!({"state": "online", "gateway": gateway, "at": now, "last_seq": s.last_seq, "queue": queue, "devices": devices})
+}
+
 /// The JSON of `status --json`: each thing once, the store's figures under `store`, the daemon's
 /// ids under `daemon`, a sink's `last_error` only while it describes the present.
 #[derive(Serialize)]
@@ -427,7 +494,7 @@ struct StatusJson<'a> {
     /// Jobs not printed yet (queued, sending, uncertain), oldest first.
     print_queue: &'a [crate::store::print_jobs::PrintJobRow],
     /// Every job kept, by state (`printed` included): what `print list` counts.
-    print_jobs_by_state: std::collections::BTreeMap<&'a str, u64>,
+    print_jobs_by_state: std::collections::BTreeMap<&'static str, u64>,
     stations: Vec<StationJson<'a>>,
 }
 
@@ -472,7 +539,7 @@ struct DeadLetterCount<'a> {
 struct DeviceJson<'a> {
     name: &'a str,
     /// The last state the daemon recorded.
-    state: &'a str,
+    state: DeviceCondition,
     detail: Option<&'a str>,
     since: Timestamp,
     /// `false` while the daemon is not running: `state` is then the last one known, not the present.
@@ -542,7 +609,7 @@ impl StatusReport {
                 .iter()
                 .map(|d| DeviceJson {
                     name: &d.name,
-                    state: &d.state,
+                    state: d.state,
                     detail: d.detail.as_deref(),
                     since: d.since,
                     current,
@@ -592,6 +659,23 @@ mod tests {
         assert_eq!(config_text_digest("a = 1\n"), config_text_digest("a = 1\n"));
         assert_ne!(config_text_digest("a = 1\n"), config_text_digest("a = 2\n"));
         assert_eq!(config_text_digest("").len(), 16);
+    }
+
+    #[test]
+    fn the_status_line_names_devices_that_are_not_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = crate::store::Store::open(crate::store::StoreOptions::new(dir.path().join("s.db"))).unwrap();
+        let mut summary = store.reader().unwrap().summary().unwrap();
+        let row = |name: &str, state: &str| crate::store::DeviceRow {
+            name: name.into(),
+            state: DeviceCondition::parse(state),
+            detail: None,
+            since: crate::timestamp::Timestamp::now(),
+        };
+        summary.devices = vec![row("scale-1", "connected"), row("zebra-1", "error"), row("scanner-1", "connected")];
+        let line = systemd_line(&summary, None, Timestamp::now());
+        assert!(line.ends_with("; devices 2/3 OK, NOT OK: zebra-1"), "{line}");
+        store.close();
     }
 
     #[test]

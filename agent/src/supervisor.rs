@@ -327,7 +327,7 @@ async fn report_to_systemd(store: Store, health: Arc<Health>, mut shutdown: crat
             Ok(r) => r
                 .run(|r| r.summary())
                 .await
-                .map(|s| status_line(&s, &health))
+                .map(|s| crate::status::systemd_line(&s, health.mqtt_connected(), crate::timestamp::Timestamp::now()))
                 .unwrap_or_else(|e| format!("Store unreadable: {e}")),
             Err(e) => format!("Store unreadable: {e}"),
         };
@@ -335,66 +335,5 @@ async fn report_to_systemd(store: Store, health: Arc<Health>, mut shutdown: crat
         if !shutdown.sleep(every).await {
             return;
         }
-    }
-}
-
-/// `12 pending (cloud 12, archive 0), oldest 3m12s; MQTT connected` — or what is wrong.
-pub fn status_line(s: &crate::store::StoreSummary, health: &Health) -> String {
-    let now = crate::timestamp::Timestamp::now();
-    let active: Vec<_> = s.sinks.iter().filter(|k| k.state.retired_at.is_none()).collect();
-    let pending: u64 = active.iter().map(|k| k.pending).sum();
-    let oldest = active.iter().filter_map(|k| k.oldest_pending_at).min();
-    let per_sink: Vec<String> = active
-        .iter()
-        .map(|k| match (&k.state.paused, k.state.attempts) {
-            (Some(_), _) => format!("{} PAUSED", k.state.name),
-            (None, a) if a > 0 => format!("{} {} retrying", k.state.name, k.pending),
-            _ => format!("{} {}", k.state.name, k.pending),
-        })
-        .collect();
-    let mut line = format!("{pending} pending ({})", per_sink.join(", "));
-    if let Some(t) = oldest {
-        line.push_str(&format!(", oldest {}", crate::units::describe_age(t.millis_until(now))));
-    }
-    match health.mqtt_connected() {
-        Some(true) => line.push_str("; MQTT connected"),
-        Some(false) => line.push_str("; MQTT DISCONNECTED"),
-        None => {}
-    }
-    if !s.devices.is_empty() {
-        let down: Vec<&str> = s.devices.iter().filter(|d| d.state != "connected").map(|d| d.name.as_str()).collect();
-        let up = s.devices.len() - down.len();
-        if down.is_empty() {
-            line.push_str(&format!("; devices {up}/{} OK", s.devices.len()));
-        } else {
-            line.push_str(&format!("; devices {up}/{} OK, NOT OK: {}", s.devices.len(), down.join(", ")));
-        }
-    }
-    if !s.alarms.is_empty() {
-        line.push_str(&format!("; {} alarm(s)", s.alarms.len()));
-    }
-    line
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::DeviceRow;
-
-    #[test]
-    fn the_status_line_names_devices_that_are_not_ok() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, _) = Store::open(crate::store::StoreOptions::new(dir.path().join("s.db"))).unwrap();
-        let mut summary = store.reader().unwrap().summary().unwrap();
-        let row = |name: &str, state: &str| DeviceRow {
-            name: name.into(),
-            state: state.into(),
-            detail: None,
-            since: crate::timestamp::Timestamp::now(),
-        };
-        summary.devices = vec![row("scale-1", "connected"), row("zebra-1", "error"), row("scanner-1", "connected")];
-        let line = status_line(&summary, &Health::default());
-        assert!(line.ends_with("; devices 2/3 OK, NOT OK: zebra-1"), "{line}");
-        store.close();
     }
 }

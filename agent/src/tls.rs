@@ -34,7 +34,7 @@ impl TlsFiles {
     }
 }
 
-pub use firmware_bridge::tls::{explain, install_crypto_provider};
+pub use firmware_bridge::tls::explain;
 
 /// The rustls client configuration for these files ([`firmware_bridge::tls::client_config`]).
 pub fn client_config(tls: &TlsFiles) -> Result<Arc<rustls::ClientConfig>, String> {

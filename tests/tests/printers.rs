@@ -42,7 +42,7 @@ fn device(site: &Site, name: &str) -> Value {
 
 fn job_state(site: &Site, id: &str) -> Option<String> {
     let reader = dockhand::store::StoreReader::open(&site.store_path()).ok()?;
-    reader.print_job(id).ok()?.map(|(j, _)| j.state)
+    reader.print_job(id).ok()?.map(|(j, _)| j.state.to_string())
 }
 
 struct Rig {

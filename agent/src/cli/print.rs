@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use clap::Subcommand;
 
 use crate::config::Config;
-use crate::store::print_jobs::{NewPrintJob, PrintJobChange};
+use crate::store::print_jobs::{NewPrintJob, PrintJobChange, PrintJobState};
 use crate::store::{Admin, StoreError, StoreReader};
 use crate::timestamp::Timestamp;
 use crate::units::describe_age;
@@ -102,12 +102,12 @@ pub fn test(config: &Config, printer: &str) -> Result<i32, StoreError> {
         let shown = state.map_or("unknown".to_owned(), |d| {
             format!("{}{}", d.state, d.detail.as_deref().map_or(String::new(), |x| format!(" ({x})")))
         });
-        match job.as_ref().map(|j| j.state.as_str()) {
-            Some("printed") => {
+        match job.as_ref().map(|j| j.state) {
+            Some(PrintJobState::Printed) => {
                 println!("✓ sent to {printer} in {:.1} s; printer status: {shown}", started.elapsed().as_secs_f64());
                 return Ok(crate::exit::OK);
             }
-            Some("uncertain") => {
+            Some(PrintJobState::Uncertain) => {
                 println!("✗ sending failed part-way; printer status: {shown}");
                 return Ok(crate::exit::FAILURE);
             }

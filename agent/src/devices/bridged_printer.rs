@@ -53,7 +53,8 @@ impl BridgedPrinter {
         // Jobs left `sending` by a previous run: published again (the bridge dedupes by id).
         let printer = name.clone();
         let mut in_flight: Option<String> = None;
-        let resend: Vec<(String, Vec<u8>)> = reader.run(move |r| r.print_jobs_in(&printer, "sending")).await?;
+        let resend: Vec<(String, Vec<u8>)> =
+            reader.run(move |r| r.print_jobs_in(&printer, crate::store::print_jobs::PrintJobState::Sending)).await?;
         let mut ready = false;
         let mut queue_tick = tokio::time::interval(Duration::from_millis(200));
         let mut heartbeat = tokio::time::interval(Duration::from_secs(5));

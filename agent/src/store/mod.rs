@@ -74,7 +74,7 @@ use tracing::{error, info};
 use uuid::Uuid;
 
 pub use admin::{Admin, DeadLetterRow};
-pub use reader::{AlarmRow, BatchItem, DeviceRow, SinkSummary, StoreReader, StoreSummary};
+pub use reader::{AlarmRow, BatchItem, DeviceCondition, DeviceRow, SinkSummary, StoreReader, StoreSummary};
 pub use recovery::{Damage, VERIFY_AT_OPEN_MAX_BYTES};
 
 use crate::event::Event;

@@ -140,13 +140,54 @@ fn raise_uncertain_alarm(conn: &Connection, id: &str, why: &str, now: i64) -> Re
     Ok(())
 }
 
+/// Where a job is (`print_jobs.state`): waiting, being sent, sent, or cut off part-way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrintJobState {
+    Queued,
+    Sending,
+    Printed,
+    /// The connection dropped while the job was being sent: it may or may not have printed.
+    Uncertain,
+}
+
+impl PrintJobState {
+    pub const ALL: [PrintJobState; 4] =
+        [PrintJobState::Queued, PrintJobState::Sending, PrintJobState::Uncertain, PrintJobState::Printed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrintJobState::Queued => "queued",
+            PrintJobState::Sending => "sending",
+            PrintJobState::Printed => "printed",
+            PrintJobState::Uncertain => "uncertain",
+        }
+    }
+
+    fn parse(text: &str) -> rusqlite::Result<PrintJobState> {
+        PrintJobState::ALL.into_iter().find(|s| s.as_str() == text).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                rusqlite::types::Type::Text,
+                format!("`{text}` is not a print job state").into(),
+            )
+        })
+    }
+}
+
+impl std::fmt::Display for PrintJobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// A job as the queue and `status` see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PrintJobRow {
     pub id: String,
     pub printer: String,
     pub origin: String,
-    pub state: String,
+    pub state: PrintJobState,
     pub reprint_of: Option<String>,
     pub attempts: i64,
     pub last_error: Option<String>,
@@ -163,7 +204,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PrintJobRow> {
         id: r.get(0)?,
         printer: r.get(1)?,
         origin: r.get(2)?,
-        state: r.get(3)?,
+        state: PrintJobState::parse(&r.get::<_, String>(3)?)?,
         reprint_of: r.get(4)?,
         attempts: r.get(5)?,
         last_error: r.get(6)?,
@@ -214,12 +255,12 @@ pub(super) fn recent(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<Pr
 }
 
 /// How many jobs are in each state (`printed` included), by state name.
-pub(super) fn counts(conn: &Connection) -> rusqlite::Result<Vec<(String, u64)>> {
+pub(super) fn counts(conn: &Connection) -> rusqlite::Result<Vec<(PrintJobState, u64)>> {
     if !has_table(conn)? {
         return Ok(Vec::new());
     }
     let mut stmt = conn.prepare("SELECT state, count(*) FROM print_jobs GROUP BY state ORDER BY state")?;
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?.collect()
+    stmt.query_map([], |r| Ok((PrintJobState::parse(&r.get::<_, String>(0)?)?, r.get::<_, i64>(1)? as u64)))?.collect()
 }
 
 pub(super) fn find(conn: &Connection, id: &str) -> rusqlite::Result<Option<(PrintJobRow, Vec<u8>)>> {

@@ -43,12 +43,49 @@ pub struct AlarmRow {
     pub raised_at: Timestamp,
 }
 
+/// A device's last recorded state, as the store keeps it (`devices.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceCondition {
+    Connected,
+    Disconnected,
+    Error,
+    /// Configured, but it has not reported yet.
+    Unknown,
+}
+
+impl DeviceCondition {
+    /// The column's text; anything unexpected reads as `Unknown`.
+    pub fn parse(text: &str) -> DeviceCondition {
+        match text {
+            "connected" => DeviceCondition::Connected,
+            "disconnected" => DeviceCondition::Disconnected,
+            "error" => DeviceCondition::Error,
+            _ => DeviceCondition::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceCondition::Connected => "connected",
+            DeviceCondition::Disconnected => "disconnected",
+            DeviceCondition::Error => "error",
+            DeviceCondition::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceCondition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// A configured device's last known state (from its newest `device_status` event).
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceRow {
     pub name: String,
-    /// `connected`, `disconnected`, `error`, or `unknown` before the device first reported.
-    pub state: String,
+    pub state: DeviceCondition,
     pub detail: Option<String>,
     pub since: Timestamp,
 }
@@ -72,7 +109,7 @@ pub struct StoreSummary {
     /// Print jobs not printed yet (queued, sending, uncertain), oldest first.
     pub print_jobs: Vec<super::print_jobs::PrintJobRow>,
     /// Every print job kept, counted by state (`printed` included).
-    pub print_job_counts: Vec<(String, u64)>,
+    pub print_job_counts: Vec<(super::print_jobs::PrintJobState, u64)>,
     /// Each station's saved state (what it waits for), by name.
     pub stations: Vec<super::station_inputs::SavedStation>,
     /// Scans waiting for each station (a station that falls behind shows here).
@@ -186,8 +223,12 @@ impl StoreReader {
     }
 
     /// Jobs of `printer` in `state`, oldest first: id and bytes.
-    pub fn print_jobs_in(&self, printer: &str, state: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.with(|c| super::print_jobs::in_state(c, printer, state))
+    pub fn print_jobs_in(
+        &self,
+        printer: &str,
+        state: super::print_jobs::PrintJobState,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.with(|c| super::print_jobs::in_state(c, printer, state.as_str()))
     }
 
     /// Print jobs: unprinted ones first, then the most recent printed.
@@ -327,7 +368,11 @@ fn summary_in(c: &Connection, path: PathBuf, file_bytes: u64) -> Result<StoreSum
         dead_letters,
         alarms,
         devices,
-        print_jobs: super::print_jobs::recent(c, 200)?.into_iter().filter(|j| j.state != "printed").rev().collect(),
+        print_jobs: super::print_jobs::recent(c, 200)?
+            .into_iter()
+            .filter(|j| j.state != super::print_jobs::PrintJobState::Printed)
+            .rev()
+            .collect(),
         print_job_counts: super::print_jobs::counts(c)?,
         stations: super::station_inputs::all_saved(c)?,
         station_backlog: super::station_inputs::backlog(c)?,
@@ -347,7 +392,12 @@ fn device_rows(c: &Connection) -> Result<Vec<DeviceRow>, rusqlite::Error> {
     }
     let mut stmt = c.prepare("SELECT name, state, detail, since FROM devices ORDER BY name")?;
     stmt.query_map([], |r| {
-        Ok(DeviceRow { name: r.get(0)?, state: r.get(1)?, detail: r.get(2)?, since: Timestamp::from_millis(r.get(3)?) })
+        Ok(DeviceRow {
+            name: r.get(0)?,
+            state: DeviceCondition::parse(&r.get::<_, String>(1)?),
+            detail: r.get(2)?,
+            since: Timestamp::from_millis(r.get(3)?),
+        })
     })?
     .collect()
 }

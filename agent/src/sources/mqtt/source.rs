@@ -242,30 +242,7 @@ impl MqttSource {
 /// The retained `…/gateway/<id>/status` payload: online, and each sink's queue.
 fn gateway_status(reader: &StoreReader, gateway: &str) -> Result<String, StoreError> {
     let summary = reader.summary()?;
-    let now = Timestamp::now();
-    let queue: serde_json::Map<String, serde_json::Value> = summary
-        .sinks
-        .iter()
-        .filter(|s| s.state.retired_at.is_none())
-        .map(|s| {
-            (
-                s.state.name.clone(),
-                json!({
-                    "pending": s.pending,
-                    "oldest_pending_age_s": s.oldest_pending_at.map(|t| t.millis_until(now) / 1000),
-                    "paused": s.state.paused.is_some(),
-                    "failing": s.state.attempts > 0,
-                }),
-            )
-        })
-        .collect();
-    let devices: serde_json::Map<String, serde_json::Value> = summary
-        .devices
-        .iter()
-        .map(|d| (d.name.clone(), json!({"state": d.state, "detail": d.detail, "since": d.since})))
-        .collect();
-    Ok(json!({"state": "online", "gateway": gateway, "at": now, "last_seq": summary.last_seq, "queue": queue, "devices": devices})
-        .to_string())
+    Ok(crate::status::gateway_status(&summary, gateway, Timestamp::now()).to_string())
 }
 
 /// Publishes each message's reply, then its PUBACK, in arrival order. One task sends everything so
