@@ -88,11 +88,12 @@ async fn respond(path: &str, reader: &StoreReader, context: &Context) -> hyper::
             .body(Full::new(Bytes::from(body)))
             .unwrap_or_default()
     };
-    // The daemon answering is running by definition; only the file on disk can differ.
-    let file = ConfigFile::digest_of(&context.config_file);
+    // The daemon answering is running by definition; only the file on disk can differ. The file
+    // is read on the blocking pool with the store, never on the runtime's threads.
+    let config_file = context.config_file.clone();
     match path {
-        "/metrics" => match reader.run(|r| r.summary()).await {
-            Ok(s) => {
+        "/metrics" => match reader.run(move |r| Ok((r.summary()?, ConfigFile::digest_of(&config_file)))).await {
+            Ok((s, file)) => {
                 let config = config_state(s.running_config.as_ref(), true, &file);
                 let text = render(&s, context.max_bytes, &context.health, &config, Timestamp::now());
                 reply(200, "text/plain; version=0.0.4", text)
@@ -108,7 +109,10 @@ async fn respond(path: &str, reader: &StoreReader, context: &Context) -> hyper::
                     Err(e) => problems.push(format!("store unreadable: {e}")),
                 }
             }
-            let running = reader.run(|r| r.running_config()).await.ok().flatten();
+            let (running, file) = reader
+                .run(move |r| Ok((r.running_config()?, ConfigFile::digest_of(&config_file))))
+                .await
+                .unwrap_or_default();
             let warnings: Vec<String> = config_state(running.as_ref(), true, &file).problem().into_iter().collect();
             let mut body = serde_json::json!({"status": if problems.is_empty() { "ok" } else { "failing" }});
             if !problems.is_empty() {
