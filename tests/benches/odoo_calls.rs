@@ -28,20 +28,9 @@ fn run(max_events: usize, bad: bool) -> (usize, u64) {
     odoo.archive(archived);
     let _ = consumable;
     let site = Site::new(EXE);
-    std::fs::write(site.path("odoo.key"), KEY).unwrap();
-    site.write_config(&format!(
-        r#"
-[[sink]]
-name = "odoo"
-type = "odoo"
-url = "{}"
-database = "wh"
-login = "bench@example.com"
-api_key_file = "odoo.key"
-calls_per_second = 100000.0
-batch = {{ max_events = {max_events}, linger = "0ms" }}
-"#,
-        odoo.url()
+    site.write_config(&odoo.sink_table(
+        &site.path(""),
+        &format!("calls_per_second = 100000.0\nbatch = {{ max_events = {max_events}, linger = \"0ms\" }}"),
     ));
     let barcode = |i: u64| match i % 20 {
         // One count in twenty is bad: 25 of 500.

@@ -295,6 +295,18 @@ impl FakeOdoo {
         format!("{}://{}", if self.https { "https" } else { "http" }, self.addr)
     }
 
+    /// The `[[sink]]` table that points dockhand at this Odoo (sink `odoo`, its database, user
+    /// and URL), with the API key written to `odoo.key` in `dir`, the config file's folder.
+    /// `extra` is appended to the table: `batch`, `retry`, `calls_per_second`, `tls`…
+    pub fn sink_table(&self, dir: &std::path::Path, extra: &str) -> String {
+        let (database, login, key) = self.with(|db| (db.database.clone(), db.login.clone(), db.key.clone()));
+        std::fs::write(dir.join("odoo.key"), key).unwrap();
+        format!(
+            "[[sink]]\nname = \"odoo\"\ntype = \"odoo\"\nurl = \"{}\"\ndatabase = \"{database}\"\nlogin = \"{login}\"\napi_key_file = \"odoo.key\"\n{extra}\n",
+            self.url()
+        )
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut Db) -> T) -> T {
         f(&mut self.db.lock().unwrap())
     }

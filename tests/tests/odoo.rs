@@ -17,22 +17,13 @@ const KEY: &str = "0123456789abcdef0123456789abcdef01234567";
 
 fn site_for(odoo: &FakeOdoo, extra: &str) -> Site {
     let site = Site::new(EXE);
-    std::fs::write(site.path("odoo.key"), KEY).unwrap();
-    site.write_config(&format!(
-        r#"
-[[sink]]
-name = "odoo"
-type = "odoo"
-url = "{}"
-database = "wh"
-login = "dockhand@example.com"
-api_key_file = "odoo.key"
-calls_per_second = 1000.0
-batch = {{ max_events = 200, linger = "0ms" }}
-retry = {{ initial = "100ms", max = "500ms", paused_interval = "1s" }}
-{extra}
-"#,
-        odoo.url()
+    site.write_config(&odoo.sink_table(
+        &site.path(""),
+        &format!(
+            "calls_per_second = 1000.0\n\
+             batch = {{ max_events = 200, linger = \"0ms\" }}\n\
+             retry = {{ initial = \"100ms\", max = \"500ms\", paused_interval = \"1s\" }}\n{extra}"
+        ),
     ));
     site
 }
@@ -270,8 +261,9 @@ fn a_refused_api_key_pauses_the_sink_and_a_reload_with_the_new_key_resumes() {
     for version in [17, 19] {
         let odoo = FakeOdoo::start(version, "wh", "dockhand@example.com", KEY);
         let pen = odoo.add_product("4006381333931", "PEN-BLUE", "none");
-        odoo.set_key("rotated-key-0000000000000000000000000000");
         let site = site_for(&odoo, "");
+        // Odoo's key was rotated; the gateway still has the old one.
+        odoo.set_key("rotated-key-0000000000000000000000000000");
         append_events(&site.store_path(), vec![count("4006381333931", "4")]);
         let daemon = site.start();
         wait_until(Duration::from_secs(15), "the sink paused", || {

@@ -164,10 +164,15 @@ struct Ports<'a> {
     scale: &'a Path,
 }
 
-fn config(site: &Site, store: &Path, broker: u16, ports: Ports, receiver: &str, pki: &TestPki, odoo: &str) {
+fn config(site: &Site, store: &Path, broker: u16, ports: Ports, receiver: &str, pki: &TestPki, odoo: &FakeOdoo) {
     std::fs::write(site.path("token"), "soak-token\n").unwrap();
     std::fs::write(site.path("signing.key"), "soak-signing\n").unwrap();
-    std::fs::write(site.path("odoo.key"), KEY).unwrap();
+    let odoo_sink = odoo.sink_table(
+        &site.path(""),
+        r#"calls_per_second = 200.0
+batch = { max_events = 100, linger = "100ms" }
+retry = { initial = "200ms", max = "2s", paused_interval = "2s" }"#,
+    );
     let text = format!(
         r#"[gateway]
 id = "soak-gw"
@@ -208,17 +213,7 @@ request_timeout = "2s"
 batch = {{ max_events = 200, linger = "50ms" }}
 retry = {{ initial = "200ms", max = "2s" }}
 
-[[sink]]
-name = "odoo"
-type = "odoo"
-url = "{odoo}"
-database = "wh"
-login = "dockhand@example.com"
-api_key_file = "odoo.key"
-calls_per_second = 200.0
-batch = {{ max_events = 100, linger = "100ms" }}
-retry = {{ initial = "200ms", max = "2s", paused_interval = "2s" }}
-"#,
+{odoo_sink}"#,
         store = store.display(),
         scanner = ports.scanner.display(),
         scale = ports.scale.display(),
@@ -263,7 +258,7 @@ fn soak_under_a_fault_schedule_keeps_every_acknowledged_event() {
     let scale = Arc::new(SimulatedScale::mt_sics(&scale_port));
     let scanner_path = scanner.lock().unwrap().path.clone();
     let ports = Ports { scanner: &scanner_path, scale: &scale_port.path };
-    config(&site, &store, broker.port, ports, &receiver.url(), &pki, &odoo.url());
+    config(&site, &store, broker.port, ports, &receiver.url(), &pki, &odoo);
 
     let mut log = String::new();
     let mut daemon = site.start();
