@@ -29,34 +29,57 @@ pub fn new_event_id() -> EventId {
     Uuid::now_v7()
 }
 
+/// How an event reached dockhand: the `source.transport` value, in lowercase (`"mqtt"`, `"serial"`…).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
+    /// `mqtt`: a handheld's MQTT message, or a device attached through a firmware-bridge (which talks MQTT).
     Mqtt,
+    /// `serial`: a device on one of the gateway's own serial ports.
     Serial,
+    /// `tcp`: a device the gateway reaches over TCP (a networked scale, scanner or printer).
     Tcp,
+    /// `station`: made by a station from its devices' input; `source.station` names the station.
     Station,
+    /// `internal`: made by dockhand itself rather than received (e.g. the sample events of `dockhand bench`).
     Internal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where an event came from (the envelope's `source` object).
 pub struct Source {
+    /// How it reached dockhand (`"mqtt"`, `"serial"`, `"tcp"`, `"station"`, `"internal"`).
     pub transport: Transport,
+    /// The device it came from: the `<device>` level of a handheld's MQTT topic, the configured device
+    /// name, or the scanner of the station that made it.
     pub device: String,
+    /// The station whose cycle made the event; `null` (the key is always present) for any other event.
     pub station: Option<String>,
 }
 
 /// An event before the store has given it a place (`seq`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
+    /// The idempotency key: the UUID a handheld (or firmware-bridge) sent with it, else a UUIDv7 from
+    /// dockhand. It stays the same across retries and replays; receivers dedup by it.
     pub id: EventId,
+    /// The id of the gateway that stored the event (`[gateway] id`, e.g. `wh1-gw01`).
     pub gateway: String,
+    /// The site (warehouse) code of that gateway (`[gateway] site`, e.g. `WH1`).
     pub site: String,
+    /// Where the event came from.
     pub source: Source,
+    /// The ordering key: the device name, or the station name for a station's events.
     pub partition: String,
+    /// When it happened, RFC 3339 UTC with milliseconds: a handheld's `ts` or a firmware-bridge's clock
+    /// when given (any offset is converted to UTC), else the time dockhand got it.
     pub occurred_at: Timestamp,
+    /// When dockhand got it (for a station's event, when the station made it), RFC 3339 UTC with milliseconds.
     pub received_at: Timestamp,
+    /// Shared by every event of one station cycle (a UUID per cycle); `null` (the key is always present)
+    /// for events not made by a station.
     pub correlation_id: Option<String>,
+    /// The payload of the event's `kind` (which the envelope derives from it).
     pub payload: Payload,
 }
 
@@ -152,7 +175,9 @@ struct EnvelopeRef<'a> {
 /// A stored event read back and parsed (for sinks that need the fields, and for tools).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
+    /// The event's place in this gateway's store: starts at 1, strictly increasing, never reused.
     pub seq: u64,
+    /// The event itself; parsing checked `schema` and validated its payload against `kind`.
     pub event: Event,
 }
 

@@ -13,12 +13,19 @@ use super::error::FieldError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
+    /// `scan`: a barcode read, as the scanner sent it and as dockhand could interpret it.
     Scan,
+    /// `weight`: a scale reading.
     Weight,
+    /// `count`: an inventory count of one product at one location.
     Count,
+    /// `pick`: quantities picked for a transfer, which it may also validate.
     Pick,
+    /// `receipt`: quantities received for an incoming transfer, which it may also validate.
     Receipt,
+    /// `pack`: a parcel of a transfer weighed (and optionally labelled).
     Pack,
+    /// `device_status`: a device connected, disconnected or in error.
     DeviceStatus,
 }
 
@@ -88,8 +95,11 @@ impl<'de> Deserialize<'de> for Date {
 /// A product, by barcode or by internal reference. A bare string is taken as a barcode.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct ProductRef {
+    /// The product's barcode (e.g. an EAN-13). Exactly one of `barcode` and `default_code` must be
+    /// non-blank; the other is omitted (or blank).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub barcode: Option<String>,
+    /// The product's internal reference (Odoo's `default_code`), when it is named that way instead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_code: Option<String>,
 }
@@ -119,85 +129,123 @@ impl<'de> Deserialize<'de> for ProductRef {
 /// The one weight unit type, shared with the device codecs.
 pub use firmware_bridge::WeightUnit;
 
+/// A quantity carried in the scanned data with its unit (the scan's `parsed.net_weight`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Measure {
+    /// Decimal string with the digits the data encodes (`"1.250"`).
     pub value: Decimal,
+    /// `kg`, `lb` or `oz` from the GS1 AI family (310n, 320n, 357n); free text, not checked on input.
     pub unit: String,
 }
 
+/// The fields a warehouse flow needs, read from the scanned data (the scan's `parsed` object).
+/// Each is omitted when the data does not carry it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScanParsed {
+    /// GTIN-14: AI 01, or an EAN/UPC/ITF-14 left-padded to 14 digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtin: Option<String>,
+    /// SSCC of a logistic unit (AI 00), 18 digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sscc: Option<String>,
+    /// Batch or lot number (AI 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lot: Option<String>,
+    /// Serial number (AI 21).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
+    /// Expiry date (AI 17), `YYYY-MM-DD`; must be a real calendar date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<Date>,
+    /// Best-before date (AI 15), `YYYY-MM-DD`; must be a real calendar date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_before: Option<Date>,
+    /// Net weight with its unit (AI 310n in kg, 320n in lb, 357n in oz).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_weight: Option<Measure>,
+    /// Count of items (AI 30, else AI 37) as a decimal string; never negative.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<Quantity>,
 }
 
+/// The `scan` payload: one barcode read.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScanPayload {
+    /// The scan as received, AIM prefix included (`"]C10109501101530003"`).
     pub raw: String,
     /// The exact bytes in hex when they are not valid UTF-8 (`raw` is then a lossy rendering).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_hex: Option<String>,
+    /// The AIM symbology identifier the scanner prefixed (`"]C1"`); omitted when the scan had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aim: Option<String>,
+    /// The symbology by name (`"gs1-128"`, `"ean-13"`, `"qr"`…); omitted when not known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub symbology: Option<String>,
+    /// GS1 application identifier → value as scanned (`{"01": "09501101530003", "17": "271231"}`),
+    /// when the data is a GS1 element string or Digital Link; omitted otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gs1: Option<BTreeMap<String, String>>,
+    /// What dockhand read from the data (GTIN, lot, dates…); omitted when it recognised nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parsed: Option<ScanParsed>,
 }
 
+/// The `weight` payload: one scale reading.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeightPayload {
+    /// The weight as a decimal string (`"12.345"`, trailing zeros kept as the scale's resolution); may be negative.
     pub value: Decimal,
+    /// The unit of `value`, `tare` and `gross`: `kg`, `g`, `lb`, `oz` or `t`.
     pub unit: WeightUnit,
+    /// `false` while the scale reports motion.
     pub stable: bool,
+    /// `true` when `value` is a net weight, `false` when gross; omitted when the scale does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net: Option<bool>,
+    /// The tare as a decimal string; omitted when the scale does not send it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tare: Option<Decimal>,
+    /// The gross weight as a decimal string (a gross reading, or net + tare); omitted when not known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gross: Option<Decimal>,
 }
 
+/// The `count` payload: how much of a product a location holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CountPayload {
+    /// The product counted: `{"barcode": …}` or `{"default_code": …}` (a bare string is a barcode).
     pub product: ProductRef,
+    /// The location counted, by barcode or full name (`WH/Stock/A1`); must not be blank.
     pub location: Text,
+    /// The quantity found there, an absolute count (not a change) as a decimal string; never negative.
     pub quantity: Quantity,
+    /// The lot or serial number counted; omitted for a product without lots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lot: Option<String>,
+    /// The package (name or SSCC) the counted stock is in; omitted when loose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
+    /// The unit of measure `quantity` is in, as the handheld names it; passed on as is (nothing is converted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uom: Option<String>,
+    /// Who counted, as the handheld names them; free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
 }
 
+/// What happens to the rest of a transfer validated with less than its demand (a pick's `backorder`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backorder {
+    /// `create`: a backorder is made for what was not picked.
     Create,
+    /// `none`: the transfer is closed without a backorder.
     None,
 }
 
@@ -216,78 +264,117 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lines<T> {
     }
 }
 
+/// One line of a `pick`: a product and how much of it was picked.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PickLine {
+    /// The product picked: `{"barcode": …}` or `{"default_code": …}` (a bare string is a barcode).
     pub product: ProductRef,
+    /// The quantity picked, absolute (not added to what the line had), as a decimal string; never negative.
     pub quantity: Quantity,
+    /// The lot picked from; omitted for a product without lots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lot: Option<String>,
+    /// The serial number picked; the Odoo sink takes it as the lot name when `lot` is omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
 }
 
+/// The `pick` payload: what was picked for a transfer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PickPayload {
+    /// The transfer's name (`WH/OUT/00042`); must not be blank.
     pub picking: Text,
+    /// The lines picked; at least one.
     pub lines: Lines<PickLine>,
+    /// `true` to validate the transfer once the lines are set; omitted or `false` only records them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete: Option<bool>,
+    /// What becomes of the rest when `complete` validates the transfer short: `"create"` or `"none"`;
+    /// omitted, the Odoo sink's own `backorder` setting decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backorder: Option<Backorder>,
+    /// The shipping weight of the transfer as a decimal string; no unit travels with it (Odoo takes it in
+    /// its weight unit). Omitted when not weighed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<Decimal>,
+    /// Who picked, as the handheld names them; free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
 }
 
+/// One line of a `receipt`: a product and how much of it arrived.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptLine {
+    /// The product received: `{"barcode": …}` or `{"default_code": …}` (a bare string is a barcode).
     pub product: ProductRef,
+    /// The quantity received, absolute (not added to what the line had), as a decimal string; never negative.
     pub quantity: Quantity,
+    /// The lot received, new or existing; omitted for a product without lots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lot: Option<String>,
+    /// The expiry date of `lot`, `YYYY-MM-DD` (a real calendar date); the Odoo sink sets it on a lot it creates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<Date>,
 }
 
+/// The `receipt` payload: what arrived for an incoming transfer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptPayload {
+    /// The transfer's name (`WH/IN/00007`); must not be blank.
     pub picking: Text,
+    /// The lines received; at least one.
     pub lines: Lines<ReceiptLine>,
+    /// `true` to validate the transfer once the lines are set; omitted or `false` only records them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete: Option<bool>,
+    /// Who received, as the handheld names them; free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
 }
 
+/// The `pack` payload: a parcel of a transfer, weighed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackPayload {
+    /// The transfer's name (`WH/OUT/00042`); must not be blank.
     pub picking: Text,
+    /// The package weighed, by SSCC or name; omitted when the weight is the transfer's alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package: Option<String>,
+    /// The weight as a decimal string (`"2.480"`); no unit travels with it: stations send kg, and Odoo
+    /// takes it in its weight unit.
     pub weight: Decimal,
+    /// Whether a parcel label goes with it (a pack station sets `true` when it queues one); omitted when
+    /// not known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_printed: Option<bool>,
 }
 
+/// A device's state in a `device_status` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceState {
+    /// `connected`: the device is reachable and working.
     Connected,
+    /// `disconnected`: the port or connection is gone (unplugged, refused, closed).
     Disconnected,
+    /// `error`: the link is up but the device does not answer, or it reports a fault (a printer out of paper).
     Error,
 }
 
+/// The `device_status` payload: a device's state changed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceStatusPayload {
+    /// The device whose state changed, by name (dockhand's own devices: as configured); must not be blank.
     pub device: Text,
+    /// `connected`, `disconnected` or `error`.
     pub state: DeviceState,
+    /// Why, in plain words (the port's error, the printer's problems, `ready`); omitted when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -296,12 +383,19 @@ pub struct DeviceStatusPayload {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(untagged)]
 pub enum Payload {
+    /// The payload of a `scan` event.
     Scan(ScanPayload),
+    /// The payload of a `weight` event.
     Weight(WeightPayload),
+    /// The payload of a `count` event.
     Count(CountPayload),
+    /// The payload of a `pick` event.
     Pick(PickPayload),
+    /// The payload of a `receipt` event.
     Receipt(ReceiptPayload),
+    /// The payload of a `pack` event.
     Pack(PackPayload),
+    /// The payload of a `device_status` event.
     DeviceStatus(DeviceStatusPayload),
 }
 
