@@ -81,7 +81,7 @@ fn tangled(edges: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<String> {
 #[test]
 fn leaves_import_nothing_of_the_crate_and_the_store_no_feature() {
     let edges = imports();
-    for leaf in ["units", "timestamp", "exit", "counters", "secrets", "shutdown", "systemd", "telemetry"] {
+    for leaf in ["units", "timestamp", "exit", "counters", "backoff", "secrets", "shutdown", "systemd", "telemetry"] {
         assert_eq!(edges.get(leaf).cloned().unwrap_or_default(), BTreeSet::new(), "{leaf} must be a leaf");
     }
     let store = edges.get("store").cloned().unwrap_or_default();

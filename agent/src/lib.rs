@@ -17,7 +17,8 @@
 //!   dead-lettered, retried, paused), learns the receiver's size limit, probes while backing off.
 //! - [`sinks`]: what a delivery is for each destination (`file`, `http`, `odoo`).
 //! - [`supervisor`]: `dockhand run`: builds all of the above from [`config`] (which composes
-//!   each feature's own config type and validates the whole), handles signals and reloads.
+//!   each feature's own config type and validates the whole), handles signals and reloads; a
+//!   task that cannot go on ends with a [`task`] error, which stops the daemon.
 //! - [`status`]: the one read model of the store summary (verdict, problems, config state, sink,
 //!   device and print-job states) that `dockhand status`, its JSON, the systemd STATUS line, the
 //!   retained MQTT status, [`metrics`] and [`health`] render.
@@ -27,10 +28,12 @@
 //! hints), [`tls`] (rustls client set-up), [`timestamp`] (RFC 3339 ms UTC), [`units`] (values as
 //! written in the config), [`shutdown`] (stop signals and task heartbeats), [`telemetry`] (logs),
 //! [`secrets`] (secret files), [`systemd`] (sd_notify), [`exit`] (exit codes), `counters`
-//! (process-wide counters for `/metrics`).
+//! (process-wide counters for `/metrics`), [`backoff`] (the full-jitter delays of every retry and
+//! reconnect).
 
 #[cfg(test)]
 mod architecture_tests;
+pub(crate) mod backoff;
 pub(crate) mod bench;
 pub mod cli;
 pub mod config;
@@ -53,6 +56,7 @@ pub(crate) mod status;
 pub mod store;
 pub(crate) mod supervisor;
 pub(crate) mod systemd;
+pub(crate) mod task;
 pub(crate) mod telemetry;
 pub mod timestamp;
 pub(crate) mod tls;

@@ -22,6 +22,7 @@ use crate::sinks::SinkConfig;
 use crate::sources::mqtt::MqttSource;
 use crate::store::running_config::ConfigChange;
 use crate::store::{Store, StoreError};
+use crate::task::TaskError;
 
 /// How long a clean stop may take before the remaining tasks are abandoned (their work is
 /// redone after the restart; nothing acknowledged is lost).
@@ -31,6 +32,9 @@ const STOP_DEADLINE: Duration = Duration::from_secs(15);
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A task that ended on a setup error or a crash (a store error is [`RunError::Store`]).
+    #[error("task {task}: {error}")]
+    Task { task: String, error: TaskError },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
 }
@@ -48,7 +52,7 @@ struct Task {
     /// The plan's settings as text; equal text means nothing to restart.
     fingerprint: String,
     switch: ShutdownSwitch,
-    handle: JoinHandle<Result<(), StoreError>>,
+    handle: JoinHandle<Result<(), TaskError>>,
 }
 
 /// The running sources and sinks, by name (`sink cloud`, `mqtt`, `simulate`).
@@ -183,10 +187,10 @@ impl Pipeline {
     }
 
     /// A task that has ended on its own, with its result.
-    async fn take_finished(&mut self) -> Option<(String, Result<(), StoreError>)> {
+    async fn take_finished(&mut self) -> Option<(String, Result<(), TaskError>)> {
         let name = self.tasks.iter().find(|(_, t)| t.handle.is_finished()).map(|(n, _)| n.clone())?;
         let task = self.tasks.remove(&name)?;
-        let result = task.handle.await.unwrap_or_else(|e| Err(StoreError::Setup(format!("the task failed: {e}"))));
+        let result = task.handle.await.unwrap_or_else(|e| Err(TaskError::Crashed(e.to_string())));
         Some((name, result))
     }
 
@@ -293,9 +297,13 @@ pub async fn run(mut config: Config) -> Result<(), RunError> {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {
                 if let Some((name, result)) = pipeline.take_finished().await {
                     match result {
-                        Err(e) => {
+                        Err(TaskError::Store(e)) => {
                             error!(task = %name, error = %e, "A task stopped on a store error; dockhand is stopping.");
                             break Err(RunError::Store(e));
+                        }
+                        Err(error) => {
+                            error!(task = %name, %error, "A task cannot go on; dockhand is stopping.");
+                            break Err(RunError::Task { task: name, error });
                         }
                         Ok(()) => info!(task = %name, "A task finished."),
                     }

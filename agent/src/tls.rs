@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::units::ConfigIssue;
 use serde::Deserialize;
 
 /// `tls = { ca_file = "...", client_cert_file = "...", client_key_file = "..." }`
@@ -26,9 +27,9 @@ impl TlsFiles {
         }
     }
 
-    pub(crate) fn validate(&self, key: &str) -> Result<(), (String, String)> {
+    pub(crate) fn validate(&self, key: &str) -> Result<(), ConfigIssue> {
         if self.client_cert_file.is_some() != self.client_key_file.is_some() {
-            return Err((key.into(), "set both client_cert_file and client_key_file, or neither".into()));
+            return Err(ConfigIssue::new(key, "set both client_cert_file and client_key_file, or neither"));
         }
         Ok(())
     }

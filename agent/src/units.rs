@@ -1,7 +1,9 @@
 //! Values as field technicians write them in the config file: durations (`"250ms"`, `"30s"`,
 //! `"7d"`), byte sizes (`"512MiB"`, `"2GB"`, or a plain integer of bytes), names (what is safe in
 //! a topic, a file name and a log line) and relative paths. They are written by hand, so the errors
-//! say what was expected. A leaf: every feature's config type uses it, it uses nothing of the crate.
+//! say what was expected. [`ConfigIssue`] is what every section's validation answers with, and
+//! [`serde_error_key`] the one place that turns a serde error's path into the key to name.
+//! A leaf: every feature's config type uses it, it uses nothing of the crate.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,64 @@ pub fn is_identifier(s: &str) -> bool {
 /// Relative paths in the config are relative to the config file, wherever the daemon runs from.
 pub fn resolve(base: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
+}
+
+/// A problem with one key of a config section, in words a technician can act on. A section
+/// names the key inside itself (`batch.max_events`); `config` puts the section in front
+/// (`sink[2].batch.max_events`) and finds the line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Dotted path of the key inside the section; empty for the section as a whole.
+    pub key: String,
+    /// What is wrong and what to write instead.
+    pub message: String,
+}
+
+impl ConfigIssue {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+
+    /// The same issue seen from the enclosing section: `within("sink[2]")` turns `name` into
+    /// `sink[2].name` (and an issue of the whole section into `sink[2]`).
+    pub fn within(self, section: &str) -> Self {
+        let key = if self.key.is_empty() { section.to_string() } else { format!("{section}.{}", self.key) };
+        Self { key, message: self.message }
+    }
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.key, self.message) }
+    }
+}
+
+/// What a serde error said about the key it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SerdeProblem {
+    /// A required key is absent.
+    Missing,
+    /// A key the type does not have (often a typo).
+    Unknown,
+    /// A value of the wrong type or out of range.
+    Value,
+}
+
+/// The key a serde error is about, from `serde_path_to_error`'s path and the error's message.
+/// serde reports a missing field at its parent, and puts an unknown key in the path or not
+/// depending on the format; either way the answer names the key itself (`batch.max_events`).
+pub fn serde_error_key(path: &str, message: &str) -> (String, SerdeProblem) {
+    let path = if path == "." { "" } else { path };
+    let join = |name: &str| if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+    if let Some(name) = message.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+        return (join(name), SerdeProblem::Missing);
+    }
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        let key = if path == name || path.ends_with(&format!(".{name}")) { path.to_string() } else { join(name) };
+        return (key, SerdeProblem::Unknown);
+    }
+    (path.to_string(), SerdeProblem::Value)
 }
 
 /// A duration written as a number and a unit: `ms`, `s`, `m`, `h`, `d` (e.g. `"1h30m"`).
@@ -186,6 +246,35 @@ impl Serialize for ByteSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_serde_error_names_the_key_itself() {
+        // serde reports a missing key at its parent.
+        assert_eq!(
+            serde_error_key("batch", "missing field `max_events`"),
+            ("batch.max_events".into(), SerdeProblem::Missing)
+        );
+        assert_eq!(serde_error_key(".", "missing field `url`"), ("url".into(), SerdeProblem::Missing));
+        // An unknown key may or may not already be in the path.
+        let unknown = "unknown field `urll`, expected one of `url`, `name`";
+        assert_eq!(serde_error_key("urll", unknown), ("urll".into(), SerdeProblem::Unknown));
+        assert_eq!(serde_error_key("retry.urll", unknown), ("retry.urll".into(), SerdeProblem::Unknown));
+        assert_eq!(serde_error_key("retry", unknown), ("retry.urll".into(), SerdeProblem::Unknown));
+        assert_eq!(
+            serde_error_key("lines[0].quantity", "invalid type: integer"),
+            ("lines[0].quantity".into(), SerdeProblem::Value)
+        );
+    }
+
+    #[test]
+    fn an_issue_seen_from_its_section_carries_the_section_in_its_key() {
+        assert_eq!(ConfigIssue::new("name", "bad").within("sink[2]").key, "sink[2].name");
+        assert_eq!(ConfigIssue::new("", "bad").within("sink[2]").key, "sink[2]");
+        assert_eq!(
+            ConfigIssue::new("retry", "needs 0 < initial <= max").to_string(),
+            "retry: needs 0 < initial <= max"
+        );
+    }
 
     #[test]
     fn durations() {

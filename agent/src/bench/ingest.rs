@@ -11,6 +11,9 @@
 //!    message when dockhand's `ack` answer arrives, i.e. after the event is durable, and each
 //!    variant is compared with the relay doing the same MQTT work.
 //! 4. **Latency**: at a steady 1 000 messages/s, the time from publish to the `ack` answer.
+//!
+//! The load generators, the ceiling's subscriber and the relays are plain rumqttc clients on
+//! purpose, not [`crate::mqtt`]'s: the reference must not share dockhand's code path.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -217,7 +220,10 @@ fn client(port: u16, id: &str) -> (AsyncClient, rumqttc::EventLoop) {
     o.set_keep_alive(Duration::from_secs(30));
     o.set_inflight(1000);
     let (c, mut events) = AsyncClient::new(o, 10_000);
-    crate::mqtt::no_delay(&mut events);
+    // TCP_NODELAY, as crate::mqtt::connect sets it for dockhand's own connections.
+    let mut network = events.network_options();
+    network.set_tcp_nodelay(true);
+    events.set_network_options(network);
     (c, events)
 }
 

@@ -35,8 +35,8 @@ pub(crate) fn check_config(path: &std::path::Path, connect: bool) -> i32 {
         config.devices.len()
     );
     for (i, device) in config.devices.iter().enumerate() {
-        for (key, advice) in device.warnings() {
-            println!("! device[{i}].{key} ({}): {advice}", device.name);
+        for warning in device.warnings() {
+            println!("! device[{i}].{} ({}): {}", warning.key, device.name, warning.message);
         }
     }
     if !connect {
@@ -60,29 +60,14 @@ pub(crate) fn check_config(path: &std::path::Path, connect: bool) -> i32 {
         };
         check(probe, what);
     }
+    let writable = |path: &Path| writer.can_create_or_append(path);
     for sink in &config.sinks {
-        match sink {
-            crate::sinks::SinkConfig::File(c) => check(
-                writer.can_create_or_append(&c.path).map(|how| format!("{}: {how}", c.path.display())),
-                format!("sink {} (file)", c.name),
-            ),
-            crate::sinks::SinkConfig::Http(c) => {
-                let sink = crate::sinks::http::HttpSink::new((**c).clone(), &config.gateway.id);
-                let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt.block_on(sink.check()),
-                    Err(e) => Err(e.to_string()),
-                };
-                check(result, format!("sink {} (http)", c.name));
-            }
-            crate::sinks::SinkConfig::Odoo(c) => {
-                let mut sink = crate::sinks::odoo::OdooSink::new((**c).clone(), &config.gateway.id);
-                let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(rt) => rt.block_on(sink.check()),
-                    Err(e) => Err(e.to_string()),
-                };
-                check(result, format!("sink {} (odoo)", c.name));
-            }
-        }
+        let mut built = crate::sinks::Sink::build(sink, &config.gateway.id);
+        let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(built.check(&writable)),
+            Err(e) => Err(e.to_string()),
+        };
+        check(result, format!("sink {} ({})", sink.name(), sink.type_name()));
     }
     for (what, result) in devices::check_all(&config) {
         check(result, what);

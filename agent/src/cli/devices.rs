@@ -58,10 +58,10 @@ pub fn list(config: Option<&Config>) -> i32 {
 
 /// Opens the device once; a polled scale is asked for a weight. Blocking (a few seconds at most).
 pub fn probe(device: &DeviceConfig) -> Result<String, String> {
-    let Some(transport) = device.transport().map_err(|(k, m)| format!("{k}: {m}"))? else {
+    let Some(transport) = device.transport().map_err(|issue| issue.to_string())? else {
         return Ok("behind a firmware-bridge; its state shows in `dockhand status` once the daemon runs".into());
     };
-    let spec = device.spec().map_err(|(k, m)| format!("{k}: {m}"))?;
+    let spec = device.spec().map_err(|issue| issue.to_string())?;
     let mut decoder = spec.decoder()?;
     let mut port = transport.open().map_err(|e| {
         if e.contains("busy") || e.contains("Resource temporarily unavailable") {

@@ -5,6 +5,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use crate::units::ConfigIssue;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -44,6 +45,11 @@ impl ConfigError {
     pub fn at_key(file: &Path, text: &str, key: &str, message: impl Into<String>) -> Self {
         let span = DeTable::parse(text).ok().and_then(|doc| span_of(doc.get_ref(), key));
         Self::at_span(file, text, span, key, message)
+    }
+
+    /// A section's [`ConfigIssue`], located in the file.
+    pub(crate) fn from_issue(file: &Path, text: &str, issue: ConfigIssue) -> Self {
+        Self::at_key(file, text, &issue.key, issue.message)
     }
 }
 

@@ -20,7 +20,7 @@ use crate::mqtt::{BrokerConfig, MqttConfig};
 use crate::simulate::SimulateConfig;
 use crate::sinks::SinkConfig;
 use crate::telemetry::LogConfig;
-use crate::units::{ByteSize, HumanDuration};
+use crate::units::{ByteSize, ConfigIssue, HumanDuration};
 
 pub const DEFAULT_PATH: &str = "/etc/dockhand/dockhand.toml";
 
@@ -143,11 +143,8 @@ impl Config {
         let base = file.parent().unwrap_or(Path::new(".")).to_path_buf();
         let mut sinks = Vec::with_capacity(raw.sink.len());
         for (i, value) in raw.sink.into_iter().enumerate() {
-            let prefix = format!("sink[{i}]");
-            let sink = SinkConfig::from_toml(value, &base).map_err(|(path, msg)| {
-                let key = if path.is_empty() { prefix.clone() } else { format!("{prefix}.{path}") };
-                ConfigError::at_key(file, text, &key, msg)
-            })?;
+            let sink = SinkConfig::from_toml(value, &base)
+                .map_err(|issue| ConfigError::from_issue(file, text, issue.within(&format!("sink[{i}]"))))?;
             sinks.push(sink);
         }
         let mut store = raw.store;
@@ -164,7 +161,7 @@ impl Config {
         for (i, label) in labels.iter_mut().enumerate() {
             label
                 .load(&base)
-                .map_err(|(key, msg)| ConfigError::at_key(file, text, &format!("label[{i}].{key}"), msg))?;
+                .map_err(|issue| ConfigError::from_issue(file, text, issue.within(&format!("label[{i}]"))))?;
         }
         let config = Config {
             file: file.to_path_buf(),
@@ -182,7 +179,7 @@ impl Config {
             labels,
             stations: raw.station,
         };
-        config.validate().map_err(|(key, msg)| ConfigError::at_key(file, text, &key, msg))?;
+        config.validate().map_err(|issue| ConfigError::from_issue(file, text, issue))?;
         Ok(config)
     }
 
@@ -206,11 +203,11 @@ impl Config {
         })
     }
 
-    fn validate(&self) -> Result<(), (String, String)> {
+    fn validate(&self) -> Result<(), ConfigIssue> {
         for (key, value) in [("gateway.id", &self.gateway.id), ("gateway.site", &self.gateway.site)] {
             if !is_identifier(value) {
-                return Err((
-                    key.into(),
+                return Err(ConfigIssue::new(
+                    key,
                     format!(
                         "`{value}` is not usable here: use letters, digits, `-`, `_` or `.` (it goes into MQTT topics)"
                     ),
@@ -218,11 +215,11 @@ impl Config {
             }
         }
         if self.store.max_bytes.0 < 1 << 20 {
-            return Err(("store.max_bytes".into(), "must be at least 1MiB".into()));
+            return Err(ConfigIssue::new("store.max_bytes", "must be at least 1MiB"));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err((
-                "log.level".into(),
+            return Err(ConfigIssue::new(
+                "log.level",
                 format!("`{}` is not a log level (use error, warn, info, debug or trace)", self.log.level),
             ));
         }
@@ -231,32 +228,31 @@ impl Config {
         }
         if let Some(s) = &self.simulate {
             if self.mqtt.is_none() {
-                return Err(("simulate".into(), "simulated handhelds need an [mqtt] section to publish to".into()));
+                return Err(ConfigIssue::new("simulate", "simulated handhelds need an [mqtt] section to publish to"));
             }
             if !(s.rate > 0.0 && s.rate <= 10_000.0) || s.handhelds == 0 {
-                return Err(("simulate".into(), "needs 1 or more handhelds and 0 < rate <= 10000".into()));
+                return Err(ConfigIssue::new("simulate", "needs 1 or more handhelds and 0 < rate <= 10000"));
             }
         }
         let mut device_names = HashSet::new();
         for (i, device) in self.devices.iter().enumerate() {
             if !is_identifier(&device.name) {
-                return Err((
+                return Err(ConfigIssue::new(
                     format!("device[{i}].name"),
                     format!("`{}` is not usable here: use letters, digits, `-`, `_` or `.`", device.name),
                 ));
             }
             if !device_names.insert(device.name.as_str()) {
-                return Err((
+                return Err(ConfigIssue::new(
                     format!("device[{i}].name"),
                     format!("another device is already named `{}`", device.name),
                 ));
             }
-            device.validate().map_err(|(key, msg)| (format!("device[{i}].{key}"), msg))?;
+            device.validate().map_err(|issue| issue.within(&format!("device[{i}]")))?;
             if device.transport == crate::devices::config::Attachment::Mqtt && self.mqtt.is_none() {
-                return Err((
+                return Err(ConfigIssue::new(
                     format!("device[{i}].transport"),
-                    "a device behind a firmware-bridge needs an [mqtt] section (the broker the bridge publishes to)"
-                        .into(),
+                    "a device behind a firmware-bridge needs an [mqtt] section (the broker the bridge publishes to)",
                 ));
             }
         }
@@ -265,28 +261,28 @@ impl Config {
         {
             let mut known: Vec<&str> = device_names.iter().copied().collect();
             known.sort_unstable();
-            return Err((
-                "health.devices".into(),
+            return Err(ConfigIssue::new(
+                "health.devices",
                 format!("`{name}` is not a configured device (devices: {})", known.join(", ")),
             ));
         }
         let mut station_names = HashSet::new();
         for (i, station) in self.stations.iter().enumerate() {
             if !is_identifier(&station.name) || !station_names.insert(station.name.as_str()) {
-                return Err((
+                return Err(ConfigIssue::new(
                     format!("station[{i}].name"),
                     format!("`{}` is taken or not usable (letters, digits, `-`, `_`, `.`)", station.name),
                 ));
             }
-            station.validate(&self.devices, &self.labels).map_err(|(key, msg)| {
+            station.validate(&self.devices, &self.labels).map_err(|issue| {
                 // A label's own mistake is reported at the [[label]] (`label[j]…`).
-                if key.starts_with("label[") { (key, msg) } else { (format!("station[{i}].{key}"), msg) }
+                if issue.key.starts_with("label[") { issue } else { issue.within(&format!("station[{i}]")) }
             })?;
             let earlier = self.stations[..i]
                 .iter()
                 .find(|s| s.scanner == station.scanner || (station.scale.is_some() && s.scale == station.scale));
             if let Some(other) = earlier {
-                return Err((
+                return Err(ConfigIssue::new(
                     format!("station[{i}].scanner"),
                     format!("station `{}` already uses this scanner or scale", other.name),
                 ));
@@ -295,7 +291,10 @@ impl Config {
         let mut names = HashSet::new();
         for (i, sink) in self.sinks.iter().enumerate() {
             if !names.insert(sink.name()) {
-                return Err((format!("sink[{i}].name"), format!("another sink is already named `{}`", sink.name())));
+                return Err(ConfigIssue::new(
+                    format!("sink[{i}].name"),
+                    format!("another sink is already named `{}`", sink.name()),
+                ));
             }
         }
         Ok(())
@@ -305,13 +304,13 @@ impl Config {
 use crate::units::{is_identifier, resolve};
 
 fn toml_error(file: &Path, text: &str, path: &str, err: toml::de::Error) -> ConfigError {
-    let path = if path == "." { "" } else { path };
     let message = err.message().trim().to_string();
-    // serde reports a missing field at its parent; name the field itself.
-    if let Some(name) = message.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
-        let key = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
+    let (key, problem) = crate::units::serde_error_key(path, &message);
+    if problem == crate::units::SerdeProblem::Missing {
         return ConfigError::at_key(file, text, &key, "this required key is missing");
     }
+    // The span, when toml has one, is more exact than the key path.
+    let path = if path == "." { "" } else { path };
     match err.span() {
         Some(span) if message.starts_with("string values must be quoted") => {
             let message = error::unquoted_value(text, span.start).unwrap_or(message);

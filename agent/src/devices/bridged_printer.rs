@@ -9,17 +9,17 @@
 
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tracing::{info, warn};
 
 use crate::devices::DeviceConfig;
 use crate::devices::live::LiveReadings;
 use crate::devices::processor::DeviceProcessor;
 use crate::event::{DeviceState, Transport};
-use crate::mqtt::MqttSettings;
+use crate::mqtt::{Client, MqttSettings, Received};
 use crate::shutdown::Shutdown;
+use crate::store::Store;
 use crate::store::print_jobs::PrintJobChange;
-use crate::store::{Store, StoreError};
+use crate::task::TaskError;
 
 #[derive(Debug)]
 pub struct BridgedPrinter {
@@ -30,21 +30,28 @@ pub struct BridgedPrinter {
 }
 
 impl BridgedPrinter {
-    pub async fn run(self, store: Store, live: LiveReadings, mut shutdown: Shutdown) -> Result<(), StoreError> {
+    pub async fn run(self, store: Store, live: LiveReadings, mut shutdown: Shutdown) -> Result<(), TaskError> {
         let name = self.config.name.clone();
         let mut processor =
             DeviceProcessor::new(&self.config, Transport::Mqtt, &self.gateway, &self.site, store.clone(), live, None);
-        let client_id = format!("{}-printer-{name}", self.settings.mqtt.client_id(&self.settings.gateway));
-        let mut options = match self.settings.options(&client_id, false) {
-            Ok(o) => o,
+        // A persistent session: a printed answer the bridge sent while dockhand was restarting
+        // waits at the broker.
+        let session = crate::mqtt::Session {
+            persistent: true,
+            ..crate::mqtt::Session::plain(format!(
+                "{}-printer-{name}",
+                self.settings.mqtt.client_id(&self.settings.gateway)
+            ))
+        };
+        let (client, mut events) = match crate::mqtt::connect(&self.settings, &session) {
+            Ok(c) => c,
             Err(e) => {
                 tracing::error!(printer = %name, %e, "The printer's MQTT connection cannot start: fix [mqtt].");
                 shutdown.wait().await;
                 return Ok(());
             }
         };
-        options.set_clean_session(false);
-        let (client, mut events) = AsyncClient::new(options, 64);
+        let mut reconnect = crate::mqtt::Reconnect::new(Duration::from_millis(250), Duration::from_secs(10));
         let prefix = self.settings.prefix.clone();
         let state_topic = firmware_bridge::remote::topic(&prefix, &name, firmware_bridge::remote::STATE);
         let printed_topic = firmware_bridge::remote::topic(&prefix, &name, firmware_bridge::bridge_printer::PRINTED);
@@ -63,11 +70,18 @@ impl BridgedPrinter {
         loop {
             tokio::select! {
                 polled = events.poll() => match polled {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        let _ = client.try_subscribe(state_topic.clone(), QoS::AtLeastOnce);
-                        let _ = client.try_subscribe(printed_topic.clone(), QoS::AtLeastOnce);
+                    Ok(Received::Connected { .. }) => {
+                        reconnect.connected();
+                        for topic in [&state_topic, &printed_topic] {
+                            if let Err(e) = client.try_subscribe(topic.clone(), 1) {
+                                warn!(printer = %name, error = %e, "Cannot queue the bridge subscription.");
+                            }
+                        }
                     }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                    Ok(Received::Subscribed { refused: Some(reason) }) => {
+                        tracing::error!(printer = %name, %reason, "The broker refused the bridge subscription: check the broker's ACL for this client.");
+                    }
+                    Ok(Received::Message(p)) => {
                         let body: serde_json::Value = serde_json::from_slice(&p.payload).unwrap_or_default();
                         if p.topic == state_topic {
                             let detail = body["detail"].as_str().map(str::to_owned);
@@ -106,7 +120,8 @@ impl BridgedPrinter {
                     Err(e) => {
                         ready = false;
                         processor.state(DeviceState::Disconnected, Some(format!("cannot reach the MQTT broker of its firmware-bridge: {e}"))).await?;
-                        if !shutdown.sleep(Duration::from_secs(1)).await {
+                        let (delay, _) = reconnect.failed();
+                        if !shutdown.sleep(delay).await {
                             break;
                         }
                     }
@@ -137,9 +152,9 @@ impl BridgedPrinter {
     }
 }
 
-fn publish_job(client: &AsyncClient, topic: &str, id: &str, body: &[u8]) {
+fn publish_job(client: &Client, topic: &str, id: &str, body: &[u8]) {
     let job = serde_json::json!({"id": id, "zpl": String::from_utf8_lossy(body)}).to_string();
-    if let Err(e) = client.try_publish(topic, QoS::AtLeastOnce, false, job) {
+    if let Err(e) = client.try_publish(topic.to_owned(), 1, false, job) {
         warn!(job = %id, error = %e, "Cannot queue a print job for the bridge; it is sent again at the next start.");
     }
 }

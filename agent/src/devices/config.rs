@@ -10,7 +10,7 @@ use firmware_bridge::spec::{DeviceKind, DeviceSpec, ScaleProtocolName, ScaleSpec
 use firmware_bridge::{WeightUnit, device::DeviceDecoder};
 use serde::Deserialize;
 
-use crate::units::HumanDuration;
+use crate::units::{ConfigIssue, HumanDuration};
 
 /// Where the device is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -124,12 +124,12 @@ mod defaults {
 pub const STANDARD_BAUD_RATES: [u32; 10] = [1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400];
 
 impl DeviceConfig {
-    /// Settings that are valid but probably wrong: `(key, advice)` for `check-config`.
-    pub fn warnings(&self) -> Vec<(&'static str, String)> {
+    /// Settings that are valid but probably wrong, with advice, for `check-config`.
+    pub fn warnings(&self) -> Vec<ConfigIssue> {
         let mut out = Vec::new();
         if self.transport == Attachment::Serial && !STANDARD_BAUD_RATES.contains(&self.baud) {
             let list: Vec<String> = STANDARD_BAUD_RATES.iter().map(u32::to_string).collect();
-            out.push((
+            out.push(ConfigIssue::new(
                 "baud",
                 format!(
                     "{} is not a standard rate (standard: {}); check the device's setup menu or label",
@@ -142,18 +142,18 @@ impl DeviceConfig {
     }
 
     /// The device as firmware-bridge sees it. Errors name the key at fault.
-    pub fn spec(&self) -> Result<DeviceSpec, (&'static str, String)> {
+    pub fn spec(&self) -> Result<DeviceSpec, ConfigIssue> {
         match self.kind {
             DeviceKind::Scanner => {
                 for (key, set) in [("protocol", self.protocol.is_some()), ("pattern", self.pattern.is_some())] {
                     if set {
-                        return Err((key, "is a scale setting; this device is a scanner".into()));
+                        return Err(ConfigIssue::new(key, "is a scale setting; this device is a scanner"));
                     }
                 }
                 let fnc1 = match self.fnc1.as_deref().map(str::as_bytes) {
                     None => None,
                     Some([b]) => Some(*b),
-                    Some(_) => return Err(("fnc1", "must be exactly one character".into())),
+                    Some(_) => return Err(ConfigIssue::new("fnc1", "must be exactly one character")),
                 };
                 let suffix = match self.suffix.as_deref() {
                     None => Some(b"\r\n".to_vec()),
@@ -176,21 +176,26 @@ impl DeviceConfig {
                 answer_timeout: self.answer_timeout.0,
             })),
             DeviceKind::Scale => {
-                let name = self
-                    .protocol
-                    .as_deref()
-                    .ok_or(("protocol", format!("a scale needs a protocol: one of {}", ScaleProtocolName::NAMES)))?;
+                let name = self.protocol.as_deref().ok_or_else(|| {
+                    ConfigIssue::new(
+                        "protocol",
+                        format!("a scale needs a protocol: one of {}", ScaleProtocolName::NAMES),
+                    )
+                })?;
                 let protocol = ScaleProtocolName::parse(name).ok_or_else(|| {
-                    ("protocol", format!("`{name}` is not a scale protocol: use one of {}", ScaleProtocolName::NAMES))
+                    ConfigIssue::new(
+                        "protocol",
+                        format!("`{name}` is not a scale protocol: use one of {}", ScaleProtocolName::NAMES),
+                    )
                 })?;
                 let unit = match &self.unit {
                     None => None,
-                    Some(u) => Some(
-                        WeightUnit::parse(u).ok_or(("unit", format!("`{u}` is not a unit (kg, g, lb, oz or t)")))?,
-                    ),
+                    Some(u) => Some(WeightUnit::parse(u).ok_or_else(|| {
+                        ConfigIssue::new("unit", format!("`{u}` is not a unit (kg, g, lb, oz or t)"))
+                    })?),
                 };
                 if self.poll_interval.0 < Duration::from_millis(20) {
-                    return Err(("poll_interval", "must be at least 20ms".into()));
+                    return Err(ConfigIssue::new("poll_interval", "must be at least 20ms"));
                 }
                 Ok(DeviceSpec::Scale(ScaleSpec {
                     protocol,
@@ -206,21 +211,23 @@ impl DeviceConfig {
     }
 
     /// Where to open the device; `None` for devices behind a firmware-bridge.
-    pub fn transport(&self) -> Result<Option<Transport>, (&'static str, String)> {
+    pub fn transport(&self) -> Result<Option<Transport>, ConfigIssue> {
         match self.transport {
             Attachment::Serial => {
-                let path = self.path.clone().ok_or((
-                    "path",
-                    "a serial device needs `path` (e.g. /dev/serial/by-id/...; `dockhand devices` lists them)".into(),
-                ))?;
+                let path = self.path.clone().ok_or_else(|| {
+                    ConfigIssue::new(
+                        "path",
+                        "a serial device needs `path` (e.g. /dev/serial/by-id/...; `dockhand devices` lists them)",
+                    )
+                })?;
                 if !(5..=8).contains(&self.data_bits) {
-                    return Err(("data_bits", "must be 5, 6, 7 or 8".into()));
+                    return Err(ConfigIssue::new("data_bits", "must be 5, 6, 7 or 8"));
                 }
                 if !(1..=2).contains(&self.stop_bits) {
-                    return Err(("stop_bits", "must be 1 or 2".into()));
+                    return Err(ConfigIssue::new("stop_bits", "must be 1 or 2"));
                 }
                 if self.baud == 0 {
-                    return Err(("baud", "must be greater than 0".into()));
+                    return Err(ConfigIssue::new("baud", "must be greater than 0"));
                 }
                 Ok(Some(Transport::Serial(SerialSettings {
                     path,
@@ -232,10 +239,12 @@ impl DeviceConfig {
                 })))
             }
             Attachment::Tcp => {
-                let address =
-                    self.address.clone().ok_or(("address", "a tcp device needs `address` (host:port)".into()))?;
+                let address = self
+                    .address
+                    .clone()
+                    .ok_or_else(|| ConfigIssue::new("address", "a tcp device needs `address` (host:port)"))?;
                 if address.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
-                    return Err(("address", format!("`{address}` is not host:port")));
+                    return Err(ConfigIssue::new("address", format!("`{address}` is not host:port")));
                 }
                 Ok(Some(Transport::Tcp(address)))
             }
@@ -244,13 +253,13 @@ impl DeviceConfig {
     }
 
     /// Checks everything that can be checked without opening the device.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    pub fn validate(&self) -> Result<(), ConfigIssue> {
         if self.transport == Attachment::Mqtt {
             // Port, protocol and framing are the firmware-bridge's settings, not the agent's.
             if self.path.is_some() || self.address.is_some() || self.protocol.is_some() {
-                return Err((
+                return Err(ConfigIssue::new(
                     "transport",
-                    "a device behind a firmware-bridge takes its path and protocol from the bridge's command line; remove them here".into(),
+                    "a device behind a firmware-bridge takes its path and protocol from the bridge's command line; remove them here",
                 ));
             }
             return Ok(());
@@ -263,7 +272,7 @@ impl DeviceConfig {
             DeviceKind::Scale if self.pattern.is_some() => "pattern",
             DeviceKind::Scale => "protocol",
         };
-        let _: DeviceDecoder = spec.decoder().map_err(|e| (key, e))?;
+        let _: DeviceDecoder = spec.decoder().map_err(|e| ConfigIssue::new(key, e))?;
         self.transport()?;
         Ok(())
     }
@@ -312,7 +321,7 @@ const OTHER_CONTROLS: [(&str, u8); 26] = [
 
 /// A scanner's `prefix` or `suffix`: a name (CR, LF, CRLF, TAB, STX, ETX, NONE; any case), `""`
 /// for none, or the exact characters.
-fn delimiter(key: &'static str, text: &str) -> Result<Option<Vec<u8>>, (&'static str, String)> {
+fn delimiter(key: &'static str, text: &str) -> Result<Option<Vec<u8>>, ConfigIssue> {
     if text.is_empty() || text.eq_ignore_ascii_case("NONE") {
         return Ok(None);
     }
@@ -320,7 +329,7 @@ fn delimiter(key: &'static str, text: &str) -> Result<Option<Vec<u8>>, (&'static
         return Ok(Some(bytes.to_vec()));
     }
     if let Some((name, byte)) = OTHER_CONTROLS.iter().find(|(name, _)| text.eq_ignore_ascii_case(name)) {
-        return Err((
+        return Err(ConfigIssue::new(
             key,
             format!(
                 "`{text}` would be the letters {text:?}; for the {name} control character write \"\\u{byte:04X}\" (the names CR, LF, CRLF, TAB, STX, ETX and NONE are understood)"

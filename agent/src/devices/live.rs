@@ -48,7 +48,31 @@ impl LiveReadings {
         let _ = self.tx.send(LiveReading { leaf, body });
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<LiveReading> {
-        self.tx.subscribe()
+    /// A listener that gets every reading offered from now on.
+    pub fn listen(&self) -> LiveListener {
+        LiveListener { rx: self.tx.subscribe(), _hub: self.tx.clone() }
+    }
+}
+
+/// One listener of the hub (the MQTT source; later the web page's live view).
+#[derive(Debug)]
+pub struct LiveListener {
+    rx: broadcast::Receiver<LiveReading>,
+    /// Keeps the hub open, so `next` never sees it closed.
+    _hub: broadcast::Sender<LiveReading>,
+}
+
+impl LiveListener {
+    /// The next reading. Readings this listener was too slow for are skipped: the newer ones
+    /// say more, and nothing acknowledged travels here.
+    pub async fn next(&mut self) -> LiveReading {
+        loop {
+            match self.rx.recv().await {
+                Ok(reading) => return reading,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                // Cannot happen while `_hub` lives; wait forever rather than spin.
+                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
     }
 }

@@ -32,7 +32,6 @@ use std::time::Duration;
 use firmware_bridge::device::DeviceOutput;
 use firmware_bridge::link::{DeviceLink, LinkEvent, Transport as LinkTransport};
 use firmware_bridge::remote::{self, ReadingMessage, RemoteState, StateMessage};
-use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
@@ -42,10 +41,12 @@ use processor::{DeviceProcessor, StationLink};
 
 use crate::devices::handoff::Handoff;
 use crate::event::{DeviceState, Transport};
-use crate::mqtt::MqttSettings;
+use crate::mqtt::{MqttSettings, Received};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
+use crate::task::TaskError;
 use crate::timestamp::Timestamp;
+use crate::units::ConfigIssue;
 
 /// Everything one device task needs.
 #[derive(Debug, Clone)]
@@ -68,11 +69,11 @@ impl DeviceTask {
         live: LiveReadings,
         handoff: Handoff,
         mut shutdown: Shutdown,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), TaskError> {
         let link = self.station.clone().map(|station| StationLink { station, handoff });
         let transport = match self.config.transport() {
             Ok(t) => t,
-            Err((key, msg)) => {
+            Err(ConfigIssue { key, message: msg }) => {
                 error!(device = %self.config.name, key, %msg, "The device cannot start: fix its [[device]] entry.");
                 shutdown.wait().await;
                 return Ok(());
@@ -114,12 +115,12 @@ impl DeviceTask {
         live: LiveReadings,
         station: Option<StationLink>,
         mut shutdown: Shutdown,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), TaskError> {
         let name = self.config.name.clone();
         let kind = if matches!(transport, LinkTransport::Tcp(_)) { Transport::Tcp } else { Transport::Serial };
         let mut processor = DeviceProcessor::new(&self.config, kind, &self.gateway, &self.site, store, live, station);
-        let spec = self.config.spec().map_err(|(k, m)| StoreError::Setup(format!("device {name}: {k}: {m}")))?;
-        let decoder = spec.decoder().map_err(|m| StoreError::Setup(format!("device {name}: {m}")))?;
+        let spec = self.config.spec().map_err(|issue| TaskError::Setup(format!("device {name}: {issue}")))?;
+        let decoder = spec.decoder().map_err(|m| TaskError::Setup(format!("device {name}: {m}")))?;
         // Bounded: while the store cannot keep up, the device thread waits and the port's own
         // buffer holds the bytes.
         let (tx, mut rx) = mpsc::channel::<LinkEvent>(256);
@@ -127,7 +128,7 @@ impl DeviceTask {
         let link = DeviceLink::spawn(&name, transport, decoder, spec.link_options(), move |event| {
             let _ = tx.blocking_send(event);
         })
-        .map_err(|e| StoreError::Setup(format!("cannot start the thread for device {name}: {e}")))?;
+        .map_err(|e| TaskError::Setup(format!("cannot start the thread for device {name}: {e}")))?;
         let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
         let result = loop {
             tokio::select! {
@@ -152,7 +153,7 @@ impl DeviceTask {
         drop(rx);
         let _ = tokio::task::spawn_blocking(move || link.stop()).await;
         info!(device = %name, "Device task stopped.");
-        result
+        Ok(result?)
     }
 
     async fn run_bridged(
@@ -161,7 +162,7 @@ impl DeviceTask {
         live: LiveReadings,
         station: Option<StationLink>,
         mut shutdown: Shutdown,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), TaskError> {
         let name = self.config.name.clone();
         let mut processor =
             DeviceProcessor::new(&self.config, Transport::Mqtt, &self.gateway, &self.site, store, live, station);
@@ -171,36 +172,39 @@ impl DeviceTask {
             return Ok(());
         };
         // Its own persistent session: a scan the bridge published while dockhand was restarting
-        // waits at the broker.
-        let client_id = format!("{}-device-{name}", settings.mqtt.client_id(&settings.gateway));
-        let mut options = match settings.options(&client_id, false) {
-            Ok(o) => o,
+        // waits at the broker. Manual acks: a scan is acknowledged only once it is stored.
+        let session = crate::mqtt::Session {
+            persistent: true,
+            manual_acks: true,
+            ..crate::mqtt::Session::plain(format!("{}-device-{name}", settings.mqtt.client_id(&settings.gateway)))
+        };
+        let (client, mut events) = match crate::mqtt::connect(&settings, &session) {
+            Ok(c) => c,
             Err(e) => {
                 error!(device = %name, %e, "The device's MQTT connection cannot start: fix [mqtt] in the config.");
                 shutdown.wait().await;
                 return Ok(());
             }
         };
-        options.set_clean_session(false);
-        options.set_manual_acks(true);
-        let (client, mut events) = AsyncClient::new(options, 64);
-        crate::mqtt::no_delay(&mut events);
         let filter = remote::topic(&settings.prefix, &name, "+");
-        let mut delay = Duration::from_millis(250);
+        let mut reconnect = crate::mqtt::Reconnect::new(Duration::from_millis(250), Duration::from_secs(10));
         let mut heartbeat = tokio::time::interval(Duration::from_secs(5));
         info!(device = %name, %filter, "Device task started (through a firmware-bridge).");
         loop {
             tokio::select! {
                 polled = events.poll() => match polled {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        delay = Duration::from_millis(250);
-                        if let Err(e) = client.try_subscribe(filter.clone(), QoS::AtLeastOnce) {
+                    Ok(Received::Connected { .. }) => {
+                        reconnect.connected();
+                        if let Err(e) = client.try_subscribe(filter.clone(), 1) {
                             warn!(device = %name, error = %e, "Cannot queue the bridge subscription.");
                         }
                     }
-                    Ok(Event::Incoming(Packet::Publish(publish))) => {
-                        handle_bridge_message(&mut processor, &name, &publish).await?;
-                        if let Err(e) = client.ack(&publish).await {
+                    Ok(Received::Subscribed { refused: Some(reason) }) => {
+                        error!(device = %name, %filter, %reason, "The broker refused the bridge subscription: check the broker's ACL for this client.");
+                    }
+                    Ok(Received::Message(message)) => {
+                        handle_bridge_message(&mut processor, &name, &message.topic, &message.payload).await?;
+                        if let Err(e) = client.ack(&message).await {
                             warn!(device = %name, error = %e, "Cannot acknowledge a bridge message; the broker will send it again.");
                         }
                     }
@@ -208,10 +212,10 @@ impl DeviceTask {
                     Err(e) => {
                         let reason = format!("cannot reach the MQTT broker the firmware-bridge publishes to: {e}");
                         processor.state(DeviceState::Disconnected, Some(reason)).await?;
+                        let (delay, _) = reconnect.failed();
                         if !shutdown.sleep(delay).await {
                             break;
                         }
-                        delay = (delay * 2).min(Duration::from_secs(10));
                     }
                 },
                 _ = heartbeat.tick() => shutdown.beat(),
@@ -229,13 +233,14 @@ impl DeviceTask {
 async fn handle_bridge_message(
     processor: &mut DeviceProcessor,
     device: &str,
-    publish: &Publish,
+    topic: &str,
+    payload: &[u8],
 ) -> Result<(), StoreError> {
-    let leaf = publish.topic.rsplit('/').next().unwrap_or("");
-    let body: serde_json::Value = match serde_json::from_slice(&publish.payload) {
+    let leaf = topic.rsplit('/').next().unwrap_or("");
+    let body: serde_json::Value = match serde_json::from_slice(payload) {
         Ok(v) => v,
         Err(e) => {
-            warn!(%device, topic = %publish.topic, error = %e, "A firmware-bridge message is not JSON; ignored.");
+            warn!(%device, %topic, error = %e, "A firmware-bridge message is not JSON; ignored.");
             return Ok(());
         }
     };

@@ -19,6 +19,7 @@ use crate::event::{DeviceState, Transport};
 use crate::shutdown::Shutdown;
 use crate::store::print_jobs::{PrintJobAnswer, PrintJobChange};
 use crate::store::{Store, StoreError};
+use crate::task::TaskError;
 
 /// How often the queue is looked at while the printer is ready and idle (jobs can also arrive
 /// from `dockhand print reprint`, another process).
@@ -40,13 +41,13 @@ impl PrinterTask {
         store: Store,
         live: LiveReadings,
         mut shutdown: Shutdown,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), TaskError> {
         let name = self.config.name.clone();
         let kind = if matches!(transport, LinkTransport::Tcp(_)) { Transport::Tcp } else { Transport::Serial };
         let mut processor =
             DeviceProcessor::new(&self.config, kind, &self.gateway, &self.site, store.clone(), live, None);
-        let spec = self.config.spec().map_err(|(k, m)| StoreError::Setup(format!("printer {name}: {k}: {m}")))?;
-        let decoder = spec.decoder().map_err(|m| StoreError::Setup(format!("printer {name}: {m}")))?;
+        let spec = self.config.spec().map_err(|issue| TaskError::Setup(format!("printer {name}: {issue}")))?;
+        let decoder = spec.decoder().map_err(|m| TaskError::Setup(format!("printer {name}: {m}")))?;
         if let PrintJobAnswer::Recovered(ids) =
             store.print_job(PrintJobChange::RecoverInterrupted { printer: name.clone() }).await?
         {
@@ -60,7 +61,7 @@ impl PrinterTask {
         let link = DeviceLink::spawn(&name, transport, decoder, spec.link_options(), move |event| {
             let _ = tx.blocking_send(event);
         })
-        .map_err(|e| StoreError::Setup(format!("cannot start the thread for printer {name}: {e}")))?;
+        .map_err(|e| TaskError::Setup(format!("cannot start the thread for printer {name}: {e}")))?;
         let mut connected = false;
         let mut status: Option<PrinterStatus> = None;
         let mut in_flight: Option<(String, u64)> = None;
@@ -155,6 +156,6 @@ impl PrinterTask {
         drop(rx);
         let _ = tokio::task::spawn_blocking(move || link.stop()).await;
         info!(printer = %name, "Printer task stopped.");
-        result
+        Ok(result?)
     }
 }

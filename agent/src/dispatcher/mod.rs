@@ -24,13 +24,13 @@ use tracing::{debug, info, warn};
 
 use self::batches::{Pending, natural_key};
 use self::pacing::Pace;
-pub use self::pacing::RetrySchedule;
 use self::sizing::Sizing;
+use crate::backoff::Backoff;
 use crate::event::Kind;
 use crate::shutdown::Shutdown;
-use crate::sinks::http::config::RateLimit;
-use crate::sinks::{Batch, BatchConfig, Encoded, Encoder, Outcome, RetryConfig, Sink, SinkConfig};
+use crate::sinks::{Batch, BatchConfig, Encoded, Encoder, Outcome, RateLimit, RetryConfig, Sink, SinkConfig};
 use crate::store::{BatchItem, FormedBatch, NewDeadLetter, SinkFailure, SinkProgress, Store, StoreError, StoreReader};
+use crate::task::TaskError;
 use crate::timestamp::Timestamp;
 
 pub struct Dispatcher {
@@ -55,7 +55,7 @@ impl std::fmt::Debug for Dispatcher {
 /// A dispatcher's state between batches.
 #[derive(Debug)]
 struct Flow {
-    schedule: RetrySchedule,
+    schedule: Backoff,
     /// Consecutive failed attempts.
     attempts: u32,
     sizing: Sizing,
@@ -74,6 +74,8 @@ struct Flow {
 
 /// What the store holds for a sink next.
 enum Next {
+    /// The store has no row for this sink (it was not registered before the sink started).
+    Unregistered,
     /// A batch to deliver; `fresh`: newly formed from the main stream (it may linger to fill).
     Batch {
         pending: Pending,
@@ -168,9 +170,9 @@ impl Dispatcher {
     }
 
     /// Delivers until shutdown. Returns an error only if the store itself fails.
-    pub async fn run(mut self, mut shutdown: Shutdown) -> Result<(), StoreError> {
+    pub async fn run(mut self, mut shutdown: Shutdown) -> Result<(), TaskError> {
         let mut flow = Flow {
-            schedule: RetrySchedule::new(self.retry.clone()),
+            schedule: Backoff::new(self.retry.initial.0, self.retry.max.0),
             attempts: 0,
             sizing: Sizing::new(self.batch.max_events, self.batch.max_bytes.0 as usize),
             queue: VecDeque::new(),
@@ -239,7 +241,7 @@ impl Dispatcher {
     /// redeliveries, then the main stream after the cursor. Events of kinds this sink does not take
     /// are stepped over (recorded as settled) on the way. `true` with a newly formed main-stream
     /// batch.
-    async fn next_batch(&self, max_events: usize, max_bytes: usize) -> Result<Option<(Pending, bool)>, StoreError> {
+    async fn next_batch(&self, max_events: usize, max_bytes: usize) -> Result<Option<(Pending, bool)>, TaskError> {
         loop {
             let name = self.name.clone();
             let gateway = self.gateway.clone();
@@ -248,7 +250,7 @@ impl Dispatcher {
                 .reader
                 .run(move |r| {
                     let Some(state) = r.sink_state(&name)? else {
-                        return Err(StoreError::Setup(format!("sink `{name}` is not registered in the store")));
+                        return Ok(Next::Unregistered);
                     };
                     if let Some(formed) = r.formed_batch(&name)? {
                         let (items, _) =
@@ -280,6 +282,9 @@ impl Dispatcher {
                 })
                 .await?;
             match next {
+                Next::Unregistered => {
+                    return Err(TaskError::Setup(format!("sink `{}` is not registered in the store", self.name)));
+                }
                 Next::Batch { pending, fresh } => return Ok(Some((pending, fresh))),
                 Next::Nothing => return Ok(None),
                 Next::Skip { cursor, to } => {
@@ -807,30 +812,5 @@ pub(crate) mod tests {
         assert_eq!(h.sent(), vec![vec![1], vec![2], vec![3], vec![1]]);
         assert!(h.store.reader().unwrap().redeliveries("s", 10).unwrap().is_empty());
         assert_eq!(h.store.reader().unwrap().sink_state("s").unwrap().unwrap().cursor, 3);
-    }
-
-    #[test]
-    fn full_jitter_stays_within_the_growing_cap() {
-        let config = RetryConfig {
-            initial: HumanDuration(Duration::from_millis(100)),
-            max: HumanDuration(Duration::from_secs(2)),
-            paused_interval: HumanDuration(Duration::from_secs(1)),
-        };
-        let mut s = RetrySchedule::new(config);
-        let caps = [100, 200, 400, 800, 1600, 2000, 2000, 2000];
-        for cap in caps {
-            let d = s.next_delay().as_millis() as u64;
-            assert!(d <= cap.max(10), "delay {d} ms above the cap {cap} ms");
-        }
-        s.reset();
-        assert!(s.next_delay() <= Duration::from_millis(100));
-        // Full jitter: over many draws the delays spread over the whole range.
-        let draws: Vec<u64> = (0..200)
-            .map(|_| {
-                s.reset();
-                s.next_delay().as_millis() as u64
-            })
-            .collect();
-        assert!(draws.iter().any(|&d| d < 40) && draws.iter().any(|&d| d > 60), "{draws:?}");
     }
 }

@@ -1,14 +1,11 @@
-//! The timing of a dispatcher's attempts: the rate limit between batches ([`Pace`]), the
-//! retry backoff with full jitter ([`RetrySchedule`], also used by the MQTT source to reconnect),
-//! and the spacing of resume probes while a sink backs off ([`probe_gap`]).
+//! The timing of a dispatcher's attempts: the rate limit between batches ([`Pace`]) and the
+//! spacing of resume probes while a sink backs off ([`probe_gap`]). The retry backoff itself is
+//! [`crate::backoff::Backoff`], shared with the MQTT reconnects.
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
-
 use crate::shutdown::Shutdown;
-use crate::sinks::RetryConfig;
-use crate::sinks::http::config::RateLimit;
+use crate::sinks::RateLimit;
 
 /// Resume probes are this far apart at least, start to start (contracts.md §3: at most one a second).
 pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -43,42 +40,5 @@ impl Pace {
         let per_events = self.limit.events_per_second.map_or(0.0, |r| events as f64 / r);
         self.next = tokio::time::Instant::now() + Duration::from_secs_f64(per_request.max(per_events));
         true
-    }
-}
-
-/// The growing delays between attempts: exponential from `initial`, capped at `max`, each one
-/// drawn uniformly from zero to the current step ("full jitter"), so gateways that lost the same
-/// uplink do not all come back in the same second.
-#[derive(Debug)]
-pub struct RetrySchedule {
-    config: RetryConfig,
-    steps: backon::ExponentialBackoff,
-}
-
-impl RetrySchedule {
-    pub fn new(config: RetryConfig) -> Self {
-        let steps = Self::steps(&config);
-        Self { config, steps }
-    }
-
-    fn steps(c: &RetryConfig) -> backon::ExponentialBackoff {
-        ExponentialBuilder::default()
-            .with_min_delay(c.initial.0)
-            .with_max_delay(c.max.0)
-            .with_factor(2.0)
-            .without_max_times()
-            .build()
-    }
-
-    /// The delay before the next attempt.
-    pub fn next_delay(&mut self) -> Duration {
-        let step = self.steps.next().unwrap_or(self.config.max.0);
-        let millis = step.as_millis().max(1) as u64;
-        Duration::from_millis(fastrand::u64(0..=millis)).max(Duration::from_millis(10))
-    }
-
-    /// Back to the first step, after a success.
-    pub fn reset(&mut self) {
-        self.steps = Self::steps(&self.config);
     }
 }

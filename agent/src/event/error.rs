@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::units::SerdeProblem;
+
 /// A payload that does not match its kind's schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -19,26 +21,12 @@ impl FieldError {
     /// Converts a serde error carrying a path into a `FieldError`. A "missing field" error is
     /// reported at the missing field itself, not at its parent.
     pub(crate) fn from_path_error(err: serde_path_to_error::Error<serde_json::Error>) -> Self {
-        let path = err.path().to_string();
-        let path = if path == "." { String::new() } else { path };
         let message = strip_position(&err.inner().to_string());
-        if let Some(name) = message.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
-            let field = if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
-            return Self::new(field, "required field is missing");
+        match crate::units::serde_error_key(&err.path().to_string(), &message) {
+            (field, SerdeProblem::Missing) => Self::new(field, "required field is missing"),
+            (field, SerdeProblem::Unknown) => Self::new(field, format!("unknown field (a typo?): {message}")),
+            (field, SerdeProblem::Value) => Self::new(field, message),
         }
-        if let Some(rest) = message.strip_prefix("unknown field `") {
-            let name = rest.split('`').next().unwrap_or_default();
-            // serde_path_to_error already includes the unknown key in the path.
-            let field = if path.is_empty() {
-                name.to_string()
-            } else if path == name || path.ends_with(&format!(".{name}")) {
-                path
-            } else {
-                format!("{path}.{name}")
-            };
-            return Self::new(field, format!("unknown field (a typo?): {message}"));
-        }
-        Self::new(path, message)
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::units::{ByteSize, HumanDuration};
+use crate::units::{ByteSize, ConfigIssue, HumanDuration};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -113,32 +113,32 @@ impl MqttConfig {
         }
     }
 
-    pub(crate) fn validate(&self) -> Result<(), (String, String)> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigIssue> {
         if let Some(prefix) = &self.topic_prefix
             && (prefix.is_empty() || prefix.contains(['+', '#']) || prefix.ends_with('/'))
         {
-            return Err(("mqtt.topic_prefix".into(), "must be a topic without wildcards or a trailing `/`".into()));
+            return Err(ConfigIssue::new("mqtt.topic_prefix", "must be a topic without wildcards or a trailing `/`"));
         }
         if self.password_file.is_some() && self.username.is_none() {
-            return Err(("mqtt.password_file".into(), "a password needs `username` too".into()));
+            return Err(ConfigIssue::new("mqtt.password_file", "a password needs `username` too"));
         }
         if let Some(tls) = &self.tls {
             tls.validate("mqtt.tls")?;
         }
         if self.keep_alive.0.as_secs() < 5 {
-            return Err(("mqtt.keep_alive".into(), "must be at least 5s".into()));
+            return Err(ConfigIssue::new("mqtt.keep_alive", "must be at least 5s"));
         }
         if self.reply_qos > 1 {
-            return Err((
-                "mqtt.reply_qos".into(),
-                "must be 0 or 1 (an answer is cheap to lose: the handheld resends and is told `duplicate`)".into(),
+            return Err(ConfigIssue::new(
+                "mqtt.reply_qos",
+                "must be 0 or 1 (an answer is cheap to lose: the handheld resends and is told `duplicate`)",
             ));
         }
         let expiry = self.session_expiry.0.as_secs();
         if expiry < 60 || expiry >= u64::from(u32::MAX) {
-            return Err((
-                "mqtt.session_expiry".into(),
-                "must be at least 1m (the broker drops a shorter session, and the messages in it, during a restart) and under 136 years".into(),
+            return Err(ConfigIssue::new(
+                "mqtt.session_expiry",
+                "must be at least 1m (the broker drops a shorter session, and the messages in it, during a restart) and under 136 years",
             ));
         }
         Ok(())
@@ -174,7 +174,7 @@ mod tests {
 
     fn parse(text: &str) -> Result<MqttConfig, String> {
         let c: MqttConfig = toml::from_str(text).map_err(|e| e.to_string())?;
-        c.validate().map_err(|(k, m)| format!("{k}: {m}"))?;
+        c.validate().map_err(|issue| issue.to_string())?;
         Ok(c)
     }
 

@@ -6,20 +6,51 @@
 //! other MQTT user — sees only [`Client`], [`Events`], [`Received`] and [`Inbound`], so protocol
 //! differences are decided here once: session persistence (clean session off in 3.1.1, clean
 //! start off plus a session expiry in 5), Response Topic and Correlation Data (5 only), reason
-//! codes in CONNACK, SUBACK and DISCONNECT (named in logs), TCP_NODELAY, and what a connection
-//! error means for a technician ([`explain`]).
+//! codes in CONNACK, SUBACK and DISCONNECT (named in logs), TCP_NODELAY, how long to wait before
+//! reconnecting and when to say so ([`Reconnect`]), and what a connection error means for a
+//! technician ([`explain`]). rumqttc does not restore subscriptions: every user subscribes again
+//! on each [`Received::Connected`].
 
 pub mod config;
 mod settings;
 
 pub use config::{BrokerConfig, MqttConfig, MqttProtocol, ReplyLayout};
-pub use settings::{MqttSettings, no_delay, offline_payload};
+pub use settings::{MqttSettings, offline_payload};
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5 as p5;
 use rumqttc::{TlsConfiguration, Transport};
+
+/// When to poll a dropped connection again: a full-jitter backoff ([`crate::backoff::Backoff`]),
+/// and which failures are worth a log line (the first, then the 2nd, 4th, 8th…: an outage of an
+/// hour leaves a dozen lines, not thousands).
+#[derive(Debug)]
+pub(crate) struct Reconnect {
+    backoff: crate::backoff::Backoff,
+    failures: u32,
+}
+
+impl Reconnect {
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Self { backoff: crate::backoff::Backoff::new(initial, max), failures: 0 }
+    }
+
+    /// The connection is up: the next failure starts from the shortest delay again.
+    pub fn connected(&mut self) {
+        self.backoff.reset();
+        self.failures = 0;
+    }
+
+    /// A poll failed: how long to wait before polling again, and the attempt number when this
+    /// failure should be logged.
+    pub fn failed(&mut self) -> (Duration, Option<u32>) {
+        self.failures = self.failures.saturating_add(1);
+        let worth_a_line = self.failures == 1 || self.failures.is_power_of_two();
+        (self.backoff.next_delay(), worth_a_line.then_some(self.failures))
+    }
+}
 
 /// How a connection behaves, beyond the `[mqtt]` settings.
 #[derive(Debug, Clone)]

@@ -10,6 +10,7 @@ pub mod job;
 
 use std::path::Path;
 
+use crate::units::ConfigIssue;
 use serde::Deserialize;
 
 /// A `[[label]]`: a named ZPL template with `{{field}}` placeholders.
@@ -28,24 +29,27 @@ pub struct LabelConfig {
 
 impl LabelConfig {
     /// Reads the file (if any) into `zpl` and checks the template.
-    pub(crate) fn load(&mut self, base: &Path) -> Result<(), (&'static str, String)> {
+    pub(crate) fn load(&mut self, base: &Path) -> Result<(), ConfigIssue> {
         match (&self.zpl, &self.file) {
-            (Some(_), Some(_)) => return Err(("file", "give `zpl` or `file`, not both".into())),
-            (None, None) => return Err(("zpl", "give the template as `zpl` or in a `file`".into())),
+            (Some(_), Some(_)) => return Err(ConfigIssue::new("file", "give `zpl` or `file`, not both")),
+            (None, None) => return Err(ConfigIssue::new("zpl", "give the template as `zpl` or in a `file`")),
             (None, Some(file)) => {
                 let path = crate::units::resolve(base, file);
                 let text = std::fs::read_to_string(&path)
-                    .map_err(|e| ("file", format!("cannot read {}: {e}", path.display())))?;
+                    .map_err(|e| ConfigIssue::new("file", format!("cannot read {}: {e}", path.display())))?;
                 self.zpl = Some(text);
             }
             (Some(_), None) => {}
         }
         let zpl = self.zpl.as_deref().unwrap_or_default();
-        firmware_bridge::printer::label::placeholders(zpl).map_err(|e| ("zpl", e.to_string()))?;
+        firmware_bridge::printer::label::placeholders(zpl).map_err(|e| ConfigIssue::new("zpl", e.to_string()))?;
         if let Some(name) = &self.store_as
             && !firmware_bridge::printer::label::valid_format_name(name)
         {
-            return Err(("store_as", format!("`{name}` is not a ZPL format name: 1 to 8 letters, digits or `_`")));
+            return Err(ConfigIssue::new(
+                "store_as",
+                format!("`{name}` is not a ZPL format name: 1 to 8 letters, digits or `_`"),
+            ));
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::store::BatchItem;
-use crate::units::{ByteSize, HumanDuration};
+use crate::units::{ByteSize, ConfigIssue, HumanDuration, SerdeProblem};
 
 /// How a sink groups events into deliveries.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -35,6 +35,17 @@ impl Default for BatchConfig {
             linger: HumanDuration::parse("100ms").unwrap_or(HumanDuration(std::time::Duration::from_millis(100))),
         }
     }
+}
+
+/// Caps that keep a drained backlog from flooding the receiver (none by default); the dispatcher
+/// spaces deliveries by them (`rate_limit = { requests_per_second, events_per_second }`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Deliveries (batches) per second at most.
+    pub requests_per_second: Option<f64>,
+    /// Events per second at most, counted over the batches sent.
+    pub events_per_second: Option<f64>,
 }
 
 /// How a sink retries: exponential backoff with full jitter between `initial` and `max`.
@@ -76,6 +87,15 @@ impl SinkConfig {
         }
     }
 
+    /// The `type` it was written with.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkConfig::File(_) => "file",
+            SinkConfig::Http(_) => "http",
+            SinkConfig::Odoo(_) => "odoo",
+        }
+    }
+
     /// Only these kinds go to the sink (`None`: all).
     pub fn kinds(&self) -> Option<&[crate::event::Kind]> {
         match self {
@@ -85,12 +105,12 @@ impl SinkConfig {
         }
     }
 
-    pub fn rate_limit(&self) -> http::config::RateLimit {
+    pub fn rate_limit(&self) -> RateLimit {
         match self {
-            SinkConfig::File(_) => http::config::RateLimit::default(),
+            SinkConfig::File(_) => RateLimit::default(),
             SinkConfig::Http(c) => c.rate_limit.clone(),
             // The Odoo sink paces its own calls (several per batch).
-            SinkConfig::Odoo(_) => http::config::RateLimit::default(),
+            SinkConfig::Odoo(_) => RateLimit::default(),
         }
     }
 
@@ -120,54 +140,49 @@ impl SinkConfig {
     }
 
     /// Parses one `[[sink]]` table; errors carry the key path inside the table.
-    pub(crate) fn from_toml(value: toml::Value, base: &Path) -> Result<SinkConfig, (String, String)> {
+    pub(crate) fn from_toml(value: toml::Value, base: &Path) -> Result<SinkConfig, ConfigIssue> {
         let Some(table) = value.as_table() else {
-            return Err((String::new(), "each [[sink]] must be a table".into()));
+            return Err(ConfigIssue::new(String::new(), "each [[sink]] must be a table"));
         };
         let kind = match table.get("type") {
             Some(toml::Value::String(s)) => s.clone(),
-            Some(_) => return Err(("type".into(), format!("must be a string, one of {SINK_TYPES}"))),
-            None => return Err(("type".into(), format!("this required key is missing: one of {SINK_TYPES}"))),
+            Some(_) => return Err(ConfigIssue::new("type", format!("must be a string, one of {SINK_TYPES}"))),
+            None => return Err(ConfigIssue::new("type", format!("this required key is missing: one of {SINK_TYPES}"))),
         };
         let sink = match kind.as_str() {
             "file" => SinkConfig::File(typed::<file::FileSinkConfig>(value)?.resolved(base)),
             "http" => SinkConfig::Http(Box::new(typed::<http::HttpSinkConfig>(value)?.resolved(base)?)),
             "odoo" => SinkConfig::Odoo(Box::new(typed::<odoo::config::OdooSinkConfig>(value)?.resolved(base)?)),
             other => {
-                return Err(("type".into(), format!("unknown sink type `{other}`; this dockhand knows {SINK_TYPES}")));
+                return Err(ConfigIssue::new(
+                    "type",
+                    format!("unknown sink type `{other}`; this dockhand knows {SINK_TYPES}"),
+                ));
             }
         };
         if !crate::units::is_identifier(sink.name()) {
-            return Err((
-                "name".into(),
+            return Err(ConfigIssue::new(
+                "name",
                 format!("`{}` is not a usable sink name: use letters, digits, `-`, `_` or `.`", sink.name()),
             ));
         }
         if sink.batch().max_events == 0 {
-            return Err(("batch.max_events".into(), "must be at least 1".into()));
+            return Err(ConfigIssue::new("batch.max_events", "must be at least 1"));
         }
         if sink.retry().initial.0.is_zero() || sink.retry().max < sink.retry().initial {
-            return Err(("retry".into(), "needs 0 < initial <= max".into()));
+            return Err(ConfigIssue::new("retry", "needs 0 < initial <= max"));
         }
         Ok(sink)
     }
 }
 
-fn typed<T: serde::de::DeserializeOwned>(value: toml::Value) -> Result<T, (String, String)> {
+fn typed<T: serde::de::DeserializeOwned>(value: toml::Value) -> Result<T, ConfigIssue> {
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let path = if path == "." { String::new() } else { path };
         let message = e.inner().message().trim().to_string();
-        let join = |name: &str| if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
-        if let Some(name) = message.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
-            return (join(name), "this required key is missing".into());
+        match crate::units::serde_error_key(&e.path().to_string(), &message) {
+            (key, SerdeProblem::Missing) => ConfigIssue::new(key, "this required key is missing"),
+            (key, _) => ConfigIssue::new(key, message),
         }
-        if let Some(rest) = message.strip_prefix("unknown field `") {
-            let name = rest.split('`').next().unwrap_or_default();
-            let key = if path == name || path.ends_with(&format!(".{name}")) { path.clone() } else { join(name) };
-            return (key, message.clone());
-        }
-        (path, message)
     })
 }
 
@@ -282,6 +297,22 @@ impl Sink {
             Sink::Odoo(s) => s.probe().await,
             #[cfg(test)]
             Sink::Scripted(s) => s.probe(),
+        }
+    }
+
+    /// What `check-config --connect` reports for this sink: what it found, or why delivery will
+    /// not work. It sends no event. `writable` judges whether the daemon could create or append a
+    /// file at a path (the CLI judges it for the service user, without writing anything).
+    pub async fn check(&mut self, writable: &dyn Fn(&Path) -> Result<String, String>) -> Result<String, String> {
+        match self {
+            Sink::File(s) => {
+                let path = s.path();
+                writable(path).map(|how| format!("{}: {how}", path.display()))
+            }
+            Sink::Http(s) => s.check().await,
+            Sink::Odoo(s) => s.check().await,
+            #[cfg(test)]
+            Sink::Scripted(_) => Ok("scripted".into()),
         }
     }
 

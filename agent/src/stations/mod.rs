@@ -32,8 +32,9 @@ use crate::shutdown::Shutdown;
 use crate::store::print_jobs::NewPrintJob;
 use crate::store::station_inputs::{SavedStation, StationInput};
 use crate::store::{StationStep, Store, StoreError, StoreReader, until_stored};
+use crate::task::TaskError;
 use crate::timestamp::Timestamp;
-use crate::units::HumanDuration;
+use crate::units::{ConfigIssue, HumanDuration};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -135,8 +136,8 @@ impl StationConfig {
         &self,
         devices: &[crate::devices::DeviceConfig],
         labels: &[LabelConfig],
-    ) -> Result<(), (String, String)> {
-        self.validate_own(devices).map_err(|(key, message)| (key.to_string(), message))?;
+    ) -> Result<(), ConfigIssue> {
+        self.validate_own(devices)?;
         self.validate_labels(labels)
     }
 
@@ -144,7 +145,7 @@ impl StationConfig {
     /// wrong label in a slot (`{{picking}}` in the error label: the field exists, for another slot)
     /// and reported at the station's key, or a mistake in the `[[label]]` itself (`{{pickng}}`, no
     /// slot has it) and reported at the label's `zpl`/`file`. Each message names the other place.
-    fn validate_labels(&self, labels: &[LabelConfig]) -> Result<(), (String, String)> {
+    fn validate_labels(&self, labels: &[LabelConfig]) -> Result<(), ConfigIssue> {
         let offered: [(&'static str, &Option<String>, &[&str]); 3] = [
             ("label", &self.label, &["picking", "weight", "sscc", "date", "gateway"]),
             ("error_label", &self.error_label, &["message"]),
@@ -153,21 +154,21 @@ impl StationConfig {
         for (key, label, fields) in offered {
             let Some(name) = label else { continue };
             let Some((index, template)) = labels.iter().enumerate().find(|(_, x)| &x.name == name) else {
-                return Err((key.into(), format!("there is no [[label]] named `{name}`")));
+                return Err(ConfigIssue::new(key, format!("there is no [[label]] named `{name}`")));
             };
             let placeholders = firmware_bridge::printer::label::placeholders(template.template()).unwrap_or_default();
             let Some(unknown) = placeholders.iter().find(|p| !fields.contains(&p.as_str())) else { continue };
             let written_in = format!("label[{index}].{}", if template.file.is_some() { "file" } else { "zpl" });
             let other_slot = offered.iter().find(|(_, _, f)| f.contains(&unknown.as_str())).map(|(k, _, _)| *k);
             return Err(match other_slot {
-                Some(slot) => (
-                    key.into(),
+                Some(slot) => ConfigIssue::new(
+                    key,
                     format!(
                         "[[label]] `{name}` uses {{{{{unknown}}}}}, which a station fills for its {slot} but not its {key} (it offers {}): choose another label here, or change {written_in}",
                         fields.join(", ")
                     ),
                 ),
-                None => (
+                None => ConfigIssue::new(
                     written_in,
                     format!(
                         "{{{{{unknown}}}}} is not a field any station fills; station `{}` prints this label as its {key}, which offers {}",
@@ -180,13 +181,13 @@ impl StationConfig {
         Ok(())
     }
 
-    fn validate_own(&self, devices: &[crate::devices::DeviceConfig]) -> Result<(), (&'static str, String)> {
+    fn validate_own(&self, devices: &[crate::devices::DeviceConfig]) -> Result<(), ConfigIssue> {
         use firmware_bridge::spec::DeviceKind;
-        let device = |key: &'static str, name: &str, kind: DeviceKind| -> Result<(), (&'static str, String)> {
+        let device = |key: &'static str, name: &str, kind: DeviceKind| -> Result<(), ConfigIssue> {
             match devices.iter().find(|d| d.name == name) {
                 Some(d) if d.kind == kind => Ok(()),
-                Some(d) => Err((key, format!("device `{name}` is a {:?}, not a {kind:?}", d.kind))),
-                None => Err((key, format!("there is no [[device]] named `{name}`"))),
+                Some(d) => Err(ConfigIssue::new(key, format!("device `{name}` is a {:?}, not a {kind:?}", d.kind))),
+                None => Err(ConfigIssue::new(key, format!("there is no [[device]] named `{name}`"))),
             }
         };
         device("scanner", &self.scanner, DeviceKind::Scanner)?;
@@ -197,26 +198,30 @@ impl StationConfig {
             device("printer", p, DeviceKind::Printer)?;
         }
         if self.workflow == Workflow::Pack && self.scale.is_none() {
-            return Err(("scale", "a pack station needs a scale".into()));
+            return Err(ConfigIssue::new("scale", "a pack station needs a scale"));
         }
         if self.workflow == Workflow::Pack && self.printer.is_some() && self.label.is_none() {
-            return Err(("label", "a pack station with a printer needs the [[label]] to print".into()));
+            return Err(ConfigIssue::new("label", "a pack station with a printer needs the [[label]] to print"));
         }
         let zero = Decimal::from_int(0);
         if let Some((product, _)) =
             self.unit_weights.iter().find(|(_, w)| w.cmp_value(&zero) != Some(Ordering::Greater))
         {
-            return Err(("unit_weights", format!("the unit weight of `{product}` must be a positive number of kg")));
+            return Err(ConfigIssue::new(
+                "unit_weights",
+                format!("the unit weight of `{product}` must be a positive number of kg"),
+            ));
         }
         let half = Decimal::parse("0.5").expect("a constant decimal");
         if self.tolerance.is_negative() || self.tolerance.cmp_value(&half) != Some(Ordering::Less) {
-            return Err(("tolerance", "must be at least 0 and below 0.5 (a fraction of one unit)".into()));
+            return Err(ConfigIssue::new("tolerance", "must be at least 0 and below 0.5 (a fraction of one unit)"));
         }
         if self.min_weight.is_negative() {
-            return Err(("min_weight", "must be 0 or more kg".into()));
+            return Err(ConfigIssue::new("min_weight", "must be 0 or more kg"));
         }
         if let Some(p) = &self.picking_pattern {
-            PickingPattern::new(p).map_err(|e| ("picking_pattern", format!("not a valid regular expression: {e}")))?;
+            PickingPattern::new(p)
+                .map_err(|e| ConfigIssue::new("picking_pattern", format!("not a valid regular expression: {e}")))?;
         }
         Ok(())
     }
@@ -290,7 +295,7 @@ impl StationTask {
         live: LiveReadings,
         handoff: Handoff,
         mut shutdown: Shutdown,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), TaskError> {
         let name = self.config.name.clone();
         let rules = match self.config.rules() {
             Ok(r) => r,

@@ -250,6 +250,12 @@ pub struct OpenReport {
     pub last_seq: u64,
 }
 
+/// The answer to a write: resolves once the writer thread committed it (or refused it). Every
+/// write joins the writer's queue when its method is called, not when the answer is first
+/// awaited, so writes made one after another commit in that order (and get rising seqs) however
+/// their answers are then awaited: the MQTT source relies on it to acknowledge in order.
+pub type Answer<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send>>;
+
 /// A handle on the open store; cheap to clone. Dropping the last handle (or [`Store::close`])
 /// lets the writer finish what it has and stop.
 #[derive(Debug, Clone)]
@@ -339,61 +345,59 @@ impl Store {
 
     /// Stores `events` durably. Answers only after the transaction holding them is committed.
     /// The whole request is refused with [`StoreError::Full`] when it does not fit.
-    pub async fn append(&self, events: Vec<Event>) -> Result<Vec<Appended>, StoreError> {
+    pub fn append(&self, events: Vec<Event>) -> Answer<Vec<Appended>> {
         let events = events.into_iter().map(crate::event::PreparedEvent::new).collect();
-        self.call(|reply| Request::Append { events, reply }).await
+        self.request(|reply| Request::Append { events, reply })
     }
 
-    pub async fn append_one(&self, event: Event) -> Result<Appended, StoreError> {
-        self.append_one_queued(event).await
+    pub fn append_one(&self, event: Event) -> Answer<Appended> {
+        let answer = self.append(vec![event]);
+        Box::pin(async move { answer.await?.pop().ok_or(StoreError::Closed) })
     }
 
     /// Records input refused before it became an event (malformed MQTT payload, serial garbage).
-    pub async fn dead_letter(&self, entry: NewDeadLetter) -> Result<(), StoreError> {
-        self.dead_letter_queued(entry).await
+    pub fn dead_letter(&self, entry: NewDeadLetter) -> Answer<()> {
+        self.request(|reply| Request::DeadLetter { entry, reply })
     }
 
-    pub async fn record_progress(&self, progress: SinkProgress) -> Result<(), StoreError> {
-        self.call(|reply| Request::Progress { progress, reply }).await
+    pub fn record_progress(&self, progress: SinkProgress) -> Answer<()> {
+        self.request(|reply| Request::Progress { progress, reply })
     }
 
-    pub async fn record_failure(&self, failure: SinkFailure) -> Result<(), StoreError> {
-        self.call(|reply| Request::Failure { failure, reply }).await
+    pub fn record_failure(&self, failure: SinkFailure) -> Answer<()> {
+        self.request(|reply| Request::Failure { failure, reply })
     }
 
     /// Makes `names` the active sinks: new names get a row, names no longer configured are retired
     /// (kept for history, no longer holding back pruning), names that come back are reactivated.
-    pub async fn register_sinks(&self, names: Vec<String>) -> Result<(), StoreError> {
-        self.call(|reply| Request::RegisterSinks { names, reply }).await
+    pub fn register_sinks(&self, names: Vec<String>) -> Answer<()> {
+        self.request(|reply| Request::RegisterSinks { names, reply })
     }
 
     /// A change to the print-job queue, committed before it is answered.
-    pub async fn print_job(
-        &self,
-        change: print_jobs::PrintJobChange,
-    ) -> Result<print_jobs::PrintJobAnswer, StoreError> {
-        self.print_job_queued(change).await
+    pub fn print_job(&self, change: print_jobs::PrintJobChange) -> Answer<print_jobs::PrintJobAnswer> {
+        self.request(|reply| Request::PrintJob { change, reply })
     }
 
     /// Stores a scan for a station before it is acknowledged; `false` when its id is already
     /// stored (a firmware-bridge resending after a lost PUBACK).
-    pub async fn station_input(&self, input: station_inputs::NewStationInput) -> Result<bool, StoreError> {
-        self.call(|reply| Request::StationInput { input, reply }).await
+    pub fn station_input(&self, input: station_inputs::NewStationInput) -> Answer<bool> {
+        self.request(|reply| Request::StationInput { input, reply })
     }
 
     /// Commits a station step: its events, labels, the consumed scan and the new state, together.
-    pub async fn station_step(&self, step: StationStep) -> Result<Vec<Appended>, StoreError> {
-        self.call(|reply| Request::StationStep { step, reply }).await
+    pub fn station_step(&self, step: StationStep) -> Answer<Vec<Appended>> {
+        self.request(|reply| Request::StationStep { step, reply })
     }
 
     /// Makes `names` the configured devices for `status` (rows of removed devices go).
-    pub async fn register_devices(&self, names: Vec<String>) -> Result<(), StoreError> {
-        self.call(|reply| Request::RegisterDevices { names, reply }).await
+    pub fn register_devices(&self, names: Vec<String>) -> Answer<()> {
+        self.request(|reply| Request::RegisterDevices { names, reply })
     }
 
     /// Records which config the daemon runs, or an edit it refused (for `status`).
-    pub async fn running_config(&self, change: running_config::ConfigChange) -> Result<(), StoreError> {
-        self.call(|reply| Request::RunningConfig { change, reply }).await
+    pub fn running_config(&self, change: running_config::ConfigChange) -> Answer<()> {
+        self.request(|reply| Request::RunningConfig { change, reply })
     }
 
     /// The highest committed seq; changes after every commit that stored events.
@@ -432,47 +436,15 @@ impl Store {
         }
     }
 
-    /// Like [`Store::append_one`], but the request joins the writer's queue before this returns,
-    /// so writes queued one after another commit in that order (and get rising seqs) however the
-    /// returned futures are then awaited.
-    pub fn append_one_queued(
-        &self,
-        event: Event,
-    ) -> impl std::future::Future<Output = Result<Appended, StoreError>> + Send + 'static {
-        let answer =
-            self.queue(|reply| Request::Append { events: vec![crate::event::PreparedEvent::new(event)], reply });
-        async move {
-            let mut v = answered(answer?).await?;
-            v.pop().ok_or(StoreError::Closed)
-        }
-    }
-
-    /// [`Store::dead_letter`], queued before this returns (see [`Store::append_one_queued`]).
-    pub fn dead_letter_queued(
-        &self,
-        entry: NewDeadLetter,
-    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
-        let answer = self.queue(|reply| Request::DeadLetter { entry, reply });
-        async move { answered(answer?).await }
-    }
-
-    /// [`Store::print_job`], queued before this returns (see [`Store::append_one_queued`]).
-    pub fn print_job_queued(
-        &self,
-        change: print_jobs::PrintJobChange,
-    ) -> impl std::future::Future<Output = Result<print_jobs::PrintJobAnswer, StoreError>> + Send + 'static {
-        let answer = self.queue(|reply| Request::PrintJob { change, reply });
-        async move { answered(answer?).await }
-    }
-
-    async fn call<T>(
+    /// Hands a request to the writer thread now (see [`Answer`]).
+    fn request<T: Send + 'static>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request,
-    ) -> Result<T, StoreError> {
-        answered(self.queue(make)?).await
+    ) -> Answer<T> {
+        let answer = self.queue(make);
+        Box::pin(async move { answered(answer?).await })
     }
 
-    /// Hands a request to the writer thread now; the receiver yields its answer.
     fn queue<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request,

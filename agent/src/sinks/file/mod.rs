@@ -46,6 +46,11 @@ impl FileSink {
         Self { config }
     }
 
+    /// The file events are appended to.
+    pub fn path(&self) -> &std::path::Path {
+        &self.config.path
+    }
+
     pub async fn deliver(&mut self, batch: &[BatchItem]) -> Outcome {
         let mut bytes = Vec::with_capacity(batch.iter().map(|b| b.body.len() + 1).sum());
         for item in batch {

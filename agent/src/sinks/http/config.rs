@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::event::Kind;
-use crate::sinks::{BatchConfig, RetryConfig};
+use crate::sinks::{BatchConfig, RateLimit, RetryConfig};
 use crate::tls::TlsFiles;
-use crate::units::HumanDuration;
+use crate::units::{ConfigIssue, HumanDuration};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,14 +56,6 @@ pub enum SignatureOver {
     Decoded,
 }
 
-/// Caps that keep a drained backlog from flooding the receiver (none by default).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimit {
-    pub requests_per_second: Option<f64>,
-    pub events_per_second: Option<f64>,
-}
-
 fn default_connect_timeout() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(5))
 }
@@ -78,15 +70,15 @@ impl HttpSinkConfig {
         [&self.token_file, &self.signing_secret_file].into_iter().flatten().map(PathBuf::as_path).collect()
     }
 
-    pub(crate) fn resolved(mut self, base: &Path) -> Result<Self, (String, String)> {
+    pub(crate) fn resolved(mut self, base: &Path) -> Result<Self, ConfigIssue> {
         let lower = self.url.to_ascii_lowercase();
         if !(lower.starts_with("https://") || lower.starts_with("http://")) || reqwest::Url::parse(&self.url).is_err() {
-            return Err(("url".into(), format!("`{}` is not an http:// or https:// URL", self.url)));
+            return Err(ConfigIssue::new("url", format!("`{}` is not an http:// or https:// URL", self.url)));
         }
         if let Some(h) = &self.health_url {
             let lower = h.to_ascii_lowercase();
             if !(lower.starts_with("https://") || lower.starts_with("http://")) || reqwest::Url::parse(h).is_err() {
-                return Err(("health_url".into(), format!("`{h}` is not an http:// or https:// URL")));
+                return Err(ConfigIssue::new("health_url", format!("`{h}` is not an http:// or https:// URL")));
             }
         }
         for p in [&mut self.token_file, &mut self.signing_secret_file].into_iter().flatten() {
@@ -101,11 +93,11 @@ impl HttpSinkConfig {
             ("rate_limit.events_per_second", self.rate_limit.events_per_second),
         ] {
             if v.is_some_and(|v| !(v > 0.0 && v.is_finite())) {
-                return Err((key.into(), "must be a positive number".into()));
+                return Err(ConfigIssue::new(key, "must be a positive number"));
             }
         }
         if self.kinds.as_ref().is_some_and(Vec::is_empty) {
-            return Err(("kinds".into(), "list at least one kind, or leave it out for all".into()));
+            return Err(ConfigIssue::new("kinds", "list at least one kind, or leave it out for all"));
         }
         Ok(self)
     }

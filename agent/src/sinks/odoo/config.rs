@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::sinks::{BatchConfig, RetryConfig};
 use crate::tls::TlsFiles;
-use crate::units::HumanDuration;
+use crate::units::{ConfigIssue, HumanDuration};
 
 /// Which external API to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -111,10 +111,10 @@ mod defaults {
 }
 
 impl OdooSinkConfig {
-    pub(crate) fn resolved(mut self, base: &Path) -> Result<Self, (String, String)> {
+    pub(crate) fn resolved(mut self, base: &Path) -> Result<Self, ConfigIssue> {
         let lower = self.url.to_ascii_lowercase();
         if !(lower.starts_with("https://") || lower.starts_with("http://")) || reqwest::Url::parse(&self.url).is_err() {
-            return Err(("url".into(), format!("`{}` is not an http:// or https:// URL", self.url)));
+            return Err(ConfigIssue::new("url", format!("`{}` is not an http:// or https:// URL", self.url)));
         }
         self.api_key_file = crate::units::resolve(base, &self.api_key_file);
         if let Some(tls) = &mut self.tls {
@@ -122,10 +122,10 @@ impl OdooSinkConfig {
             tls.validate("tls")?;
         }
         if !(self.calls_per_second > 0.0 && self.calls_per_second.is_finite()) {
-            return Err(("calls_per_second".into(), "must be a positive number".into()));
+            return Err(ConfigIssue::new("calls_per_second", "must be a positive number"));
         }
         if self.database.trim().is_empty() {
-            return Err(("database".into(), "must name the Odoo database".into()));
+            return Err(ConfigIssue::new("database", "must name the Odoo database"));
         }
         Ok(self)
     }
