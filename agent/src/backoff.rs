@@ -18,7 +18,7 @@ pub(crate) struct Backoff {
 }
 
 impl Backoff {
-    pub fn new(initial: Duration, max: Duration) -> Self {
+    pub(crate) fn new(initial: Duration, max: Duration) -> Self {
         Self { initial, max, steps: Self::steps(initial, max) }
     }
 
@@ -32,14 +32,14 @@ impl Backoff {
     }
 
     /// The delay before the next attempt.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let step = self.steps.next().unwrap_or(self.max);
         let millis = step.as_millis().max(1) as u64;
         Duration::from_millis(fastrand::u64(0..=millis)).max(FLOOR)
     }
 
     /// Back to the first step, after a success.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.steps = Self::steps(self.initial, self.max);
     }
 }

@@ -6,43 +6,43 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One monotonically increasing counter.
 #[derive(Debug)]
-pub struct Counter(AtomicU64);
+pub(crate) struct Counter(AtomicU64);
 
 impl Counter {
     const fn new() -> Counter {
         Counter(AtomicU64::new(0))
     }
 
-    pub fn add(&self) {
+    pub(crate) fn add(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
 
 /// Scans stored without their configured prefix.
-pub static SCANS_WITHOUT_PREFIX: Counter = Counter::new();
+pub(crate) static SCANS_WITHOUT_PREFIX: Counter = Counter::new();
 /// Scans whose bytes were not UTF-8 (kept in `raw_hex`).
-pub static SCANS_NOT_UTF8: Counter = Counter::new();
+pub(crate) static SCANS_NOT_UTF8: Counter = Counter::new();
 /// Scans stored as received because their data could not be interpreted.
-pub static SCANS_UNDECODED: Counter = Counter::new();
+pub(crate) static SCANS_UNDECODED: Counter = Counter::new();
 /// Station cycles resumed after a restart or reload.
-pub static STATION_CYCLES_RESUMED: Counter = Counter::new();
+pub(crate) static STATION_CYCLES_RESUMED: Counter = Counter::new();
 /// Station cycles cancelled because they could not be resumed (the workflow changed).
-pub static STATION_CYCLES_CANCELLED: Counter = Counter::new();
+pub(crate) static STATION_CYCLES_CANCELLED: Counter = Counter::new();
 
 /// MQTT PUBLISH packets the handheld source received (handheld messages, print jobs, echoes).
-pub static MQTT_MESSAGES_RECEIVED: Counter = Counter::new();
+pub(crate) static MQTT_MESSAGES_RECEIVED: Counter = Counter::new();
 /// Of those, dockhand's own answers echoed back by the broker (only with `replies = "v1"`).
-pub static MQTT_OWN_REPLIES_RECEIVED: Counter = Counter::new();
+pub(crate) static MQTT_OWN_REPLIES_RECEIVED: Counter = Counter::new();
 
 /// Chatter notes an Odoo sink could not post (the transfers themselves were applied).
-pub static ODOO_NOTES_FAILED: Counter = Counter::new();
+pub(crate) static ODOO_NOTES_FAILED: Counter = Counter::new();
 
 /// `(metric, label, value)` rows for `/metrics`.
-pub fn rows() -> [(&'static str, &'static str, u64); 8] {
+pub(crate) fn rows() -> [(&'static str, &'static str, u64); 8] {
     [
         ("dockhand_scans_kept_raw_total", "reason=\"prefix_missing\"", SCANS_WITHOUT_PREFIX.get()),
         ("dockhand_scans_kept_raw_total", "reason=\"not_utf8\"", SCANS_NOT_UTF8.get()),

@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A task is considered stuck after this long without a beat.
-pub const STALE_AFTER: Duration = Duration::from_secs(90);
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(90);
 
 #[derive(Debug)]
-pub struct Health {
+pub(crate) struct Health {
     started: Instant,
     beats: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
     mqtt: Mutex<Option<Arc<MqttHealth>>>,
@@ -27,15 +27,15 @@ pub struct Health {
 /// `[health]`: what `/health` checks besides the daemon's own tasks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct HealthConfig {
+pub(crate) struct HealthConfig {
     /// `"ignored"` (default), `"required"` (every configured device), or a list of device names.
-    pub devices: DeviceRule,
+    pub(crate) devices: DeviceRule,
 }
 
 /// Which devices must be connected for `/health` to answer 200.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(try_from = "toml::Value")]
-pub enum DeviceRule {
+pub(crate) enum DeviceRule {
     /// Devices do not count (the default: `/health` is about the daemon).
     #[default]
     Ignored,
@@ -69,7 +69,7 @@ impl TryFrom<toml::Value> for DeviceRule {
 
 impl DeviceRule {
     /// The devices (`name`, `state`, `detail`) that break the rule, as `/health` problems.
-    pub fn problems(&self, devices: &[crate::store::DeviceRow]) -> Vec<String> {
+    pub(crate) fn problems(&self, devices: &[crate::store::DeviceRow]) -> Vec<String> {
         let wanted = |name: &str| match self {
             DeviceRule::Ignored => false,
             DeviceRule::Required => true,
@@ -90,12 +90,12 @@ impl DeviceRule {
     }
 }
 
-pub use crate::shutdown::Heartbeat;
+pub(crate) use crate::shutdown::Heartbeat;
 
 /// The MQTT source's connection state, shared with the status publisher and `/metrics`.
 #[derive(Debug, Default)]
-pub struct MqttHealth {
-    pub connected: std::sync::atomic::AtomicBool,
+pub(crate) struct MqttHealth {
+    pub(crate) connected: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Health {
@@ -112,41 +112,41 @@ impl Default for Health {
 
 impl Health {
     /// Registers (or re-registers, after a reload) a task and returns its heartbeat.
-    pub fn register(&self, task: &str) -> Heartbeat {
+    pub(crate) fn register(&self, task: &str) -> Heartbeat {
         let last = Arc::new(AtomicU64::new(self.started.elapsed().as_millis() as u64));
         self.beats.lock().unwrap_or_else(|p| p.into_inner()).insert(task.to_string(), last.clone());
         Heartbeat::new(self.started, last)
     }
 
     /// Forgets tasks that are gone (after a reload removed them).
-    pub fn retain(&self, tasks: &[String]) {
+    pub(crate) fn retain(&self, tasks: &[String]) {
         self.beats.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| tasks.contains(k));
     }
 
-    pub fn watch_store(&self, store: crate::store::Store) {
+    pub(crate) fn watch_store(&self, store: crate::store::Store) {
         *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
     }
 
-    pub fn set_mqtt(&self, mqtt: Option<Arc<MqttHealth>>) {
+    pub(crate) fn set_mqtt(&self, mqtt: Option<Arc<MqttHealth>>) {
         *self.mqtt.lock().unwrap_or_else(|p| p.into_inner()) = mqtt;
     }
 
     /// The `[health] devices` rule (set at start and at each reload).
-    pub fn set_device_rule(&self, rule: DeviceRule) {
+    pub(crate) fn set_device_rule(&self, rule: DeviceRule) {
         *self.devices.lock().unwrap_or_else(|p| p.into_inner()) = rule;
     }
 
-    pub fn device_rule(&self) -> DeviceRule {
+    pub(crate) fn device_rule(&self) -> DeviceRule {
         self.devices.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// `None` without an MQTT source.
-    pub fn mqtt_connected(&self) -> Option<bool> {
+    pub(crate) fn mqtt_connected(&self) -> Option<bool> {
         self.mqtt.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|m| m.connected.load(Ordering::Relaxed))
     }
 
     /// Tasks that have not beaten within [`STALE_AFTER`], and a store writer that went quiet.
-    pub fn problems(&self) -> Vec<String> {
+    pub(crate) fn problems(&self) -> Vec<String> {
         let now = self.started.elapsed().as_millis() as u64;
         let mut problems: Vec<String> = self
             .store

@@ -24,11 +24,11 @@ use crate::timestamp::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {
-    pub enabled: bool,
+pub(crate) struct MetricsConfig {
+    pub(crate) enabled: bool,
     /// Keep it on loopback unless a firewall guards the port: the figures are not secret, but
     /// there is no authentication.
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
 }
 
 impl Default for MetricsConfig {
@@ -39,14 +39,14 @@ impl Default for MetricsConfig {
 
 /// What `/metrics` and `/health` read besides the store.
 #[derive(Debug, Clone)]
-pub struct Context {
-    pub max_bytes: u64,
-    pub health: Arc<Health>,
+pub(crate) struct Context {
+    pub(crate) max_bytes: u64,
+    pub(crate) health: Arc<Health>,
     /// The config file, compared with the config the daemon runs on every request.
-    pub config_file: std::path::PathBuf,
+    pub(crate) config_file: std::path::PathBuf,
 }
 
-pub async fn serve(config: MetricsConfig, store: Store, context: Context, mut shutdown: Shutdown) {
+pub(crate) async fn serve(config: MetricsConfig, store: Store, context: Context, mut shutdown: Shutdown) {
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -130,7 +130,13 @@ async fn respond(path: &str, reader: &StoreReader, context: &Context) -> hyper::
 }
 
 /// The Prometheus text exposition of one store summary.
-pub fn render(s: &StoreSummary, max_bytes: u64, health: &Health, config: &ConfigState, now: Timestamp) -> String {
+pub(crate) fn render(
+    s: &StoreSummary,
+    max_bytes: u64,
+    health: &Health,
+    config: &ConfigState,
+    now: Timestamp,
+) -> String {
     let mut out = String::with_capacity(4096);
     // A family with no series (no devices configured, no MQTT) is left out rather than announced
     // empty: `promtool check metrics` and most dashboards read an empty family as a broken exporter.

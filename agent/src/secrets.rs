@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use tracing::warn;
 
 /// Reads a secret file: the content without its trailing newline.
-pub fn read_secret_file(path: &Path) -> Result<String, String> {
+pub(crate) fn read_secret_file(path: &Path) -> Result<String, String> {
     let path = locate(path);
     let text =
         std::fs::read_to_string(&path).map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?;
@@ -22,7 +22,7 @@ pub fn read_secret_file(path: &Path) -> Result<String, String> {
 /// A digest of the contents of secret `files` (or of why one cannot be read), found as
 /// [`read_secret_file`] finds them: a reload compares digests to know whose secrets changed,
 /// without keeping or showing the secrets.
-pub fn digest(files: &[&Path]) -> String {
+pub(crate) fn digest(files: &[&Path]) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     for f in files {
         match std::fs::read(locate(f)) {

@@ -5,46 +5,46 @@ use tokio::sync::watch;
 
 /// The receiving side of the shutdown switch.
 #[derive(Debug, Clone)]
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     rx: watch::Receiver<bool>,
     heartbeat: Option<Heartbeat>,
 }
 
 /// The switch itself, held by the supervisor.
 #[derive(Debug)]
-pub struct ShutdownSwitch {
+pub(crate) struct ShutdownSwitch {
     tx: watch::Sender<bool>,
 }
 
 impl ShutdownSwitch {
-    pub fn new() -> (ShutdownSwitch, Shutdown) {
+    pub(crate) fn new() -> (ShutdownSwitch, Shutdown) {
         let (tx, rx) = watch::channel(false);
         (ShutdownSwitch { tx }, Shutdown { rx, heartbeat: None })
     }
 
-    pub fn trigger(&self) {
+    pub(crate) fn trigger(&self) {
         self.tx.send_replace(true);
     }
 
-    pub fn subscribe(&self) -> Shutdown {
+    pub(crate) fn subscribe(&self) -> Shutdown {
         Shutdown { rx: self.tx.subscribe(), heartbeat: None }
     }
 }
 
 impl Shutdown {
-    pub fn is_triggered(&self) -> bool {
+    pub(crate) fn is_triggered(&self) -> bool {
         *self.rx.borrow()
     }
 
     /// Completes when shutdown has been asked for (at once if it already has).
-    pub async fn wait(&mut self) {
+    pub(crate) async fn wait(&mut self) {
         // An error means the switch is gone, which also means: stop.
         let _ = self.rx.wait_for(|v| *v).await;
     }
 
     /// Sleeps for `d` unless shutdown comes first; returns false if it did. A long sleep (a
     /// backoff of minutes) keeps beating `heartbeat`, so the watchdog knows the task is alive.
-    pub async fn sleep(&mut self, d: std::time::Duration) -> bool {
+    pub(crate) async fn sleep(&mut self, d: std::time::Duration) -> bool {
         let until = tokio::time::Instant::now() + d;
         loop {
             if let Some(hb) = &self.heartbeat {
@@ -63,12 +63,12 @@ impl Shutdown {
     }
 
     /// The same shutdown signal, with a heartbeat that every sleep beats.
-    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+    pub(crate) fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Self {
         self.heartbeat = Some(heartbeat);
         self
     }
 
-    pub fn beat(&self) {
+    pub(crate) fn beat(&self) {
         if let Some(hb) = &self.heartbeat {
             hb.beat();
         }
@@ -77,7 +77,7 @@ impl Shutdown {
 
 /// One task's heartbeat: the task beats it from its loop; [`crate::health::Health`] reads it.
 #[derive(Debug, Clone)]
-pub struct Heartbeat {
+pub(crate) struct Heartbeat {
     started: std::time::Instant,
     last: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
@@ -88,7 +88,7 @@ impl Heartbeat {
         Self { started, last }
     }
 
-    pub fn beat(&self) {
+    pub(crate) fn beat(&self) {
         self.last.store(self.started.elapsed().as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -23,14 +23,14 @@ use crate::shutdown::Shutdown;
 /// `[simulate]` in the config: the daemon runs simulated handhelds itself (demo only).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct SimulateConfig {
-    pub handhelds: usize,
+pub(crate) struct SimulateConfig {
+    pub(crate) handhelds: usize,
     /// Messages per second, all handhelds together.
-    pub rate: f64,
+    pub(crate) rate: f64,
     /// Every n-th message is malformed on purpose (0: never).
-    pub malformed_every: u64,
+    pub(crate) malformed_every: u64,
     /// Stop after this many messages (0: run until dockhand stops).
-    pub count: u64,
+    pub(crate) count: u64,
 }
 
 impl Default for SimulateConfig {
@@ -41,17 +41,17 @@ impl Default for SimulateConfig {
 
 /// What became of the simulated traffic.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SimReport {
-    pub sent: u64,
+pub(crate) struct SimReport {
+    pub(crate) sent: u64,
     /// Messages the broker acknowledged (PUBACK).
-    pub pubacked: u64,
-    pub stored: u64,
-    pub duplicate: u64,
-    pub rejected: u64,
+    pub(crate) pubacked: u64,
+    pub(crate) stored: u64,
+    pub(crate) duplicate: u64,
+    pub(crate) rejected: u64,
     /// Malformed messages sent on purpose.
-    pub malformed_sent: u64,
+    pub(crate) malformed_sent: u64,
     /// Valid messages still without an answer from the gateway.
-    pub unanswered: u64,
+    pub(crate) unanswered: u64,
 }
 
 impl std::fmt::Display for SimReport {
@@ -126,7 +126,7 @@ fn message(n: u64, malformed_every: u64) -> (String, Vec<u8>, Option<String>) {
 
 /// Runs `handhelds` simulated devices until `count` messages are sent and answered (or shutdown).
 /// With `progress`, prints a line every second (for the command line).
-pub async fn run(
+pub(crate) async fn run(
     settings: MqttSettings,
     config: SimulateConfig,
     mut shutdown: Shutdown,

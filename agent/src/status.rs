@@ -17,19 +17,19 @@ const HEARTBEAT_STALE_MS: u64 = 20_000;
 /// Everything `status` shows: the store summary and what it means. Rendered as text
 /// ([`StatusReport::to_text`]) and as JSON ([`StatusReport::to_json`], shape in docs/CONTRACTS.md §5).
 #[derive(Debug)]
-pub struct StatusReport {
-    pub verdict: Verdict,
-    pub problems: Vec<String>,
-    pub daemon: DaemonState,
-    pub config: ConfigState,
-    pub max_bytes: u64,
-    pub store: StoreSummary,
+pub(crate) struct StatusReport {
+    pub(crate) verdict: Verdict,
+    pub(crate) problems: Vec<String>,
+    pub(crate) daemon: DaemonState,
+    pub(crate) config: ConfigState,
+    pub(crate) max_bytes: u64,
+    pub(crate) store: StoreSummary,
 }
 
 /// The config file on disk compared with the config the daemon runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-pub enum ConfigState {
+pub(crate) enum ConfigState {
     /// The daemon runs the file as it is on disk.
     Applied,
     /// The file changed after the daemon loaded it and was not reloaded yet; `error` when the
@@ -49,13 +49,13 @@ pub enum ConfigState {
 
 /// A short digest of a config text (the first 16 hex digits of its SHA-256): enough to tell two
 /// edits apart, short enough to read in `status --json`.
-pub fn config_text_digest(text: &str) -> String {
+pub(crate) fn config_text_digest(text: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
     digest.as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// The digest of the file as it is now, or why it cannot be read.
-pub fn config_file_digest(file: &Path) -> Result<String, String> {
+pub(crate) fn config_file_digest(file: &Path) -> Result<String, String> {
     std::fs::read_to_string(file)
         .map(|t| config_text_digest(&t))
         .map_err(|e| format!("cannot read {}: {e}", file.display()))
@@ -63,22 +63,22 @@ pub fn config_file_digest(file: &Path) -> Result<String, String> {
 
 /// The config file as the caller found it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConfigFile {
+pub(crate) struct ConfigFile {
     /// [`config_text_digest`] of the file; `None` when it cannot be read.
-    pub digest: Option<String>,
+    pub(crate) digest: Option<String>,
     /// Why the file does not load, when the caller tried (the daemon only compares digests).
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 impl ConfigFile {
     /// The file at `path`, digest only.
-    pub fn digest_of(path: &std::path::Path) -> ConfigFile {
+    pub(crate) fn digest_of(path: &std::path::Path) -> ConfigFile {
         ConfigFile { digest: config_file_digest(path).ok(), error: None }
     }
 }
 
 /// Compares the file with what the daemon recorded; see [`ConfigState`].
-pub fn config_state(running: Option<&RunningConfig>, daemon_running: bool, file: &ConfigFile) -> ConfigState {
+pub(crate) fn config_state(running: Option<&RunningConfig>, daemon_running: bool, file: &ConfigFile) -> ConfigState {
     let Some(running) = running.filter(|_| daemon_running) else {
         return file.error.clone().map_or(ConfigState::Unknown, |error| ConfigState::Invalid { error });
     };
@@ -94,7 +94,7 @@ pub fn config_state(running: Option<&RunningConfig>, daemon_running: bool, file:
 
 impl ConfigState {
     /// The line for `status` and `/health`, when there is something to say.
-    pub fn problem(&self) -> Option<String> {
+    pub(crate) fn problem(&self) -> Option<String> {
         match self {
             ConfigState::Applied | ConfigState::Unknown => None,
             ConfigState::Edited { loaded_at, error: None } => Some(format!(
@@ -116,7 +116,7 @@ impl ConfigState {
 /// A sink's state in one word, as `status`, its JSON and `/metrics` show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum SinkHealth {
+pub(crate) enum SinkHealth {
     /// Nothing pending, nothing failing.
     Ok,
     /// Events pending, the last attempt succeeded (or none was made yet).
@@ -130,7 +130,7 @@ pub enum SinkHealth {
 }
 
 impl SinkHealth {
-    pub fn of(k: &SinkSummary) -> SinkHealth {
+    pub(crate) fn of(k: &SinkSummary) -> SinkHealth {
         if k.state.retired_at.is_some() {
             SinkHealth::Retired
         } else if k.state.paused.is_some() {
@@ -162,14 +162,14 @@ impl SinkHealth {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Ok,
     Attention,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
-pub enum DaemonState {
+pub(crate) enum DaemonState {
     Running {
         pid: Option<u32>,
         heartbeat_age_ms: u64,
@@ -187,7 +187,7 @@ pub enum DaemonState {
 const STATION_BEHIND: u64 = 100;
 
 /// Whether the daemon runs on this store, from its heartbeat and its clean-stop mark.
-pub fn daemon_state(store: &StoreSummary, now: Timestamp) -> DaemonState {
+pub(crate) fn daemon_state(store: &StoreSummary, now: Timestamp) -> DaemonState {
     match (store.heartbeat_at, store.stopped_at) {
         (Some(hb), stopped) if stopped.is_none_or(|s| s < hb) && hb.millis_until(now) < HEARTBEAT_STALE_MS => {
             DaemonState::Running { pid: store.pid, heartbeat_age_ms: hb.millis_until(now) }
@@ -197,7 +197,7 @@ pub fn daemon_state(store: &StoreSummary, now: Timestamp) -> DaemonState {
     }
 }
 
-pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp, file: &ConfigFile) -> StatusReport {
+pub(crate) fn report(store: StoreSummary, max_bytes: u64, now: Timestamp, file: &ConfigFile) -> StatusReport {
     let daemon = daemon_state(&store, now);
     let running = matches!(daemon, DaemonState::Running { .. });
     let config = config_state(store.running_config.as_ref(), running, file);
@@ -269,7 +269,7 @@ pub fn report(store: StoreSummary, max_bytes: u64, now: Timestamp, file: &Config
 }
 
 impl StatusReport {
-    pub fn to_text(&self, now: Timestamp) -> String {
+    pub(crate) fn to_text(&self, now: Timestamp) -> String {
         let mut out = String::new();
         let s = &self.store;
         let _ = match self.verdict {
@@ -414,7 +414,7 @@ fn sink_row(k: &SinkSummary, now: Timestamp) -> [String; 8] {
 /// The one-line STATUS systemd shows (`systemctl status dockhand`): pending per sink, the oldest,
 /// MQTT, devices, alarms — `12 pending (cloud 12, archive 0), oldest 3m12s; MQTT connected`.
 /// `mqtt` is `None` without an MQTT source.
-pub fn systemd_line(s: &StoreSummary, mqtt: Option<bool>, now: Timestamp) -> String {
+pub(crate) fn systemd_line(s: &StoreSummary, mqtt: Option<bool>, now: Timestamp) -> String {
     let active: Vec<&SinkSummary> = s.sinks.iter().filter(|k| SinkHealth::of(k) != SinkHealth::Retired).collect();
     let pending: u64 = active.iter().map(|k| k.pending).sum();
     let oldest = active.iter().filter_map(|k| k.oldest_pending_at).min();
@@ -452,7 +452,7 @@ pub fn systemd_line(s: &StoreSummary, mqtt: Option<bool>, now: Timestamp) -> Str
 }
 
 /// The gateway's retained status message on MQTT (`…/gateway/<id>/status`, contracts.md §2).
-pub fn gateway_status(s: &StoreSummary, gateway: &str, now: Timestamp) -> serde_json::Value {
+pub(crate) fn gateway_status(s: &StoreSummary, gateway: &str, now: Timestamp) -> serde_json::Value {
     let queue: serde_json::Map<String, serde_json::Value> = s
         .sinks
         .iter()
@@ -557,7 +557,7 @@ struct StationJson<'a> {
 
 impl StatusReport {
     /// `status --json`.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let s = &self.store;
         let current = matches!(self.daemon, DaemonState::Running { .. });
         let view = StatusJson {

@@ -29,7 +29,7 @@ use crate::task::TaskError;
 const STOP_DEADLINE: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub(crate) enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A task that ended on a setup error or a crash (a store error is [`RunError::Store`]).
@@ -220,7 +220,7 @@ async fn stop(name: String, task: Task) {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Returns an error for store failures (exit code 74).
-pub async fn run(mut config: Config) -> Result<(), RunError> {
+pub(crate) async fn run(mut config: Config) -> Result<(), RunError> {
     let started = Instant::now();
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;

@@ -16,27 +16,27 @@ fn send(states: &[NotifyState<'_>]) {
     }
 }
 
-pub fn ready(status: &str) {
+pub(crate) fn ready(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
-pub fn status(line: &str) {
+pub(crate) fn status(line: &str) {
     send(&[NotifyState::Status(line)]);
 }
 
-pub fn watchdog() {
+pub(crate) fn watchdog() {
     send(&[NotifyState::Watchdog]);
 }
 
-pub fn reloading() {
+pub(crate) fn reloading() {
     send(&[NotifyState::Reloading, NotifyState::Status("Reloading the config.")]);
 }
 
-pub fn stopping() {
+pub(crate) fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("Stopping.")]);
 }
 
 /// How often to ping the watchdog: half of `WatchdogSec`, or never.
-pub fn watchdog_interval() -> Option<Duration> {
+pub(crate) fn watchdog_interval() -> Option<Duration> {
     sd_notify::watchdog_enabled().map(|d| d / 2)
 }

@@ -10,7 +10,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// How log lines are written (`log.format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// journald when the service runs under systemd with the journal, text otherwise.
     #[default]
     Auto,
@@ -23,10 +23,10 @@ pub enum LogFormat {
 /// `[log]` in the config.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
+pub(crate) struct LogConfig {
     /// `error`, `warn`, `info`, `debug` or `trace`, or a tracing filter (`info,dockhand::store=debug`).
-    pub level: String,
-    pub format: LogFormat,
+    pub(crate) level: String,
+    pub(crate) format: LogFormat,
 }
 
 impl Default for LogConfig {
@@ -35,7 +35,7 @@ impl Default for LogConfig {
     }
 }
 
-pub fn init(log: &LogConfig) {
+pub(crate) fn init(log: &LogConfig) {
     let stderr_text = || {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter(log))

@@ -23,7 +23,7 @@ impl Timestamp {
         Self(ms)
     }
 
-    pub const fn as_millis(self) -> i64 {
+    pub(crate) const fn as_millis(self) -> i64 {
         self.0
     }
 
@@ -45,15 +45,15 @@ impl Timestamp {
     }
 
     /// Milliseconds elapsed from `self` until `later` (zero if `later` is earlier).
-    pub fn millis_until(self, later: Timestamp) -> u64 {
+    pub(crate) fn millis_until(self, later: Timestamp) -> u64 {
         later.0.saturating_sub(self.0).max(0) as u64
     }
 
-    pub fn saturating_sub_millis(self, ms: u64) -> Self {
+    pub(crate) fn saturating_sub_millis(self, ms: u64) -> Self {
         Self(self.0.saturating_sub(ms.min(i64::MAX as u64) as i64))
     }
 
-    pub fn saturating_add_millis(self, ms: u64) -> Self {
+    pub(crate) fn saturating_add_millis(self, ms: u64) -> Self {
         Self(self.0.saturating_add(ms.min(i64::MAX as u64) as i64))
     }
 }

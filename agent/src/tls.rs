@@ -11,13 +11,13 @@ use serde::Deserialize;
 /// `tls = { ca_file = "...", client_cert_file = "...", client_key_file = "..." }`
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct TlsFiles {
+pub(crate) struct TlsFiles {
     /// PEM file with the CA certificate(s) that signed the server's certificate; absent: the
     /// system's CA certificates.
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// PEM client certificate and key, for servers that require mutual TLS.
-    pub client_cert_file: Option<PathBuf>,
-    pub client_key_file: Option<PathBuf>,
+    pub(crate) client_cert_file: Option<PathBuf>,
+    pub(crate) client_key_file: Option<PathBuf>,
 }
 
 impl TlsFiles {
@@ -35,10 +35,10 @@ impl TlsFiles {
     }
 }
 
-pub use firmware_bridge::tls::explain;
+pub(crate) use firmware_bridge::tls::explain;
 
 /// The rustls client configuration for these files ([`firmware_bridge::tls::client_config`]).
-pub fn client_config(tls: &TlsFiles) -> Result<Arc<rustls::ClientConfig>, String> {
+pub(crate) fn client_config(tls: &TlsFiles) -> Result<Arc<rustls::ClientConfig>, String> {
     firmware_bridge::tls::client_config(firmware_bridge::tls::TlsPaths {
         ca_file: tls.ca_file.as_deref(),
         client_cert_file: tls.client_cert_file.as_deref(),

@@ -12,12 +12,12 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Letters, digits and `-_.`; what is safe in an MQTT topic level, a file name and a log line.
-pub fn is_identifier(s: &str) -> bool {
+pub(crate) fn is_identifier(s: &str) -> bool {
     !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// Relative paths in the config are relative to the config file, wherever the daemon runs from.
-pub fn resolve(base: &Path, path: &Path) -> PathBuf {
+pub(crate) fn resolve(base: &Path, path: &Path) -> PathBuf {
     if path.is_absolute() { path.to_path_buf() } else { base.join(path) }
 }
 
@@ -25,21 +25,21 @@ pub fn resolve(base: &Path, path: &Path) -> PathBuf {
 /// names the key inside itself (`batch.max_events`); `config` puts the section in front
 /// (`sink[2].batch.max_events`) and finds the line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigIssue {
+pub(crate) struct ConfigIssue {
     /// Dotted path of the key inside the section; empty for the section as a whole.
-    pub key: String,
+    pub(crate) key: String,
     /// What is wrong and what to write instead.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl ConfigIssue {
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self { key: key.into(), message: message.into() }
     }
 
     /// The same issue seen from the enclosing section: `within("sink[2]")` turns `name` into
     /// `sink[2].name` (and an issue of the whole section into `sink[2]`).
-    pub fn within(self, section: &str) -> Self {
+    pub(crate) fn within(self, section: &str) -> Self {
         let key = if self.key.is_empty() { section.to_string() } else { format!("{section}.{}", self.key) };
         Self { key, message: self.message }
     }
@@ -53,7 +53,7 @@ impl fmt::Display for ConfigIssue {
 
 /// What a serde error said about the key it names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SerdeProblem {
+pub(crate) enum SerdeProblem {
     /// A required key is absent.
     Missing,
     /// A key the type does not have (often a typo).
@@ -65,7 +65,7 @@ pub enum SerdeProblem {
 /// The key a serde error is about, from `serde_path_to_error`'s path and the error's message.
 /// serde reports a missing field at its parent, and puts an unknown key in the path or not
 /// depending on the format; either way the answer names the key itself (`batch.max_events`).
-pub fn serde_error_key(path: &str, message: &str) -> (String, SerdeProblem) {
+pub(crate) fn serde_error_key(path: &str, message: &str) -> (String, SerdeProblem) {
     let path = if path == "." { "" } else { path };
     let join = |name: &str| if path.is_empty() { name.to_string() } else { format!("{path}.{name}") };
     if let Some(name) = message.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
@@ -81,15 +81,15 @@ pub fn serde_error_key(path: &str, message: &str) -> (String, SerdeProblem) {
 
 /// A duration written as a number and a unit: `ms`, `s`, `m`, `h`, `d` (e.g. `"1h30m"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct HumanDuration(pub Duration);
+pub(crate) struct HumanDuration(pub Duration);
 
 /// A size in bytes: a plain integer, or a number with `B`, `KB`, `MB`, `GB` (powers of 1000) or
 /// `KiB`, `MiB`, `GiB` (powers of 1024).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ByteSize(pub u64);
+pub(crate) struct ByteSize(pub u64);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum UnitError {
+pub(crate) enum UnitError {
     #[error("invalid duration `{0}`: write a number and a unit, e.g. \"500ms\", \"30s\", \"5m\", \"7d\"")]
     Duration(String),
     #[error("invalid size `{0}`: write bytes or a number and a unit, e.g. \"64KiB\", \"512MiB\", \"2GB\"")]
@@ -97,7 +97,7 @@ pub enum UnitError {
 }
 
 impl HumanDuration {
-    pub fn parse(text: &str) -> Result<Self, UnitError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, UnitError> {
         let err = || UnitError::Duration(text.to_string());
         let s = text.trim();
         if s.is_empty() {
@@ -128,7 +128,7 @@ impl HumanDuration {
         Ok(Self(Duration::from_millis(ms)))
     }
 
-    pub fn as_millis(self) -> u64 {
+    pub(crate) fn as_millis(self) -> u64 {
         self.0.as_millis().min(u128::from(u64::MAX)) as u64
     }
 }
@@ -140,7 +140,7 @@ impl fmt::Display for HumanDuration {
 }
 
 /// Writes a millisecond count in the largest unit that divides it evenly ("90s", "7d", "250ms").
-pub fn fmt_millis(ms: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+pub(crate) fn fmt_millis(ms: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
         if ms >= size && ms.is_multiple_of(size) {
             return write!(f, "{}{unit}", ms / size);
@@ -150,7 +150,7 @@ pub fn fmt_millis(ms: u64, f: &mut fmt::Formatter<'_>) -> fmt::Result {
 }
 
 /// An age for people: "0.4s", "12s", "3m12s", "5h02m", "2d03h".
-pub fn describe_age(ms: u64) -> String {
+pub(crate) fn describe_age(ms: u64) -> String {
     let s = ms / 1000;
     match s {
         0..=9 => format!("{:.1}s", ms as f64 / 1000.0),
@@ -162,7 +162,7 @@ pub fn describe_age(ms: u64) -> String {
 }
 
 impl ByteSize {
-    pub fn parse(text: &str) -> Result<Self, UnitError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, UnitError> {
         let err = || UnitError::Size(text.to_string());
         let s = text.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());

@@ -11,7 +11,7 @@ use firmware_bridge::{ScanOptions, WeightUnit, decode_scan};
 /// A named decode of one vector; true when it decoded.
 type Case = (&'static str, Box<dyn Fn() -> bool>);
 
-pub fn run(iterations: u64) -> Result<(), String> {
+pub(crate) fn run(iterations: u64) -> Result<(), String> {
     let opts = ScanOptions::new(2026);
     let gs1: &[u8] = b"]C101095011015300031714112310AB-123\x1d21SER42";
     let ean: &[u8] = b"]E04006381333931";

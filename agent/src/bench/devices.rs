@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serialport::TTYPort;
 
-pub fn run(dir: &Path, seconds: u64) -> Result<(), String> {
+pub(crate) fn run(dir: &Path, seconds: u64) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     for file in ["devices.db", "devices.db-wal", "devices.db-shm", "devices.ndjson"] {
         let _ = std::fs::remove_file(dir.join(file));

@@ -16,7 +16,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::store::StoreReader;
 
-pub fn run(dir: &Path, events: u64, single: u64) -> Result<(), String> {
+pub(crate) fn run(dir: &Path, events: u64, single: u64) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

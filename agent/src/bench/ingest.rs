@@ -59,7 +59,7 @@ impl Variant {
     }
 }
 
-pub fn run(dir: &Path, messages: u64, inflight: u16) -> Result<(), String> {
+pub(crate) fn run(dir: &Path, messages: u64, inflight: u16) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let port = free_port()?;
     let mut broker = start_mosquitto(dir, port, inflight)?;

@@ -23,7 +23,7 @@ use crate::exit;
 use crate::store::{Store, StoreOptions, StoreReader};
 
 #[derive(Debug, Subcommand)]
-pub enum BenchCommand {
+pub(crate) enum BenchCommand {
     /// Durable append throughput against group-commit size.
     Append {
         /// Folder for the scratch stores (use the gateway's real disk, not a tmpfs).
@@ -89,7 +89,7 @@ pub enum BenchCommand {
     },
 }
 
-pub fn run(command: BenchCommand) -> i32 {
+pub(crate) fn run(command: BenchCommand) -> i32 {
     let result = match command {
         BenchCommand::Append { dir, groups, payload_bytes, seconds } => append(&dir, &groups, payload_bytes, seconds),
         BenchCommand::Drain { dir, events, payload_bytes, batch } => drain(&dir, events, payload_bytes, batch),

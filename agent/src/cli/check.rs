@@ -55,7 +55,7 @@ pub(crate) fn check_config(path: &std::path::Path, connect: bool) -> i32 {
     if let Some(settings) = config.mqtt_settings() {
         let what = format!("mqtt broker {}:{}", settings.mqtt.host, settings.mqtt.port);
         let probe = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt.block_on(probe_broker(&settings)),
+            Ok(rt) => rt.block_on(check_broker(&settings)),
             Err(e) => Err(e.to_string()),
         };
         check(probe, what);
@@ -92,7 +92,7 @@ fn check_store(config: &Config, writer: &Writer) -> Result<String, String> {
 }
 
 /// Connects once to the broker and waits for its answer.
-async fn probe_broker(settings: &crate::mqtt::MqttSettings) -> Result<String, String> {
+async fn check_broker(settings: &crate::mqtt::MqttSettings) -> Result<String, String> {
     let session = crate::mqtt::Session::plain(format!("dockhand-{}-check-{}", settings.gateway, std::process::id()));
     let (client, mut events) = crate::mqtt::connect(settings, &session)?;
     let answer = tokio::time::timeout(std::time::Duration::from_secs(5), async {

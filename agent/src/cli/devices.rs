@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::devices::DeviceConfig;
 
 /// Prints the table; exit 0, or 1 when a configured serial device is missing.
-pub fn list(config: Option<&Config>) -> i32 {
+pub(crate) fn list(config: Option<&Config>) -> i32 {
     let ports = present_ports();
     let devices: &[DeviceConfig] = config.map_or(&[], |c| &c.devices);
     if ports.is_empty() {
@@ -57,7 +57,7 @@ pub fn list(config: Option<&Config>) -> i32 {
 }
 
 /// Opens the device once; a polled scale is asked for a weight. Blocking (a few seconds at most).
-pub fn probe(device: &DeviceConfig) -> Result<String, String> {
+pub(crate) fn check_device(device: &DeviceConfig) -> Result<String, String> {
     let Some(transport) = device.transport().map_err(|issue| issue.to_string())? else {
         return Ok("behind a firmware-bridge; its state shows in `dockhand status` once the daemon runs".into());
     };
@@ -148,6 +148,6 @@ fn describe(reading: &firmware_bridge::ScaleReading) -> String {
 }
 
 /// For `check-config --connect`: each device's probe, with its name.
-pub fn check_all(config: &Config) -> Vec<(String, Result<String, String>)> {
-    config.devices.iter().map(|d| (format!("device {}", d.name), probe(d))).collect()
+pub(crate) fn check_all(config: &Config) -> Vec<(String, Result<String, String>)> {
+    config.devices.iter().map(|d| (format!("device {}", d.name), check_device(d))).collect()
 }

@@ -8,7 +8,7 @@ use crate::timestamp::Timestamp;
 use crate::units::{HumanDuration, describe_age};
 
 #[derive(Debug, Subcommand)]
-pub enum DlqCommand {
+pub(crate) enum DlqCommand {
     /// Dead letters not yet retried, newest first.
     List {
         /// Include the ones already retried.
@@ -35,7 +35,7 @@ pub enum DlqCommand {
     },
 }
 
-pub fn run(store: &std::path::Path, command: DlqCommand) -> Result<i32, StoreError> {
+pub(crate) fn run(store: &std::path::Path, command: DlqCommand) -> Result<i32, StoreError> {
     let mut admin = Admin::open(store)?;
     let now = Timestamp::now();
     match command {

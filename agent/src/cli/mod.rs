@@ -24,16 +24,16 @@ use crate::units::HumanDuration;
     version,
     about = "Warehouse gateway agent: devices in, durable queue, delivery to the cloud and Odoo."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The config file.
     #[arg(long, short = 'c', global = true, default_value = config::DEFAULT_PATH)]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the daemon.
     Run,
     /// Validate the config file (line and column on errors; exit 78 if invalid).
@@ -85,7 +85,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum SimulateCommand {
+pub(crate) enum SimulateCommand {
     /// Simulated handheld scanners: scans with GS1 data, counts and picks, some malformed on purpose.
     Handhelds {
         /// Messages to send (all handhelds together).

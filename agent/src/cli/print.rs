@@ -13,7 +13,7 @@ use crate::timestamp::Timestamp;
 use crate::units::describe_age;
 
 #[derive(Debug, Subcommand)]
-pub enum PrintCommand {
+pub(crate) enum PrintCommand {
     /// Jobs not printed yet, then the most recent printed ones.
     List {
         #[arg(long, default_value_t = 30)]
@@ -23,7 +23,7 @@ pub enum PrintCommand {
     Reprint { id: String },
 }
 
-pub fn run(store: &std::path::Path, command: PrintCommand) -> Result<i32, StoreError> {
+pub(crate) fn run(store: &std::path::Path, command: PrintCommand) -> Result<i32, StoreError> {
     match command {
         PrintCommand::List { limit } => {
             let reader = StoreReader::open(store)?;
@@ -55,7 +55,7 @@ pub fn run(store: &std::path::Path, command: PrintCommand) -> Result<i32, StoreE
 /// printer's state as the daemon sees it. With the daemon down it says so at once and queues
 /// nothing; a label still queued after 15 s is taken back, so it never prints later with a stale
 /// timestamp.
-pub fn test(config: &Config, printer: &str) -> Result<i32, StoreError> {
+pub(crate) fn test(config: &Config, printer: &str) -> Result<i32, StoreError> {
     let printers: Vec<&str> = config
         .devices
         .iter()

@@ -11,24 +11,30 @@ use toml::de::{DeTable, DeValue};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// 1-based line and column, when the problem has a place in the file.
-    pub location: Option<(usize, usize)>,
+    pub(crate) location: Option<(usize, usize)>,
     /// Key path such as `store.max_bytes` or `sink[0].name`; empty for the file as a whole.
-    pub key: String,
-    pub message: String,
+    pub(crate) key: String,
+    pub(crate) message: String,
     /// The line of the file the location points into.
-    pub snippet: Option<String>,
+    pub(crate) snippet: Option<String>,
 }
 
 impl ConfigError {
     /// An error about the file itself (cannot be read, not TOML at all).
-    pub fn whole_file(file: &Path, message: impl Into<String>) -> Self {
+    pub(crate) fn whole_file(file: &Path, message: impl Into<String>) -> Self {
         Self { file: file.to_path_buf(), location: None, key: String::new(), message: message.into(), snippet: None }
     }
 
     /// An error at `key`, located in `text` by its byte span.
-    pub fn at_span(file: &Path, text: &str, span: Option<Range<usize>>, key: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn at_span(
+        file: &Path,
+        text: &str,
+        span: Option<Range<usize>>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> Self {
         let (location, snippet) = match span {
             Some(span) => {
                 let (line, col) = line_col(text, span.start);
@@ -42,7 +48,7 @@ impl ConfigError {
 
     /// An error at `key`, located by looking the key path up in the parsed document. A key that
     /// is not in the file (a missing field) points at its closest parent that is.
-    pub fn at_key(file: &Path, text: &str, key: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn at_key(file: &Path, text: &str, key: &str, message: impl Into<String>) -> Self {
         let span = DeTable::parse(text).ok().and_then(|doc| span_of(doc.get_ref(), key));
         Self::at_span(file, text, span, key, message)
     }

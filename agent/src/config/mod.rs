@@ -7,14 +7,14 @@
 #[cfg(test)]
 mod documented;
 mod error;
-pub mod on_disk;
+pub(crate) mod on_disk;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use error::ConfigError;
+pub(crate) use error::ConfigError;
 
 use crate::mqtt::{BrokerConfig, MqttConfig};
 use crate::simulate::SimulateConfig;
@@ -22,60 +22,60 @@ use crate::sinks::SinkConfig;
 use crate::telemetry::LogConfig;
 use crate::units::{ByteSize, ConfigIssue, HumanDuration};
 
-pub const DEFAULT_PATH: &str = "/etc/dockhand/dockhand.toml";
+pub(crate) const DEFAULT_PATH: &str = "/etc/dockhand/dockhand.toml";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file this was loaded from; relative paths inside it are resolved against its folder.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// [`crate::status::config_text_digest`] of the text this was loaded from (recorded in the store, so
     /// `status` can tell when the file on disk is not what the daemon runs).
-    pub digest: String,
-    pub gateway: GatewayConfig,
-    pub store: StoreConfig,
-    pub log: LogConfig,
+    pub(crate) digest: String,
+    pub(crate) gateway: GatewayConfig,
+    pub(crate) store: StoreConfig,
+    pub(crate) log: LogConfig,
     /// The broker handhelds publish to; absent: no MQTT source.
-    pub mqtt: Option<MqttConfig>,
+    pub(crate) mqtt: Option<MqttConfig>,
     /// Run an MQTT broker inside dockhand.
-    pub broker: Option<BrokerConfig>,
+    pub(crate) broker: Option<BrokerConfig>,
     /// Simulated handheld traffic (demos and commissioning only).
-    pub simulate: Option<SimulateConfig>,
+    pub(crate) simulate: Option<SimulateConfig>,
     /// The local `/metrics` and `/health` endpoint.
-    pub metrics: crate::metrics::MetricsConfig,
+    pub(crate) metrics: crate::metrics::MetricsConfig,
     /// What `/health` checks besides the daemon's own tasks.
-    pub health: crate::health::HealthConfig,
-    pub sinks: Vec<SinkConfig>,
+    pub(crate) health: crate::health::HealthConfig,
+    pub(crate) sinks: Vec<SinkConfig>,
     /// Serial scanners, scales and printers (`[[device]]`).
-    pub devices: Vec<crate::devices::DeviceConfig>,
+    pub(crate) devices: Vec<crate::devices::DeviceConfig>,
     /// Label templates (`[[label]]`).
-    pub labels: Vec<crate::printing::LabelConfig>,
+    pub(crate) labels: Vec<crate::printing::LabelConfig>,
     /// Stations (`[[station]]`).
-    pub stations: Vec<crate::stations::StationConfig>,
+    pub(crate) stations: Vec<crate::stations::StationConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GatewayConfig {
+pub(crate) struct GatewayConfig {
     /// This gateway's id (`wh1-gw01`): in every event, the MQTT client id and the status topic.
-    pub id: String,
+    pub(crate) id: String,
     /// The site (warehouse) code (`WH1`): in every event and in MQTT topics.
-    pub site: String,
+    pub(crate) site: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
+pub(crate) struct StoreConfig {
     /// The SQLite file. Relative paths are resolved against the config file's folder.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// New events are refused once the store holds this much; stored events are never dropped.
-    pub max_bytes: ByteSize,
+    pub(crate) max_bytes: ByteSize,
     /// How long events delivered to every sink are kept (for `replay`) before they are pruned.
-    pub retention: HumanDuration,
+    pub(crate) retention: HumanDuration,
 }
 
 impl StoreConfig {
     /// The store's options for this section (the store itself knows nothing of the config file).
-    pub fn options(&self) -> crate::store::StoreOptions {
+    pub(crate) fn options(&self) -> crate::store::StoreOptions {
         crate::store::StoreOptions {
             max_bytes: self.max_bytes.0,
             retention_ms: self.retention.as_millis(),
@@ -123,7 +123,7 @@ struct RawConfig {
 
 impl Config {
     /// Reads and validates `file`.
-    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn load(file: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|e| {
             ConfigError::whole_file(
                 file,
@@ -184,7 +184,7 @@ impl Config {
     }
 
     /// What the MQTT source needs from this config; `None` without `[mqtt]`.
-    pub fn mqtt_settings(&self) -> Option<crate::mqtt::MqttSettings> {
+    pub(crate) fn mqtt_settings(&self) -> Option<crate::mqtt::MqttSettings> {
         let mqtt = self.mqtt.clone()?;
         let prefix = mqtt.prefix(&self.gateway.site);
         let printers = self

@@ -9,7 +9,7 @@ use super::{Config, StoreConfig};
 
 /// The config, or — when it does not load — the store it names, read leniently, with the error.
 #[derive(Debug)]
-pub enum Loaded {
+pub(crate) enum Loaded {
     /// The file is valid.
     Valid(Box<Config>),
     /// The file has an error; `store` is where the store is anyway: `[store] path` when the file is
@@ -18,7 +18,7 @@ pub enum Loaded {
 }
 
 /// Loads `file`; see [`Loaded`].
-pub fn load_for_reading(file: &Path) -> Loaded {
+pub(crate) fn load_for_reading(file: &Path) -> Loaded {
     match Config::load(file) {
         Ok(c) => Loaded::Valid(Box::new(c)),
         Err(error) => Loaded::Invalid { store: store_path_despite_errors(file), error },

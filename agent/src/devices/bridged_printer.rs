@@ -22,15 +22,15 @@ use crate::store::print_jobs::PrintJobChange;
 use crate::task::TaskError;
 
 #[derive(Debug)]
-pub struct BridgedPrinter {
-    pub config: DeviceConfig,
-    pub gateway: String,
-    pub site: String,
-    pub settings: MqttSettings,
+pub(crate) struct BridgedPrinter {
+    pub(crate) config: DeviceConfig,
+    pub(crate) gateway: String,
+    pub(crate) site: String,
+    pub(crate) settings: MqttSettings,
 }
 
 impl BridgedPrinter {
-    pub async fn run(self, store: Store, live: LiveReadings, mut shutdown: Shutdown) -> Result<(), TaskError> {
+    pub(crate) async fn run(self, store: Store, live: LiveReadings, mut shutdown: Shutdown) -> Result<(), TaskError> {
         let name = self.config.name.clone();
         let mut processor =
             DeviceProcessor::new(&self.config, Transport::Mqtt, &self.gateway, &self.site, store.clone(), live, None);

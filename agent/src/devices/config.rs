@@ -15,7 +15,7 @@ use crate::units::{ConfigIssue, HumanDuration};
 /// Where the device is attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum Attachment {
+pub(crate) enum Attachment {
     /// A serial port on this gateway (`path`).
     #[default]
     Serial,
@@ -28,7 +28,7 @@ pub enum Attachment {
 /// What a scale's readings turn into outside a station.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
-pub enum WeightEvents {
+pub(crate) enum WeightEvents {
     /// A `weight` event each time the scale settles on a new non-zero weight.
     #[default]
     StableChange,
@@ -38,94 +38,94 @@ pub enum WeightEvents {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DeviceConfig {
+pub(crate) struct DeviceConfig {
     /// Unique name: in events (`source.device`), topics and `status`.
-    pub name: String,
-    pub kind: DeviceKind,
+    pub(crate) name: String,
+    pub(crate) kind: DeviceKind,
     #[serde(default)]
-    pub transport: Attachment,
+    pub(crate) transport: Attachment,
     /// Serial: the device path; prefer `/dev/serial/by-id/…` (see `dockhand devices`).
-    pub path: Option<PathBuf>,
+    pub(crate) path: Option<PathBuf>,
     /// TCP: `host:port` of the serial-device server.
-    pub address: Option<String>,
+    pub(crate) address: Option<String>,
     #[serde(default = "defaults::baud")]
-    pub baud: u32,
+    pub(crate) baud: u32,
     #[serde(default = "defaults::data_bits")]
-    pub data_bits: u8,
+    pub(crate) data_bits: u8,
     #[serde(default)]
-    pub parity: Parity,
+    pub(crate) parity: Parity,
     #[serde(default = "defaults::stop_bits")]
-    pub stop_bits: u8,
+    pub(crate) stop_bits: u8,
     #[serde(default)]
-    pub flow_control: FlowControl,
+    pub(crate) flow_control: FlowControl,
     /// Scales: `mt-sics`, `toledo-continuous`, `toledo-8217`, `sma`, `nci`, `cas`, `pattern`.
-    pub protocol: Option<String>,
+    pub(crate) protocol: Option<String>,
     /// Scales: fixed unit (Toledo 8217, pattern without `{unit}`).
-    pub unit: Option<String>,
+    pub(crate) unit: Option<String>,
     /// `protocol = "pattern"`: the frame template.
-    pub pattern: Option<String>,
+    pub(crate) pattern: Option<String>,
     /// `protocol = "pattern"`: what to send to ask for a weight (absent: the scale streams).
-    pub request: Option<String>,
+    pub(crate) request: Option<String>,
     /// Demand-mode scales: how often to ask.
     #[serde(default = "defaults::poll_interval")]
-    pub poll_interval: HumanDuration,
+    pub(crate) poll_interval: HumanDuration,
     /// A polled scale silent this long is reported in error.
     #[serde(default = "defaults::answer_timeout")]
-    pub answer_timeout: HumanDuration,
+    pub(crate) answer_timeout: HumanDuration,
     #[serde(default)]
-    pub weight_events: WeightEvents,
+    pub(crate) weight_events: WeightEvents,
     /// Equal stable readings in a row before a weight counts as settled.
     #[serde(default = "defaults::stable_readings")]
-    pub stable_readings: usize,
+    pub(crate) stable_readings: usize,
     /// Scanners: bytes after each scan (default `"\r\n"`: CR, LF or CRLF); `""` for none.
-    pub suffix: Option<String>,
+    pub(crate) suffix: Option<String>,
     /// Scanners: bytes before each scan.
-    pub prefix: Option<String>,
+    pub(crate) prefix: Option<String>,
     /// Scanners: a scan ends after this much silence (needed without a suffix).
-    pub inter_char_timeout: Option<HumanDuration>,
+    pub(crate) inter_char_timeout: Option<HumanDuration>,
     /// Scanners: a character accepted as GS1 FNC1 besides `<GS>` (keyboard-wedge setups).
-    pub fnc1: Option<String>,
+    pub(crate) fnc1: Option<String>,
     /// Printers: `zpl` (default), `tspl`, `escpos`, `epl`.
-    pub language: Option<firmware_bridge::printer::replies::PrinterLanguage>,
+    pub(crate) language: Option<firmware_bridge::printer::replies::PrinterLanguage>,
     /// Printers: how often the status is asked (and a waiting job looked at).
     #[serde(default = "defaults::status_interval")]
-    pub status_interval: HumanDuration,
+    pub(crate) status_interval: HumanDuration,
 }
 
 mod defaults {
     use crate::units::HumanDuration;
     use std::time::Duration;
 
-    pub fn baud() -> u32 {
+    pub(crate) fn baud() -> u32 {
         9600
     }
-    pub fn data_bits() -> u8 {
+    pub(crate) fn data_bits() -> u8 {
         8
     }
-    pub fn stop_bits() -> u8 {
+    pub(crate) fn stop_bits() -> u8 {
         1
     }
-    pub fn poll_interval() -> HumanDuration {
+    pub(crate) fn poll_interval() -> HumanDuration {
         HumanDuration(Duration::from_millis(250))
     }
-    pub fn answer_timeout() -> HumanDuration {
+    pub(crate) fn answer_timeout() -> HumanDuration {
         HumanDuration(Duration::from_secs(3))
     }
-    pub fn stable_readings() -> usize {
+    pub(crate) fn stable_readings() -> usize {
         3
     }
-    pub fn status_interval() -> HumanDuration {
+    pub(crate) fn status_interval() -> HumanDuration {
         HumanDuration(Duration::from_secs(1))
     }
 }
 
 /// The rates serial scales, scanners and printers are set to; anything else is almost always a
 /// typo, and a wrong rate reads as silence or garbage rather than an error.
-pub const STANDARD_BAUD_RATES: [u32; 10] = [1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400];
+pub(crate) const STANDARD_BAUD_RATES: [u32; 10] = [1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400];
 
 impl DeviceConfig {
     /// Settings that are valid but probably wrong, with advice, for `check-config`.
-    pub fn warnings(&self) -> Vec<ConfigIssue> {
+    pub(crate) fn warnings(&self) -> Vec<ConfigIssue> {
         let mut out = Vec::new();
         if self.transport == Attachment::Serial && !STANDARD_BAUD_RATES.contains(&self.baud) {
             let list: Vec<String> = STANDARD_BAUD_RATES.iter().map(u32::to_string).collect();
@@ -142,7 +142,7 @@ impl DeviceConfig {
     }
 
     /// The device as firmware-bridge sees it. Errors name the key at fault.
-    pub fn spec(&self) -> Result<DeviceSpec, ConfigIssue> {
+    pub(crate) fn spec(&self) -> Result<DeviceSpec, ConfigIssue> {
         match self.kind {
             DeviceKind::Scanner => {
                 for (key, set) in [("protocol", self.protocol.is_some()), ("pattern", self.pattern.is_some())] {
@@ -211,7 +211,7 @@ impl DeviceConfig {
     }
 
     /// Where to open the device; `None` for devices behind a firmware-bridge.
-    pub fn transport(&self) -> Result<Option<Transport>, ConfigIssue> {
+    pub(crate) fn transport(&self) -> Result<Option<Transport>, ConfigIssue> {
         match self.transport {
             Attachment::Serial => {
                 let path = self.path.clone().ok_or_else(|| {
@@ -253,7 +253,7 @@ impl DeviceConfig {
     }
 
     /// Checks everything that can be checked without opening the device.
-    pub fn validate(&self) -> Result<(), ConfigIssue> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigIssue> {
         if self.transport == Attachment::Mqtt {
             // Port, protocol and framing are the firmware-bridge's settings, not the agent's.
             if self.path.is_some() || self.address.is_some() || self.protocol.is_some() {

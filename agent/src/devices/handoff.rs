@@ -21,13 +21,13 @@ use crate::event::DeviceState;
 
 /// What a station knows about its scale.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ScaleFeed {
+pub(crate) struct ScaleFeed {
     /// The scale's state and why; `None` until the device task has reported it.
-    pub state: Option<(DeviceState, Option<String>)>,
+    pub(crate) state: Option<(DeviceState, Option<String>)>,
     /// The latest reading.
-    pub reading: Option<ScaleReading>,
+    pub(crate) reading: Option<ScaleReading>,
     /// Counts readings, so two equal readings in a row are two readings to a stability check.
-    pub readings: u64,
+    pub(crate) readings: u64,
 }
 
 #[derive(Debug, Default)]
@@ -38,7 +38,7 @@ struct Inner {
 
 /// The hub; cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct Handoff {
+pub(crate) struct Handoff {
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -48,12 +48,12 @@ impl Handoff {
     }
 
     /// Rings `station`'s doorbell: a scan for it has been committed.
-    pub fn scan_stored(&self, station: &str) {
+    pub(crate) fn scan_stored(&self, station: &str) {
         self.scans(station).notify_one();
     }
 
     /// `station`'s doorbell.
-    pub fn scans(&self, station: &str) -> Arc<Notify> {
+    pub(crate) fn scans(&self, station: &str) -> Arc<Notify> {
         self.lock().scans.entry(station.to_owned()).or_default().clone()
     }
 
@@ -62,7 +62,7 @@ impl Handoff {
     }
 
     /// A new reading from scale `device`.
-    pub fn scale_reading(&self, device: &str, reading: ScaleReading) {
+    pub(crate) fn scale_reading(&self, device: &str, reading: ScaleReading) {
         self.scale_slot(device).send_modify(|feed| {
             feed.reading = Some(reading);
             feed.readings += 1;
@@ -70,7 +70,7 @@ impl Handoff {
     }
 
     /// Scale `device` changed state.
-    pub fn scale_state(&self, device: &str, state: DeviceState, detail: Option<String>) {
+    pub(crate) fn scale_state(&self, device: &str, state: DeviceState, detail: Option<String>) {
         self.scale_slot(device).send_modify(|feed| {
             if state != DeviceState::Connected {
                 feed.reading = None;
@@ -80,7 +80,7 @@ impl Handoff {
     }
 
     /// Follows scale `device`.
-    pub fn scale(&self, device: &str) -> watch::Receiver<ScaleFeed> {
+    pub(crate) fn scale(&self, device: &str) -> watch::Receiver<ScaleFeed> {
         self.scale_slot(device).subscribe()
     }
 }

@@ -16,16 +16,16 @@ use tokio::sync::broadcast;
 
 /// One message to publish under `…/gateway/<id>/`.
 #[derive(Debug, Clone)]
-pub struct LiveReading {
+pub(crate) struct LiveReading {
     /// `reading/<device>` or `station/<name>`.
-    pub leaf: String,
+    pub(crate) leaf: String,
     /// JSON body.
-    pub body: String,
+    pub(crate) body: String,
 }
 
 /// The hub: device tasks and stations send, the MQTT source receives.
 #[derive(Debug, Clone)]
-pub struct LiveReadings {
+pub(crate) struct LiveReadings {
     tx: broadcast::Sender<LiveReading>,
 }
 
@@ -39,24 +39,24 @@ impl Default for LiveReadings {
 
 impl LiveReadings {
     /// Offers a device's reading or scan for `…/reading/<device>`; dropped when nothing listens.
-    pub fn publish(&self, device: &str, body: String) {
+    pub(crate) fn publish(&self, device: &str, body: String) {
         let _ = self.tx.send(LiveReading { leaf: format!("reading/{device}"), body });
     }
 
     /// Offers a message for `…/gateway/<id>/<leaf>`.
-    pub fn publish_at(&self, leaf: String, body: String) {
+    pub(crate) fn publish_at(&self, leaf: String, body: String) {
         let _ = self.tx.send(LiveReading { leaf, body });
     }
 
     /// A listener that gets every reading offered from now on.
-    pub fn listen(&self) -> LiveListener {
+    pub(crate) fn listen(&self) -> LiveListener {
         LiveListener { rx: self.tx.subscribe(), _hub: self.tx.clone() }
     }
 }
 
 /// One listener of the hub (the MQTT source; later the web page's live view).
 #[derive(Debug)]
-pub struct LiveListener {
+pub(crate) struct LiveListener {
     rx: broadcast::Receiver<LiveReading>,
     /// Keeps the hub open, so `next` never sees it closed.
     _hub: broadcast::Sender<LiveReading>,
@@ -65,7 +65,7 @@ pub struct LiveListener {
 impl LiveListener {
     /// The next reading. Readings this listener was too slow for are skipped: the newer ones
     /// say more, and nothing acknowledged travels here.
-    pub async fn next(&mut self) -> LiveReading {
+    pub(crate) async fn next(&mut self) -> LiveReading {
         loop {
             match self.rx.recv().await {
                 Ok(reading) => return reading,

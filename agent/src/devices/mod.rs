@@ -20,12 +20,12 @@
 //! commit" is the commit of the scan into the station's durable input queue
 //! ([`crate::store::station_inputs`]).
 
-pub mod bridged_printer;
-pub mod config;
-pub mod handoff;
-pub mod live;
-pub mod printer;
-pub mod processor;
+pub(crate) mod bridged_printer;
+pub(crate) mod config;
+pub(crate) mod handoff;
+pub(crate) mod live;
+pub(crate) mod printer;
+pub(crate) mod processor;
 
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ use firmware_bridge::remote::{self, ReadingMessage, RemoteState, StateMessage};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-pub use config::DeviceConfig;
+pub(crate) use config::DeviceConfig;
 use live::LiveReadings;
 use processor::{DeviceProcessor, StationLink};
 
@@ -50,20 +50,20 @@ use crate::units::ConfigIssue;
 
 /// Everything one device task needs.
 #[derive(Debug, Clone)]
-pub struct DeviceTask {
-    pub config: DeviceConfig,
-    pub gateway: String,
-    pub site: String,
+pub(crate) struct DeviceTask {
+    pub(crate) config: DeviceConfig,
+    pub(crate) gateway: String,
+    pub(crate) site: String,
     /// The broker, for devices behind a firmware-bridge.
-    pub mqtt: Option<MqttSettings>,
+    pub(crate) mqtt: Option<MqttSettings>,
     /// The station this device works for, if any.
-    pub station: Option<String>,
+    pub(crate) station: Option<String>,
     /// Label templates (printers define the stored ones).
-    pub labels: Vec<crate::printing::LabelConfig>,
+    pub(crate) labels: Vec<crate::printing::LabelConfig>,
 }
 
 impl DeviceTask {
-    pub async fn run(
+    pub(crate) async fn run(
         self,
         store: Store,
         live: LiveReadings,

@@ -26,16 +26,16 @@ use crate::task::TaskError;
 const QUEUE_POLL: Duration = Duration::from_millis(200);
 
 #[derive(Debug)]
-pub struct PrinterTask {
-    pub config: DeviceConfig,
+pub(crate) struct PrinterTask {
+    pub(crate) config: DeviceConfig,
     /// Labels kept in the printer as stored formats are defined at each connection.
-    pub labels: Vec<crate::printing::LabelConfig>,
-    pub gateway: String,
-    pub site: String,
+    pub(crate) labels: Vec<crate::printing::LabelConfig>,
+    pub(crate) gateway: String,
+    pub(crate) site: String,
 }
 
 impl PrinterTask {
-    pub async fn run(
+    pub(crate) async fn run(
         self,
         transport: LinkTransport,
         store: Store,

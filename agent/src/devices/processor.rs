@@ -31,7 +31,7 @@ const REPEAT_EVERY: Duration = Duration::from_secs(1);
 
 const HELD: &str = "a device event waits in memory and the device is not read meanwhile";
 
-pub struct DeviceProcessor {
+pub(crate) struct DeviceProcessor {
     name: String,
     transport: Transport,
     gateway: String,
@@ -50,9 +50,9 @@ pub struct DeviceProcessor {
 
 /// The station a device works for, and the hub that reaches it.
 #[derive(Debug, Clone)]
-pub struct StationLink {
-    pub station: String,
-    pub handoff: crate::devices::handoff::Handoff,
+pub(crate) struct StationLink {
+    pub(crate) station: String,
+    pub(crate) handoff: crate::devices::handoff::Handoff,
 }
 
 impl std::fmt::Debug for DeviceProcessor {
@@ -62,7 +62,7 @@ impl std::fmt::Debug for DeviceProcessor {
 }
 
 impl DeviceProcessor {
-    pub fn new(
+    pub(crate) fn new(
         config: &DeviceConfig,
         transport: Transport,
         gateway: &str,
@@ -92,7 +92,7 @@ impl DeviceProcessor {
 
     /// Records a state change. A new reason for the same state (the port hung up, then cannot be
     /// reopened) is logged but is not a new event: one event per change, not per retry.
-    pub async fn state(&mut self, state: DeviceState, detail: Option<String>) -> Result<(), StoreError> {
+    pub(crate) async fn state(&mut self, state: DeviceState, detail: Option<String>) -> Result<(), StoreError> {
         let current = (state, detail);
         if self.last_state.as_ref().is_some_and(|(s, _)| *s == current.0) {
             tracing::debug!(device = %self.name, detail = current.1.as_deref().unwrap_or(""), "Device state unchanged.");
@@ -121,7 +121,7 @@ impl DeviceProcessor {
 
     /// Handles one output. `id` and `at` come from a firmware-bridge (its scan id and clock);
     /// a local device gets a fresh id and the current time.
-    pub async fn output(
+    pub(crate) async fn output(
         &mut self,
         output: DeviceOutput,
         id: Option<EventId>,
@@ -156,7 +156,7 @@ impl DeviceProcessor {
     }
 
     /// Stores a scan given as its payload JSON (a local scan, or one a firmware-bridge sent).
-    pub async fn scan(
+    pub(crate) async fn scan(
         &mut self,
         value: serde_json::Value,
         problem: Option<String>,

@@ -29,17 +29,17 @@ pub(crate) fn natural_key(gateway: &str, sink: &str, items: &[BatchItem]) -> Str
 /// A batch waiting to be delivered, and where the sink's cursor stands when it is settled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pending {
-    pub batch: Batch,
+    pub(crate) batch: Batch,
     /// The sink's cursor when this batch is recorded (its events all come after it).
-    pub after: u64,
+    pub(crate) after: u64,
     /// Whether the receiver has seen this batch (then it may only be split by a 413).
-    pub sent: bool,
+    pub(crate) sent: bool,
 }
 
 impl Pending {
     /// The two halves, with derived keys. The first half is the larger one, so both fit a cap of
     /// `(n + 1) / 2` events.
-    pub fn halves(self) -> [Pending; 2] {
+    pub(crate) fn halves(self) -> [Pending; 2] {
         let Pending { batch, after, .. } = self;
         let mid = batch.items.len().div_ceil(2);
         let mut first = batch.items;
@@ -57,7 +57,7 @@ impl Pending {
 
     /// What the store keeps of a failed batch of the main stream, to resend it unchanged after a
     /// restart. Redeliveries are not kept (their queue re-forms the same batch).
-    pub fn formed(&self) -> Option<FormedBatch> {
+    pub(crate) fn formed(&self) -> Option<FormedBatch> {
         let items = &self.batch.items;
         if items.is_empty() || items.iter().any(|i| i.redelivery.is_some()) {
             return None;
@@ -72,7 +72,7 @@ impl Pending {
 
     /// The batch recorded by [`Pending::formed`], if `items` (read again after `formed.after`,
     /// at most `formed.events`) are still exactly its events.
-    pub fn restored(formed: FormedBatch, items: Vec<BatchItem>) -> Option<Pending> {
+    pub(crate) fn restored(formed: FormedBatch, items: Vec<BatchItem>) -> Option<Pending> {
         let whole = items.len() as u64 == formed.events && items.last().is_some_and(|l| l.seq == formed.last_seq);
         whole.then_some(Pending { batch: Batch { key: formed.key, items }, after: formed.after, sent: true })
     }

@@ -33,7 +33,7 @@ use crate::store::{BatchItem, FormedBatch, NewDeadLetter, SinkFailure, SinkProgr
 use crate::task::TaskError;
 use crate::timestamp::Timestamp;
 
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     name: String,
     /// The gateway id, the first part of every batch key.
     gateway: String,
@@ -133,7 +133,7 @@ const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl Dispatcher {
     /// A dispatcher for `config`'s sink, as built for `gateway`.
-    pub fn for_sink(config: &SinkConfig, gateway: &str, store: Store) -> Result<Self, StoreError> {
+    pub(crate) fn for_sink(config: &SinkConfig, gateway: &str, store: Store) -> Result<Self, StoreError> {
         let mut d = Self::new(
             config.name().to_string(),
             gateway.to_string(),
@@ -147,7 +147,7 @@ impl Dispatcher {
         Ok(d)
     }
 
-    pub fn new(
+    pub(crate) fn new(
         name: String,
         gateway: String,
         sink: Sink,
@@ -170,7 +170,7 @@ impl Dispatcher {
     }
 
     /// Delivers until shutdown. Returns an error only if the store itself fails.
-    pub async fn run(mut self, mut shutdown: Shutdown) -> Result<(), TaskError> {
+    pub(crate) async fn run(mut self, mut shutdown: Shutdown) -> Result<(), TaskError> {
         let mut flow = Flow {
             schedule: Backoff::new(self.retry.initial.0, self.retry.max.0),
             attempts: 0,
@@ -556,27 +556,27 @@ pub(crate) mod tests {
     use crate::units::HumanDuration;
 
     /// A delivery the scripted sink saw: its key and the seqs of its events.
-    pub type Delivery = (String, Vec<u64>);
+    pub(crate) type Delivery = (String, Vec<u64>);
 
     /// A sink that answers from a script and records what it was sent.
     #[derive(Debug, Clone, Default)]
-    pub struct ScriptedSink {
-        pub script: Arc<Mutex<VecDeque<Outcome>>>,
+    pub(crate) struct ScriptedSink {
+        pub(crate) script: Arc<Mutex<VecDeque<Outcome>>>,
         /// Each delivery: its key and the seqs of its events.
-        pub received: Arc<Mutex<Vec<Delivery>>>,
+        pub(crate) received: Arc<Mutex<Vec<Delivery>>>,
         /// When set, the dispatcher probes while it backs off, and each probe pops an answer
         /// (`false` once they run out); probes are counted in `probes`.
-        pub probe_answers: Option<Arc<Mutex<VecDeque<bool>>>>,
-        pub probes: Arc<Mutex<Vec<Instant>>>,
+        pub(crate) probe_answers: Option<Arc<Mutex<VecDeque<bool>>>>,
+        pub(crate) probes: Arc<Mutex<Vec<Instant>>>,
     }
 
     impl ScriptedSink {
-        pub fn deliver(&mut self, batch: &Batch) -> Outcome {
+        pub(crate) fn deliver(&mut self, batch: &Batch) -> Outcome {
             self.received.lock().unwrap().push((batch.key.clone(), batch.items.iter().map(|b| b.seq).collect()));
             self.script.lock().unwrap().pop_front().unwrap_or_else(Outcome::delivered)
         }
 
-        pub fn probe(&self) -> bool {
+        pub(crate) fn probe(&self) -> bool {
             self.probes.lock().unwrap().push(Instant::now());
             self.probe_answers.as_ref().is_some_and(|a| a.lock().unwrap().pop_front().unwrap_or(false))
         }

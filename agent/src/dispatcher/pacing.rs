@@ -26,12 +26,12 @@ pub(crate) struct Pace {
 }
 
 impl Pace {
-    pub fn new(limit: RateLimit) -> Self {
+    pub(crate) fn new(limit: RateLimit) -> Self {
         Self { limit, next: tokio::time::Instant::now() }
     }
 
     /// Waits for the next slot, then books it for a batch of `events`.
-    pub async fn wait_for(&mut self, events: usize, shutdown: &mut Shutdown) -> bool {
+    pub(crate) async fn wait_for(&mut self, events: usize, shutdown: &mut Shutdown) -> bool {
         let now = tokio::time::Instant::now();
         if self.next > now && !shutdown.sleep(self.next - now).await {
             return false;

@@ -34,12 +34,12 @@ struct Cap {
 }
 
 impl Sizing {
-    pub fn new(max_events: usize, max_bytes: usize) -> Self {
+    pub(crate) fn new(max_events: usize, max_bytes: usize) -> Self {
         Self { max_events, max_bytes, cap: None, accepted: (0, 0) }
     }
 
     /// (events, bytes) a new batch may hold now.
-    pub fn limits(&mut self, now: Instant) -> (usize, usize) {
+    pub(crate) fn limits(&mut self, now: Instant) -> (usize, usize) {
         match &mut self.cap {
             None => (self.max_events, self.max_bytes),
             Some(cap) => {
@@ -52,13 +52,13 @@ impl Sizing {
     }
 
     /// Whether a batch formed earlier no longer fits (it is split before it is sent).
-    pub fn too_big(&mut self, events: usize, bytes: usize, now: Instant) -> bool {
+    pub(crate) fn too_big(&mut self, events: usize, bytes: usize, now: Instant) -> bool {
         let (max_events, max_bytes) = self.limits(now);
         events > 1 && (events > max_events || bytes > max_bytes)
     }
 
     /// The receiver answered 413 for a batch of `events` (> 1) and `bytes`.
-    pub fn refused(&mut self, events: usize, bytes: usize, now: Instant) {
+    pub(crate) fn refused(&mut self, events: usize, bytes: usize, now: Instant) {
         let refused = match self.cap.as_ref().and_then(|c| c.refused) {
             Some((e, b, _)) => (e.min(events), b.min(bytes), now),
             None => (events, bytes, now),
@@ -77,7 +77,7 @@ impl Sizing {
     }
 
     /// The receiver accepted a batch of `events` and `bytes`.
-    pub fn accepted(&mut self, events: usize, bytes: usize, now: Instant) {
+    pub(crate) fn accepted(&mut self, events: usize, bytes: usize, now: Instant) {
         self.accepted = (self.accepted.0.max(events), self.accepted.1.max(bytes));
         let (max_events, max_bytes) = (self.max_events, self.max_bytes);
         self.limits(now);

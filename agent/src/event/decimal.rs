@@ -5,12 +5,12 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub use firmware_bridge::decimal::{Decimal, DecimalError};
+pub(crate) use firmware_bridge::decimal::{Decimal, DecimalError};
 
 /// A decimal that must not be negative (quantities).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
-pub struct Quantity(pub Decimal);
+pub(crate) struct Quantity(pub Decimal);
 
 impl<'de> Deserialize<'de> for Quantity {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -9,8 +9,8 @@ mod error;
 mod payload;
 mod sample;
 
-pub use decimal::{Decimal, DecimalError, Quantity};
-pub use error::FieldError;
+pub(crate) use decimal::Decimal;
+pub(crate) use error::FieldError;
 pub use payload::*;
 pub use sample::sample_event;
 
@@ -19,20 +19,20 @@ use uuid::Uuid;
 
 use crate::timestamp::Timestamp;
 
-pub const SCHEMA: &str = "dockhand.event/1";
+pub(crate) const SCHEMA: &str = "dockhand.event/1";
 
 /// The idempotency key of an event: supplied by a handheld (any UUID) or a UUIDv7 from dockhand.
-pub type EventId = Uuid;
+pub(crate) type EventId = Uuid;
 
 /// A fresh, time-ordered event id.
-pub fn new_event_id() -> EventId {
+pub(crate) fn new_event_id() -> EventId {
     Uuid::now_v7()
 }
 
 /// How an event reached dockhand: the `source.transport` value, in lowercase (`"mqtt"`, `"serial"`…).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Transport {
+pub(crate) enum Transport {
     /// `mqtt`: a handheld's MQTT message, or a device attached through a firmware-bridge (which talks MQTT).
     Mqtt,
     /// `serial`: a device on one of the gateway's own serial ports.
@@ -47,14 +47,14 @@ pub enum Transport {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 /// Where an event came from (the envelope's `source` object).
-pub struct Source {
+pub(crate) struct Source {
     /// How it reached dockhand (`"mqtt"`, `"serial"`, `"tcp"`, `"station"`, `"internal"`).
-    pub transport: Transport,
+    pub(crate) transport: Transport,
     /// The device it came from: the `<device>` level of a handheld's MQTT topic, the configured device
     /// name, or the scanner of the station that made it.
-    pub device: String,
+    pub(crate) device: String,
     /// The station whose cycle made the event; `null` (the key is always present) for any other event.
-    pub station: Option<String>,
+    pub(crate) station: Option<String>,
 }
 
 /// An event before the store has given it a place (`seq`).
@@ -64,27 +64,27 @@ pub struct Event {
     /// dockhand. It stays the same across retries and replays; receivers dedup by it.
     pub id: EventId,
     /// The id of the gateway that stored the event (`[gateway] id`, e.g. `wh1-gw01`).
-    pub gateway: String,
+    pub(crate) gateway: String,
     /// The site (warehouse) code of that gateway (`[gateway] site`, e.g. `WH1`).
-    pub site: String,
+    pub(crate) site: String,
     /// Where the event came from.
-    pub source: Source,
+    pub(crate) source: Source,
     /// The ordering key: the device name, or the station name for a station's events.
-    pub partition: String,
+    pub(crate) partition: String,
     /// When it happened, RFC 3339 UTC with milliseconds: a handheld's `ts` or a firmware-bridge's clock
     /// when given (any offset is converted to UTC), else the time dockhand got it.
-    pub occurred_at: Timestamp,
+    pub(crate) occurred_at: Timestamp,
     /// When dockhand got it (for a station's event, when the station made it), RFC 3339 UTC with milliseconds.
-    pub received_at: Timestamp,
+    pub(crate) received_at: Timestamp,
     /// Shared by every event of one station cycle (a UUID per cycle); `null` (the key is always present)
     /// for events not made by a station.
-    pub correlation_id: Option<String>,
+    pub(crate) correlation_id: Option<String>,
     /// The payload of the event's `kind` (which the envelope derives from it).
     pub payload: Payload,
 }
 
 impl Event {
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         self.payload.kind()
     }
 
@@ -114,15 +114,15 @@ impl Event {
 /// third of the writer's time per event, and the writer is the one part of ingest that cannot run
 /// on both cores.
 #[derive(Debug, Clone)]
-pub struct PreparedEvent {
-    pub event: Event,
+pub(crate) struct PreparedEvent {
+    pub(crate) event: Event,
     /// The envelope JSON before and after the seq number; `None` when the split point was not
     /// found (the writer then serialises in full).
     parts: Option<(String, String)>,
 }
 
 impl PreparedEvent {
-    pub fn new(event: Event) -> PreparedEvent {
+    pub(crate) fn new(event: Event) -> PreparedEvent {
         let text = event.to_envelope_json(0);
         // The first `,"seq":0,` is the envelope's own: every field before it is typed with fixed
         // keys, and a string value cannot hold an unescaped quote.
@@ -136,7 +136,7 @@ impl PreparedEvent {
     }
 
     /// The envelope JSON at `seq`, byte for byte what [`Event::to_envelope_json`] gives.
-    pub fn body(&self, seq: u64) -> String {
+    pub(crate) fn body(&self, seq: u64) -> String {
         match &self.parts {
             Some((head, tail)) => {
                 let mut body = String::with_capacity(head.len() + tail.len() + 20);
@@ -150,7 +150,7 @@ impl PreparedEvent {
     }
 
     /// Bytes of the envelope JSON, give or take the seq's digits.
-    pub fn body_len(&self) -> usize {
+    pub(crate) fn body_len(&self) -> usize {
         self.parts.as_ref().map_or(512, |(h, t)| h.len() + t.len() + 20)
     }
 }

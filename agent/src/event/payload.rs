@@ -33,7 +33,7 @@ impl Kind {
     pub const ALL: [Kind; 7] =
         [Kind::Scan, Kind::Weight, Kind::Count, Kind::Pick, Kind::Receipt, Kind::Pack, Kind::DeviceStatus];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Scan => "scan",
             Kind::Weight => "weight",
@@ -59,7 +59,7 @@ impl fmt::Display for Kind {
 /// A string that must carry something: an empty picking name or location is a bug upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
-pub struct Text(pub String);
+pub(crate) struct Text(pub String);
 
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -80,7 +80,7 @@ impl fmt::Display for Text {
 /// A calendar date, `YYYY-MM-DD`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
-pub struct Date(pub String);
+pub(crate) struct Date(pub String);
 
 impl<'de> Deserialize<'de> for Date {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -94,14 +94,14 @@ impl<'de> Deserialize<'de> for Date {
 
 /// A product, by barcode or by internal reference. A bare string is taken as a barcode.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct ProductRef {
+pub(crate) struct ProductRef {
     /// The product's barcode (e.g. an EAN-13). Exactly one of `barcode` and `default_code` must be
     /// non-blank; the other is omitted (or blank).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub barcode: Option<String>,
+    pub(crate) barcode: Option<String>,
     /// The product's internal reference (Odoo's `default_code`), when it is named that way instead.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub default_code: Option<String>,
+    pub(crate) default_code: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for ProductRef {
@@ -127,47 +127,47 @@ impl<'de> Deserialize<'de> for ProductRef {
 }
 
 /// The one weight unit type, shared with the device codecs.
-pub use firmware_bridge::WeightUnit;
+pub(crate) use firmware_bridge::WeightUnit;
 
 /// A quantity carried in the scanned data with its unit (the scan's `parsed.net_weight`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Measure {
+pub(crate) struct Measure {
     /// Decimal string with the digits the data encodes (`"1.250"`).
-    pub value: Decimal,
+    pub(crate) value: Decimal,
     /// `kg`, `lb` or `oz` from the GS1 AI family (310n, 320n, 357n); free text, not checked on input.
-    pub unit: String,
+    pub(crate) unit: String,
 }
 
 /// The fields a warehouse flow needs, read from the scanned data (the scan's `parsed` object).
 /// Each is omitted when the data does not carry it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ScanParsed {
+pub(crate) struct ScanParsed {
     /// GTIN-14: AI 01, or an EAN/UPC/ITF-14 left-padded to 14 digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gtin: Option<String>,
+    pub(crate) gtin: Option<String>,
     /// SSCC of a logistic unit (AI 00), 18 digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sscc: Option<String>,
+    pub(crate) sscc: Option<String>,
     /// Batch or lot number (AI 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lot: Option<String>,
+    pub(crate) lot: Option<String>,
     /// Serial number (AI 21).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
+    pub(crate) serial: Option<String>,
     /// Expiry date (AI 17), `YYYY-MM-DD`; must be a real calendar date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expiry: Option<Date>,
+    pub(crate) expiry: Option<Date>,
     /// Best-before date (AI 15), `YYYY-MM-DD`; must be a real calendar date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub best_before: Option<Date>,
+    pub(crate) best_before: Option<Date>,
     /// Net weight with its unit (AI 310n in kg, 320n in lb, 357n in oz).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub net_weight: Option<Measure>,
+    pub(crate) net_weight: Option<Measure>,
     /// Count of items (AI 30, else AI 37) as a decimal string; never negative.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub count: Option<Quantity>,
+    pub(crate) count: Option<Quantity>,
 }
 
 /// The `scan` payload: one barcode read.
@@ -175,23 +175,23 @@ pub struct ScanParsed {
 #[serde(deny_unknown_fields)]
 pub struct ScanPayload {
     /// The scan as received, AIM prefix included (`"]C10109501101530003"`).
-    pub raw: String,
+    pub(crate) raw: String,
     /// The exact bytes in hex when they are not valid UTF-8 (`raw` is then a lossy rendering).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub raw_hex: Option<String>,
+    pub(crate) raw_hex: Option<String>,
     /// The AIM symbology identifier the scanner prefixed (`"]C1"`); omitted when the scan had none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub aim: Option<String>,
+    pub(crate) aim: Option<String>,
     /// The symbology by name (`"gs1-128"`, `"ean-13"`, `"qr"`…); omitted when not known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub symbology: Option<String>,
+    pub(crate) symbology: Option<String>,
     /// GS1 application identifier → value as scanned (`{"01": "09501101530003", "17": "271231"}`),
     /// when the data is a GS1 element string or Digital Link; omitted otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gs1: Option<BTreeMap<String, String>>,
+    pub(crate) gs1: Option<BTreeMap<String, String>>,
     /// What dockhand read from the data (GTIN, lot, dates…); omitted when it recognised nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parsed: Option<ScanParsed>,
+    pub(crate) parsed: Option<ScanParsed>,
 }
 
 /// The `weight` payload: one scale reading.
@@ -199,20 +199,20 @@ pub struct ScanPayload {
 #[serde(deny_unknown_fields)]
 pub struct WeightPayload {
     /// The weight as a decimal string (`"12.345"`, trailing zeros kept as the scale's resolution); may be negative.
-    pub value: Decimal,
+    pub(crate) value: Decimal,
     /// The unit of `value`, `tare` and `gross`: `kg`, `g`, `lb`, `oz` or `t`.
-    pub unit: WeightUnit,
+    pub(crate) unit: WeightUnit,
     /// `false` while the scale reports motion.
-    pub stable: bool,
+    pub(crate) stable: bool,
     /// `true` when `value` is a net weight, `false` when gross; omitted when the scale does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub net: Option<bool>,
+    pub(crate) net: Option<bool>,
     /// The tare as a decimal string; omitted when the scale does not send it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tare: Option<Decimal>,
+    pub(crate) tare: Option<Decimal>,
     /// The gross weight as a decimal string (a gross reading, or net + tare); omitted when not known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gross: Option<Decimal>,
+    pub(crate) gross: Option<Decimal>,
 }
 
 /// The `count` payload: how much of a product a location holds.
@@ -220,29 +220,29 @@ pub struct WeightPayload {
 #[serde(deny_unknown_fields)]
 pub struct CountPayload {
     /// The product counted: `{"barcode": …}` or `{"default_code": …}` (a bare string is a barcode).
-    pub product: ProductRef,
+    pub(crate) product: ProductRef,
     /// The location counted, by barcode or full name (`WH/Stock/A1`); must not be blank.
-    pub location: Text,
+    pub(crate) location: Text,
     /// The quantity found there, an absolute count (not a change) as a decimal string; never negative.
-    pub quantity: Quantity,
+    pub(crate) quantity: Quantity,
     /// The lot or serial number counted; omitted for a product without lots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lot: Option<String>,
+    pub(crate) lot: Option<String>,
     /// The package (name or SSCC) the counted stock is in; omitted when loose.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub package: Option<String>,
+    pub(crate) package: Option<String>,
     /// The unit of measure `quantity` is in, as the handheld names it; passed on as is (nothing is converted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uom: Option<String>,
+    pub(crate) uom: Option<String>,
     /// Who counted, as the handheld names them; free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operator: Option<String>,
+    pub(crate) operator: Option<String>,
 }
 
 /// What happens to the rest of a transfer validated with less than its demand (a pick's `backorder`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Backorder {
+pub(crate) enum Backorder {
     /// `create`: a backorder is made for what was not picked.
     Create,
     /// `none`: the transfer is closed without a backorder.
@@ -252,7 +252,7 @@ pub enum Backorder {
 /// A non-empty list: a pick or receipt without lines means nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
-pub struct Lines<T>(pub Vec<T>);
+pub(crate) struct Lines<T>(pub Vec<T>);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lines<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -267,17 +267,17 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lines<T> {
 /// One line of a `pick`: a product and how much of it was picked.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PickLine {
+pub(crate) struct PickLine {
     /// The product picked: `{"barcode": …}` or `{"default_code": …}` (a bare string is a barcode).
-    pub product: ProductRef,
+    pub(crate) product: ProductRef,
     /// The quantity picked, absolute (not added to what the line had), as a decimal string; never negative.
-    pub quantity: Quantity,
+    pub(crate) quantity: Quantity,
     /// The lot picked from; omitted for a product without lots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lot: Option<String>,
+    pub(crate) lot: Option<String>,
     /// The serial number picked; the Odoo sink takes it as the lot name when `lot` is omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
+    pub(crate) serial: Option<String>,
 }
 
 /// The `pick` payload: what was picked for a transfer.
@@ -285,39 +285,39 @@ pub struct PickLine {
 #[serde(deny_unknown_fields)]
 pub struct PickPayload {
     /// The transfer's name (`WH/OUT/00042`); must not be blank.
-    pub picking: Text,
+    pub(crate) picking: Text,
     /// The lines picked; at least one.
-    pub lines: Lines<PickLine>,
+    pub(crate) lines: Lines<PickLine>,
     /// `true` to validate the transfer once the lines are set; omitted or `false` only records them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub complete: Option<bool>,
+    pub(crate) complete: Option<bool>,
     /// What becomes of the rest when `complete` validates the transfer short: `"create"` or `"none"`;
     /// omitted, the Odoo sink's own `backorder` setting decides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backorder: Option<Backorder>,
+    pub(crate) backorder: Option<Backorder>,
     /// The shipping weight of the transfer as a decimal string; no unit travels with it (Odoo takes it in
     /// its weight unit). Omitted when not weighed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weight: Option<Decimal>,
+    pub(crate) weight: Option<Decimal>,
     /// Who picked, as the handheld names them; free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operator: Option<String>,
+    pub(crate) operator: Option<String>,
 }
 
 /// One line of a `receipt`: a product and how much of it arrived.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReceiptLine {
+pub(crate) struct ReceiptLine {
     /// The product received: `{"barcode": …}` or `{"default_code": …}` (a bare string is a barcode).
-    pub product: ProductRef,
+    pub(crate) product: ProductRef,
     /// The quantity received, absolute (not added to what the line had), as a decimal string; never negative.
-    pub quantity: Quantity,
+    pub(crate) quantity: Quantity,
     /// The lot received, new or existing; omitted for a product without lots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lot: Option<String>,
+    pub(crate) lot: Option<String>,
     /// The expiry date of `lot`, `YYYY-MM-DD` (a real calendar date); the Odoo sink sets it on a lot it creates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expiry: Option<Date>,
+    pub(crate) expiry: Option<Date>,
 }
 
 /// The `receipt` payload: what arrived for an incoming transfer.
@@ -325,15 +325,15 @@ pub struct ReceiptLine {
 #[serde(deny_unknown_fields)]
 pub struct ReceiptPayload {
     /// The transfer's name (`WH/IN/00007`); must not be blank.
-    pub picking: Text,
+    pub(crate) picking: Text,
     /// The lines received; at least one.
-    pub lines: Lines<ReceiptLine>,
+    pub(crate) lines: Lines<ReceiptLine>,
     /// `true` to validate the transfer once the lines are set; omitted or `false` only records them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub complete: Option<bool>,
+    pub(crate) complete: Option<bool>,
     /// Who received, as the handheld names them; free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operator: Option<String>,
+    pub(crate) operator: Option<String>,
 }
 
 /// The `pack` payload: a parcel of a transfer, weighed.
@@ -341,23 +341,23 @@ pub struct ReceiptPayload {
 #[serde(deny_unknown_fields)]
 pub struct PackPayload {
     /// The transfer's name (`WH/OUT/00042`); must not be blank.
-    pub picking: Text,
+    pub(crate) picking: Text,
     /// The package weighed, by SSCC or name; omitted when the weight is the transfer's alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub package: Option<String>,
+    pub(crate) package: Option<String>,
     /// The weight as a decimal string (`"2.480"`); no unit travels with it: stations send kg, and Odoo
     /// takes it in its weight unit.
-    pub weight: Decimal,
+    pub(crate) weight: Decimal,
     /// Whether a parcel label goes with it (a pack station sets `true` when it queues one); omitted when
     /// not known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label_printed: Option<bool>,
+    pub(crate) label_printed: Option<bool>,
 }
 
 /// A device's state in a `device_status` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum DeviceState {
+pub(crate) enum DeviceState {
     /// `connected`: the device is reachable and working.
     Connected,
     /// `disconnected`: the port or connection is gone (unplugged, refused, closed).
@@ -371,12 +371,12 @@ pub enum DeviceState {
 #[serde(deny_unknown_fields)]
 pub struct DeviceStatusPayload {
     /// The device whose state changed, by name (dockhand's own devices: as configured); must not be blank.
-    pub device: Text,
+    pub(crate) device: Text,
     /// `connected`, `disconnected` or `error`.
-    pub state: DeviceState,
+    pub(crate) state: DeviceState,
     /// Why, in plain words (the port's error, the printer's problems, `ready`); omitted when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
+    pub(crate) detail: Option<String>,
 }
 
 /// A validated payload; its variant always matches the event's `kind`.

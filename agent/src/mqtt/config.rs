@@ -10,40 +10,40 @@ use crate::units::{ByteSize, ConfigIssue, HumanDuration};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct MqttConfig {
-    pub host: String,
-    pub port: u16,
+pub(crate) struct MqttConfig {
+    pub(crate) host: String,
+    pub(crate) port: u16,
     /// Default `dockhand-<gateway id>`: stable, so the broker keeps this session across restarts.
-    pub client_id: Option<String>,
+    pub(crate) client_id: Option<String>,
     /// Default `warehouse/<site>`.
-    pub topic_prefix: Option<String>,
-    pub keep_alive: HumanDuration,
+    pub(crate) topic_prefix: Option<String>,
+    pub(crate) keep_alive: HumanDuration,
     /// Larger payloads are dead-lettered and answered on `…/rejected`.
-    pub max_payload_bytes: ByteSize,
-    pub username: Option<String>,
+    pub(crate) max_payload_bytes: ByteSize,
+    pub(crate) username: Option<String>,
     /// File holding the password (never the password itself in this file).
-    pub password_file: Option<PathBuf>,
+    pub(crate) password_file: Option<PathBuf>,
     /// Present: connect with TLS (certificates verified against `host` as the server name).
-    pub tls: Option<crate::tls::TlsFiles>,
+    pub(crate) tls: Option<crate::tls::TlsFiles>,
     /// How often the retained gateway status is refreshed.
-    pub status_interval: HumanDuration,
+    pub(crate) status_interval: HumanDuration,
     /// Where answers to handhelds go (contracts.md §2): `v2` under `<prefix>/reply/<device>/`,
     /// `v1` (deprecated) under `<prefix>/handheld/<device>/`, inside the subscribed tree.
-    pub replies: ReplyLayout,
+    pub(crate) replies: ReplyLayout,
     /// QoS of the answers to handhelds: 1 (default) or 0. A lost answer is harmless: the handheld
     /// resends with the same id and is told `duplicate`.
-    pub reply_qos: u8,
+    pub(crate) reply_qos: u8,
     /// `"3.1.1"` (default) or `"5"`.
-    pub protocol: MqttProtocol,
+    pub(crate) protocol: MqttProtocol,
     /// MQTT 5: how long the broker keeps dockhand's session (and its queued messages) while
     /// dockhand is away. MQTT 3.1.1 sessions last until the broker drops them.
-    pub session_expiry: HumanDuration,
+    pub(crate) session_expiry: HumanDuration,
 }
 
 /// Where dockhand publishes its answers to handhelds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ReplyLayout {
+pub(crate) enum ReplyLayout {
     /// Deprecated: `<prefix>/handheld/<device>/ack`, which the `handheld/#` subscription echoes
     /// back to dockhand (MQTT 3.1.1 has no "no local").
     V1,
@@ -54,7 +54,7 @@ pub enum ReplyLayout {
 
 /// The MQTT protocol version dockhand speaks to its broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum MqttProtocol {
+pub(crate) enum MqttProtocol {
     #[default]
     #[serde(rename = "3.1.1")]
     V311,
@@ -93,11 +93,11 @@ impl Default for MqttConfig {
 }
 
 impl MqttConfig {
-    pub fn client_id(&self, gateway: &str) -> String {
+    pub(crate) fn client_id(&self, gateway: &str) -> String {
         self.client_id.clone().unwrap_or_else(|| format!("dockhand-{gateway}"))
     }
 
-    pub fn prefix(&self, site: &str) -> String {
+    pub(crate) fn prefix(&self, site: &str) -> String {
         self.topic_prefix.clone().unwrap_or_else(|| format!("warehouse/{site}"))
     }
 
@@ -150,12 +150,12 @@ impl MqttConfig {
 /// are re-sent by the handhelds, not by this broker. Large sites should run mosquitto.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct BrokerConfig {
-    pub listen: SocketAddr,
+pub(crate) struct BrokerConfig {
+    pub(crate) listen: SocketAddr,
     /// Unacknowledged QoS 1 messages the broker sends one client before waiting for acks. dockhand
     /// acks only after its commit, so this window bounds ingest throughput.
-    pub max_inflight: usize,
-    pub max_payload_bytes: ByteSize,
+    pub(crate) max_inflight: usize,
+    pub(crate) max_payload_bytes: ByteSize,
 }
 
 impl Default for BrokerConfig {

@@ -11,11 +11,11 @@
 //! technician ([`explain`]). rumqttc does not restore subscriptions: every user subscribes again
 //! on each [`Received::Connected`].
 
-pub mod config;
+pub(crate) mod config;
 mod settings;
 
-pub use config::{BrokerConfig, MqttConfig, MqttProtocol, ReplyLayout};
-pub use settings::{MqttSettings, offline_payload};
+pub(crate) use config::{BrokerConfig, MqttConfig, MqttProtocol, ReplyLayout};
+pub(crate) use settings::{MqttSettings, offline_payload};
 
 use std::time::Duration;
 
@@ -33,19 +33,19 @@ pub(crate) struct Reconnect {
 }
 
 impl Reconnect {
-    pub fn new(initial: Duration, max: Duration) -> Self {
+    pub(crate) fn new(initial: Duration, max: Duration) -> Self {
         Self { backoff: crate::backoff::Backoff::new(initial, max), failures: 0 }
     }
 
     /// The connection is up: the next failure starts from the shortest delay again.
-    pub fn connected(&mut self) {
+    pub(crate) fn connected(&mut self) {
         self.backoff.reset();
         self.failures = 0;
     }
 
     /// A poll failed: how long to wait before polling again, and the attempt number when this
     /// failure should be logged.
-    pub fn failed(&mut self) -> (Duration, Option<u32>) {
+    pub(crate) fn failed(&mut self) -> (Duration, Option<u32>) {
         self.failures = self.failures.saturating_add(1);
         let worth_a_line = self.failures == 1 || self.failures.is_power_of_two();
         (self.backoff.next_delay(), worth_a_line.then_some(self.failures))
@@ -55,23 +55,23 @@ impl Reconnect {
 /// How a connection behaves, beyond the `[mqtt]` settings.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// Keep the session across disconnects (the broker queues QoS 1 messages while we are away).
-    pub persistent: bool,
+    pub(crate) persistent: bool,
     /// PUBACKs only when [`Client::ack`] is called (after the store committed).
-    pub manual_acks: bool,
+    pub(crate) manual_acks: bool,
     /// Unacknowledged QoS 1 publishes of ours in flight (MQTT 5: capped by the broker's Receive
     /// Maximum).
-    pub inflight: u16,
+    pub(crate) inflight: u16,
     /// Publish `(topic, payload)` retained at QoS 1 when the connection dies.
-    pub last_will: Option<(String, String)>,
+    pub(crate) last_will: Option<(String, String)>,
     /// Capacity of the request queue between [`Client`] and [`Events`].
-    pub queue: usize,
+    pub(crate) queue: usize,
 }
 
 impl Session {
     /// A short-lived client with automatic acks (checks, simulators, device links).
-    pub fn plain(client_id: impl Into<String>) -> Session {
+    pub(crate) fn plain(client_id: impl Into<String>) -> Session {
         Session {
             client_id: client_id.into(),
             persistent: false,
@@ -109,12 +109,12 @@ pub(crate) enum Events {
 /// A PUBLISH from the broker.
 #[derive(Debug, Clone)]
 pub(crate) struct Inbound {
-    pub topic: String,
-    pub payload: Bytes,
+    pub(crate) topic: String,
+    pub(crate) payload: Bytes,
     /// MQTT 5 request/response: where the sender wants the answer.
-    pub response_topic: Option<String>,
+    pub(crate) response_topic: Option<String>,
     /// MQTT 5: echoed on the answer so the sender can match it.
-    pub correlation: Option<Bytes>,
+    pub(crate) correlation: Option<Bytes>,
     packet: Packet,
 }
 
@@ -233,7 +233,7 @@ pub(crate) fn connect(settings: &MqttSettings, session: &Session) -> Result<(Cli
 impl Events {
     /// The next thing that happened on the connection. An error is explained for a technician;
     /// polling again reconnects.
-    pub async fn poll(&mut self) -> Result<Received, String> {
+    pub(crate) async fn poll(&mut self) -> Result<Received, String> {
         match self {
             Events::V4(events) => match events.poll().await {
                 Ok(rumqttc::Event::Incoming(packet)) => Ok(match packet {
@@ -297,7 +297,7 @@ impl Events {
 
     /// Polls until our DISCONNECT has left (or `limit` passed): a clean goodbye, so the broker
     /// does not publish the last will.
-    pub async fn drain_until_disconnected(&mut self, limit: Duration) {
+    pub(crate) async fn drain_until_disconnected(&mut self, limit: Duration) {
         let _ = tokio::time::timeout(limit, async {
             loop {
                 let sent = match self {
@@ -322,17 +322,17 @@ impl Events {
 /// An answer to an [`Inbound`] message, or any other publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Outbound {
-    pub topic: String,
-    pub body: String,
-    pub qos: u8,
-    pub retain: bool,
+    pub(crate) topic: String,
+    pub(crate) body: String,
+    pub(crate) qos: u8,
+    pub(crate) retain: bool,
     /// MQTT 5: the request's Correlation Data, echoed.
-    pub correlation: Option<Bytes>,
+    pub(crate) correlation: Option<Bytes>,
 }
 
 impl Client {
     /// Queues a publish, waiting for room in the request queue.
-    pub async fn publish(&self, out: Outbound) -> Result<(), String> {
+    pub(crate) async fn publish(&self, out: Outbound) -> Result<(), String> {
         match self {
             Client::V4(c) => c.publish(out.topic, qos4(out.qos), out.retain, out.body).await.map_err(|e| e.to_string()),
             Client::V5(c) => match out.correlation {
@@ -347,7 +347,7 @@ impl Client {
     }
 
     /// Queues a publish if there is room now (live readings, status: the next one replaces it).
-    pub fn try_publish(&self, topic: String, qos: u8, retain: bool, body: String) -> Result<(), String> {
+    pub(crate) fn try_publish(&self, topic: String, qos: u8, retain: bool, body: String) -> Result<(), String> {
         match self {
             Client::V4(c) => c.try_publish(topic, qos4(qos), retain, body).map_err(|e| e.to_string()),
             Client::V5(c) => c.try_publish(topic, qos5(qos), retain, body).map_err(|e| e.to_string()),
@@ -355,7 +355,7 @@ impl Client {
     }
 
     /// Sends the PUBACK of a message received with manual acks.
-    pub async fn ack(&self, message: &Inbound) -> Result<(), String> {
+    pub(crate) async fn ack(&self, message: &Inbound) -> Result<(), String> {
         match (self, &message.packet) {
             (Client::V4(c), Packet::V4(p)) => c.ack(p).await.map_err(|e| e.to_string()),
             (Client::V5(c), Packet::V5(p)) => c.ack(p).await.map_err(|e| e.to_string()),
@@ -363,14 +363,14 @@ impl Client {
         }
     }
 
-    pub fn try_subscribe(&self, filter: String, qos: u8) -> Result<(), String> {
+    pub(crate) fn try_subscribe(&self, filter: String, qos: u8) -> Result<(), String> {
         match self {
             Client::V4(c) => c.try_subscribe(filter, qos4(qos)).map_err(|e| e.to_string()),
             Client::V5(c) => c.try_subscribe(filter, qos5(qos)).map_err(|e| e.to_string()),
         }
     }
 
-    pub fn try_disconnect(&self) -> Result<(), String> {
+    pub(crate) fn try_disconnect(&self) -> Result<(), String> {
         match self {
             Client::V4(c) => c.try_disconnect().map_err(|e| e.to_string()),
             Client::V5(c) => c.try_disconnect().map_err(|e| e.to_string()),

@@ -8,30 +8,30 @@ use super::config::{MqttConfig, ReplyLayout};
 
 /// What the source needs to know, from the config.
 #[derive(Debug, Clone)]
-pub struct MqttSettings {
-    pub mqtt: MqttConfig,
-    pub gateway: String,
-    pub site: String,
-    pub prefix: String,
+pub(crate) struct MqttSettings {
+    pub(crate) mqtt: MqttConfig,
+    pub(crate) gateway: String,
+    pub(crate) site: String,
+    pub(crate) prefix: String,
     /// Printers that take jobs on `…/gateway/<id>/print/<printer>`.
-    pub printers: Vec<String>,
-    pub labels: Vec<crate::printing::LabelConfig>,
+    pub(crate) printers: Vec<String>,
+    pub(crate) labels: Vec<crate::printing::LabelConfig>,
 }
 
 impl MqttSettings {
     /// `…/gateway/<id>/print`: print jobs arrive on `<this>/<printer>`, answers go to
     /// `<this>/<printer>/ack`.
-    pub fn print_prefix(&self) -> String {
+    pub(crate) fn print_prefix(&self) -> String {
         format!("{}/gateway/{}/print", self.prefix, self.gateway)
     }
 
-    pub fn status_topic(&self) -> String {
+    pub(crate) fn status_topic(&self) -> String {
         format!("{}/gateway/{}/status", self.prefix, self.gateway)
     }
 
     /// Where answers of kind `which` (`ack`, `rejected`) for `device` go when the message named
     /// no Response Topic (contracts.md §2).
-    pub fn reply_topic(&self, device: &str, which: &str) -> String {
+    pub(crate) fn reply_topic(&self, device: &str, which: &str) -> String {
         match self.mqtt.replies {
             ReplyLayout::V2 => format!("{}/reply/{device}/{which}", self.prefix),
             ReplyLayout::V1 => format!("{}/handheld/{device}/{which}", self.prefix),
@@ -39,12 +39,12 @@ impl MqttSettings {
     }
 
     /// The filter a handheld (or a simulator) subscribes to for its answers.
-    pub fn reply_filter(&self, device: &str) -> String {
+    pub(crate) fn reply_filter(&self, device: &str) -> String {
         self.reply_topic(device, "+")
     }
 }
 
 /// The retained status a gateway leaves behind when it goes away (its last will, and a clean stop).
-pub fn offline_payload(gateway: &str) -> String {
+pub(crate) fn offline_payload(gateway: &str) -> String {
     json!({"state": "offline", "gateway": gateway}).to_string()
 }

@@ -22,10 +22,10 @@ struct Request {
 }
 
 /// Why a request was refused (goes to the dead-letter store with the raw bytes).
-pub type Refusal = String;
+pub(crate) type Refusal = String;
 
 /// Turns a request into a job for `printer`.
-pub fn from_request(printer: &str, body: &[u8], labels: &[LabelConfig]) -> Result<NewPrintJob, Refusal> {
+pub(crate) fn from_request(printer: &str, body: &[u8], labels: &[LabelConfig]) -> Result<NewPrintJob, Refusal> {
     let request: Request = serde_json::from_slice(body).map_err(|e| format!("not a print job: {e}"))?;
     let id = request.id.trim().to_owned();
     if id.is_empty() || id.len() > 128 {

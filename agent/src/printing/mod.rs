@@ -6,7 +6,7 @@
 //!
 //! - [`job`]: a print request (JSON) → the exact bytes for the printer, or why not (pure).
 
-pub mod job;
+pub(crate) mod job;
 
 use std::path::Path;
 
@@ -16,15 +16,15 @@ use serde::Deserialize;
 /// A `[[label]]`: a named ZPL template with `{{field}}` placeholders.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LabelConfig {
-    pub name: String,
+pub(crate) struct LabelConfig {
+    pub(crate) name: String,
     /// The template inline…
-    pub zpl: Option<String>,
+    pub(crate) zpl: Option<String>,
     /// …or in a file (relative to the config file).
-    pub file: Option<std::path::PathBuf>,
+    pub(crate) file: Option<std::path::PathBuf>,
     /// Keep the template in the printer as a stored format under this name (`^DF`, sent at each
     /// connection); labels then carry only their data (`^XF`).
-    pub store_as: Option<String>,
+    pub(crate) store_as: Option<String>,
 }
 
 impl LabelConfig {
@@ -55,7 +55,7 @@ impl LabelConfig {
     }
 
     /// The bytes of one label with `data`: the whole format, or the recall of the stored one.
-    pub fn render(
+    pub(crate) fn render(
         &self,
         data: &std::collections::BTreeMap<String, String>,
     ) -> Result<Vec<u8>, firmware_bridge::printer::label::LabelError> {
@@ -66,12 +66,12 @@ impl LabelConfig {
     }
 
     /// The stored-format definition to send to a printer at connection, if any.
-    pub fn definition(&self) -> Option<Vec<u8>> {
+    pub(crate) fn definition(&self) -> Option<Vec<u8>> {
         let name = self.store_as.as_ref()?;
         firmware_bridge::printer::label::define_format(name, self.template()).ok()
     }
 
-    pub fn template(&self) -> &str {
+    pub(crate) fn template(&self) -> &str {
         self.zpl.as_deref().unwrap_or_default()
     }
 }

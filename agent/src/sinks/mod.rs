@@ -4,7 +4,7 @@
 //! [`crate::dispatcher::Dispatcher`], so every sink behaves the same way.
 
 pub(crate) mod client;
-pub mod file;
+pub(crate) mod file;
 pub mod http;
 pub mod odoo;
 
@@ -18,13 +18,13 @@ use crate::units::{ByteSize, ConfigIssue, HumanDuration, SerdeProblem};
 /// How a sink groups events into deliveries.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct BatchConfig {
+pub(crate) struct BatchConfig {
     /// The most events in one delivery.
-    pub max_events: usize,
+    pub(crate) max_events: usize,
     /// The most bytes of event JSON in one delivery (a single larger event still goes alone).
-    pub max_bytes: ByteSize,
+    pub(crate) max_bytes: ByteSize,
     /// How long to wait for a batch to fill before sending a partial one.
-    pub linger: HumanDuration,
+    pub(crate) linger: HumanDuration,
 }
 
 impl Default for BatchConfig {
@@ -41,21 +41,21 @@ impl Default for BatchConfig {
 /// spaces deliveries by them (`rate_limit = { requests_per_second, events_per_second }`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     /// Deliveries (batches) per second at most.
-    pub requests_per_second: Option<f64>,
+    pub(crate) requests_per_second: Option<f64>,
     /// Events per second at most, counted over the batches sent.
-    pub events_per_second: Option<f64>,
+    pub(crate) events_per_second: Option<f64>,
 }
 
 /// How a sink retries: exponential backoff with full jitter between `initial` and `max`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RetryConfig {
-    pub initial: HumanDuration,
-    pub max: HumanDuration,
+pub(crate) struct RetryConfig {
+    pub(crate) initial: HumanDuration,
+    pub(crate) max: HumanDuration,
     /// How often a paused sink (bad credentials) tries again on its own.
-    pub paused_interval: HumanDuration,
+    pub(crate) paused_interval: HumanDuration,
 }
 
 impl Default for RetryConfig {
@@ -70,7 +70,7 @@ impl Default for RetryConfig {
 
 /// One `[[sink]]` table, by `type`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SinkConfig {
+pub(crate) enum SinkConfig {
     File(file::FileSinkConfig),
     Http(Box<http::HttpSinkConfig>),
     Odoo(Box<odoo::config::OdooSinkConfig>),
@@ -79,7 +79,7 @@ pub enum SinkConfig {
 const SINK_TYPES: &str = "\"file\", \"http\", \"odoo\"";
 
 impl SinkConfig {
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         match self {
             SinkConfig::File(c) => &c.name,
             SinkConfig::Http(c) => &c.name,
@@ -88,7 +88,7 @@ impl SinkConfig {
     }
 
     /// The `type` it was written with.
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self {
             SinkConfig::File(_) => "file",
             SinkConfig::Http(_) => "http",
@@ -97,7 +97,7 @@ impl SinkConfig {
     }
 
     /// Only these kinds go to the sink (`None`: all).
-    pub fn kinds(&self) -> Option<&[crate::event::Kind]> {
+    pub(crate) fn kinds(&self) -> Option<&[crate::event::Kind]> {
         match self {
             SinkConfig::File(_) => None,
             SinkConfig::Http(c) => c.kinds.as_deref(),
@@ -105,7 +105,7 @@ impl SinkConfig {
         }
     }
 
-    pub fn rate_limit(&self) -> RateLimit {
+    pub(crate) fn rate_limit(&self) -> RateLimit {
         match self {
             SinkConfig::File(_) => RateLimit::default(),
             SinkConfig::Http(c) => c.rate_limit.clone(),
@@ -114,7 +114,7 @@ impl SinkConfig {
         }
     }
 
-    pub fn batch(&self) -> &BatchConfig {
+    pub(crate) fn batch(&self) -> &BatchConfig {
         match self {
             SinkConfig::File(c) => &c.batch,
             SinkConfig::Http(c) => &c.batch,
@@ -123,7 +123,7 @@ impl SinkConfig {
     }
 
     /// Files the sink reads secrets from; a reload restarts the sink when their contents changed.
-    pub fn secret_files(&self) -> Vec<&Path> {
+    pub(crate) fn secret_files(&self) -> Vec<&Path> {
         match self {
             SinkConfig::File(_) => Vec::new(),
             SinkConfig::Http(c) => c.secret_files(),
@@ -131,7 +131,7 @@ impl SinkConfig {
         }
     }
 
-    pub fn retry(&self) -> &RetryConfig {
+    pub(crate) fn retry(&self) -> &RetryConfig {
         match self {
             SinkConfig::File(c) => &c.retry,
             SinkConfig::Http(c) => &c.retry,
@@ -189,34 +189,34 @@ fn typed<T: serde::de::DeserializeOwned>(value: toml::Value) -> Result<T, Config
 /// One delivery: the events and the key that names them to the receiver. Formed once by the
 /// dispatcher and sent unchanged on every retry (contracts.md §3).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
+pub(crate) struct Batch {
     /// `Idempotency-Key` and `batch_id`; see [`crate::dispatcher::batches`] for how it is named.
-    pub key: String,
-    pub items: Vec<BatchItem>,
+    pub(crate) key: String,
+    pub(crate) items: Vec<BatchItem>,
 }
 
 impl Batch {
     /// Bytes of event JSON (what `batch.max_bytes` counts).
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.items.iter().map(|i| i.body.len()).sum()
     }
 }
 
 /// Encodes batches of one sink ahead of their delivery; cheap to clone, usable off the sink's task.
 #[derive(Debug, Clone)]
-pub enum Encoder {
+pub(crate) enum Encoder {
     Http(std::sync::Arc<http::sink::Encoder>),
 }
 
 /// A batch encoded by an [`Encoder`].
 #[derive(Debug)]
-pub enum Encoded {
+pub(crate) enum Encoded {
     Http(http::sink::Encoded),
 }
 
 impl Encoded {
     /// The key of the batch it encodes.
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         match self {
             Encoded::Http(e) => e.key(),
         }
@@ -226,7 +226,7 @@ impl Encoded {
 impl Encoder {
     /// `None` when the batch cannot be encoded ahead; the sink then encodes it (and reports why
     /// not) when it is delivered.
-    pub fn encode(&self, batch: &Batch) -> Option<Encoded> {
+    pub(crate) fn encode(&self, batch: &Batch) -> Option<Encoded> {
         match self {
             Encoder::Http(e) => e.encode(batch).ok().map(Encoded::Http),
         }
@@ -250,14 +250,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn delivered() -> Self {
+    pub(crate) fn delivered() -> Self {
         Outcome::Accepted { rejected: Vec::new(), retry_from: None }
     }
 }
 
 /// A configured sink, ready to deliver.
 #[derive(Debug)]
-pub enum Sink {
+pub(crate) enum Sink {
     File(file::FileSink),
     Http(Box<http::HttpSink>),
     Odoo(Box<odoo::OdooSink>),
@@ -267,7 +267,7 @@ pub enum Sink {
 }
 
 impl Sink {
-    pub fn build(config: &SinkConfig, gateway: &str) -> Self {
+    pub(crate) fn build(config: &SinkConfig, gateway: &str) -> Self {
         match config {
             SinkConfig::File(c) => Sink::File(file::FileSink::new(c.clone())),
             SinkConfig::Http(c) => Sink::Http(Box::new(http::HttpSink::new((**c).clone(), gateway))),
@@ -279,7 +279,7 @@ impl Sink {
     /// (`unreachable`: no connection could be made). The HTTP sink probes after every kind of
     /// outage; the Odoo sink only when the server could not be reached (a 5xx from Odoo is an
     /// answer about the batch, not about the server).
-    pub fn probes(&self, unreachable: bool) -> bool {
+    pub(crate) fn probes(&self, unreachable: bool) -> bool {
         match self {
             Sink::File(_) => false,
             Sink::Http(_) => true,
@@ -290,7 +290,7 @@ impl Sink {
     }
 
     /// Whether the destination takes requests again, for `batch` that is waiting to be resent.
-    pub async fn probe(&self, batch: &Batch) -> bool {
+    pub(crate) async fn probe(&self, batch: &Batch) -> bool {
         match self {
             Sink::File(_) => true,
             Sink::Http(s) => s.probe(batch).await,
@@ -303,7 +303,7 @@ impl Sink {
     /// What `check-config --connect` reports for this sink: what it found, or why delivery will
     /// not work. It sends no event. `writable` judges whether the daemon could create or append a
     /// file at a path (the CLI judges it for the service user, without writing anything).
-    pub async fn check(&mut self, writable: &dyn Fn(&Path) -> Result<String, String>) -> Result<String, String> {
+    pub(crate) async fn check(&mut self, writable: &dyn Fn(&Path) -> Result<String, String>) -> Result<String, String> {
         match self {
             Sink::File(s) => {
                 let path = s.path();
@@ -318,7 +318,7 @@ impl Sink {
 
     /// What encodes this sink's batches ahead of their delivery, if that is worth doing (the HTTP
     /// sink's gzip and signature); the dispatcher runs it on the next batch while one is in flight.
-    pub fn encoder(&self) -> Option<Encoder> {
+    pub(crate) fn encoder(&self) -> Option<Encoder> {
         match self {
             Sink::Http(s) => s.encoder().map(Encoder::Http),
             _ => None,
@@ -326,7 +326,7 @@ impl Sink {
     }
 
     /// Delivers `batch`; `ahead` is its encoding from [`Encoder::encode`], if it was made.
-    pub async fn deliver(&mut self, batch: &Batch, ahead: Option<Encoded>) -> Outcome {
+    pub(crate) async fn deliver(&mut self, batch: &Batch, ahead: Option<Encoded>) -> Outcome {
         match self {
             Sink::File(s) => s.deliver(&batch.items).await,
             Sink::Http(s) => s.deliver(batch, ahead.map(|Encoded::Http(e)| e)).await,

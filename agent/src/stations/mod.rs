@@ -11,7 +11,7 @@
 //! station resumes from its last commit (a weighing in progress weighs again); a saved cycle that
 //! does not fit the new config is cancelled visibly (log, feedback, counter).
 
-pub mod workflow;
+pub(crate) mod workflow;
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -38,44 +38,44 @@ use crate::units::{ConfigIssue, HumanDuration};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StationConfig {
-    pub name: String,
-    pub workflow: Workflow,
+pub(crate) struct StationConfig {
+    pub(crate) name: String,
+    pub(crate) workflow: Workflow,
     /// The `[[device]]` names of its scanner, scale and printer.
-    pub scanner: String,
-    pub scale: Option<String>,
-    pub printer: Option<String>,
+    pub(crate) scanner: String,
+    pub(crate) scale: Option<String>,
+    pub(crate) printer: Option<String>,
     /// The `[[label]]` printed for a packed parcel (fields: picking, weight, sscc, date, gateway).
-    pub label: Option<String>,
+    pub(crate) label: Option<String>,
     /// A `[[label]]` printed when a step fails (field: message).
-    pub error_label: Option<String>,
+    pub(crate) error_label: Option<String>,
     /// Receive: a `[[label]]` printed when a pallet's SSCC is scanned (fields: picking, sscc,
     /// date, gateway).
-    pub pallet_label: Option<String>,
+    pub(crate) pallet_label: Option<String>,
     #[serde(default = "defaults::cancel")]
-    pub cancel_barcode: String,
+    pub(crate) cancel_barcode: String,
     #[serde(default = "defaults::done")]
-    pub done_barcode: String,
+    pub(crate) done_barcode: String,
     #[serde(default = "defaults::weight_timeout")]
-    pub weight_timeout: HumanDuration,
+    pub(crate) weight_timeout: HumanDuration,
     #[serde(default = "defaults::stable_readings")]
-    pub stable_readings: usize,
+    pub(crate) stable_readings: usize,
     /// Pack: lighter than this (kg) is not a parcel.
     #[serde(default = "defaults::min_weight", deserialize_with = "written_decimal")]
-    pub min_weight: Decimal,
+    pub(crate) min_weight: Decimal,
     /// Count: how far from a whole number of units a weight may be, as a fraction of one unit.
     #[serde(default = "defaults::tolerance", deserialize_with = "written_decimal")]
-    pub tolerance: Decimal,
+    pub(crate) tolerance: Decimal,
     /// Count: kg per unit, by product barcode.
     #[serde(default, deserialize_with = "written_decimals")]
-    pub unit_weights: BTreeMap<String, Decimal>,
+    pub(crate) unit_weights: BTreeMap<String, Decimal>,
     /// Barcodes that stand for a picking (a label on a tote: `"TOTE-17" = "WH/OUT/00042"`).
     #[serde(default)]
-    pub picking_barcodes: BTreeMap<String, String>,
+    pub(crate) picking_barcodes: BTreeMap<String, String>,
     /// Pack/receive: a regular expression a scanned picking name matches (default: Odoo's
     /// `WH/OUT/00042` shape, see [`PickingPattern::DEFAULT`]). Other scans are answered
     /// "not a picking" instead of starting a cycle.
-    pub picking_pattern: Option<String>,
+    pub(crate) picking_pattern: Option<String>,
 }
 
 /// A number as a technician writes it in TOML (`0.05`, `3`, or `"0.05"`), kept as the exact
@@ -110,29 +110,29 @@ mod defaults {
     use crate::units::HumanDuration;
     use std::time::Duration;
 
-    pub fn cancel() -> String {
+    pub(crate) fn cancel() -> String {
         "CANCEL".into()
     }
-    pub fn done() -> String {
+    pub(crate) fn done() -> String {
         "DONE".into()
     }
-    pub fn weight_timeout() -> HumanDuration {
+    pub(crate) fn weight_timeout() -> HumanDuration {
         HumanDuration(Duration::from_secs(30))
     }
-    pub fn stable_readings() -> usize {
+    pub(crate) fn stable_readings() -> usize {
         3
     }
-    pub fn min_weight() -> firmware_bridge::decimal::Decimal {
+    pub(crate) fn min_weight() -> firmware_bridge::decimal::Decimal {
         firmware_bridge::decimal::Decimal::parse("0.05").expect("a constant decimal")
     }
-    pub fn tolerance() -> firmware_bridge::decimal::Decimal {
+    pub(crate) fn tolerance() -> firmware_bridge::decimal::Decimal {
         firmware_bridge::decimal::Decimal::parse("0.2").expect("a constant decimal")
     }
 }
 
 impl StationConfig {
     /// Checks the station against the devices and labels of the config; errors name the key.
-    pub fn validate(
+    pub(crate) fn validate(
         &self,
         devices: &[crate::devices::DeviceConfig],
         labels: &[LabelConfig],
@@ -250,11 +250,11 @@ impl StationConfig {
 
 /// One running station.
 #[derive(Debug, Clone)]
-pub struct StationTask {
-    pub config: StationConfig,
-    pub labels: Vec<LabelConfig>,
-    pub gateway: String,
-    pub site: String,
+pub(crate) struct StationTask {
+    pub(crate) config: StationConfig,
+    pub(crate) labels: Vec<LabelConfig>,
+    pub(crate) gateway: String,
+    pub(crate) site: String,
 }
 
 const HELD: &str = "a station step waits in memory";
@@ -289,7 +289,7 @@ struct Running {
 }
 
 impl StationTask {
-    pub async fn run(
+    pub(crate) async fn run(
         self,
         store: Store,
         live: LiveReadings,

@@ -20,7 +20,7 @@ use crate::event::Kind;
 /// Which workflow a station runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Workflow {
+pub(crate) enum Workflow {
     /// Scan a picking, weigh the parcel, print its label: a `pack` event.
     Pack,
     /// Scan a location, then products; quantity from the scale or the label: `count` events.
@@ -32,7 +32,7 @@ pub enum Workflow {
 }
 
 impl Workflow {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Workflow::Pack => "pack",
             Workflow::Count => "count",
@@ -44,14 +44,14 @@ impl Workflow {
 
 /// What a picking barcode looks like: a regular expression over the scanned data.
 #[derive(Debug, Clone)]
-pub struct PickingPattern(pub regex::Regex);
+pub(crate) struct PickingPattern(pub regex::Regex);
 
 impl PickingPattern {
     /// Odoo's picking names: a warehouse code, an operation type and a sequence number, separated
     /// by slashes (`WH/OUT/00042`, `WH2/PICK/2026/0001`).
-    pub const DEFAULT: &'static str = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+/[0-9]+$";
+    pub(crate) const DEFAULT: &'static str = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+/[0-9]+$";
 
-    pub fn new(source: &str) -> Result<PickingPattern, String> {
+    pub(crate) fn new(source: &str) -> Result<PickingPattern, String> {
         regex::Regex::new(source).map(PickingPattern).map_err(|e| e.to_string())
     }
 
@@ -74,34 +74,34 @@ impl PartialEq for PickingPattern {
 
 /// The settings the workflows need (from `[[station]]`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rules {
-    pub workflow: Workflow,
-    pub cancel_barcode: String,
-    pub done_barcode: String,
-    pub weight_timeout_ms: u64,
-    pub stable_readings: usize,
+pub(crate) struct Rules {
+    pub(crate) workflow: Workflow,
+    pub(crate) cancel_barcode: String,
+    pub(crate) done_barcode: String,
+    pub(crate) weight_timeout_ms: u64,
+    pub(crate) stable_readings: usize,
     /// Pack: weights below this (kg) are not a parcel (an empty scale).
-    pub min_weight: Decimal,
+    pub(crate) min_weight: Decimal,
     /// Count: how far from a whole number of units a weight may be, as a fraction of a unit.
-    pub tolerance: Decimal,
+    pub(crate) tolerance: Decimal,
     /// Count: kg per unit, by product barcode (GTIN or plain).
-    pub unit_weights: BTreeMap<String, Decimal>,
+    pub(crate) unit_weights: BTreeMap<String, Decimal>,
     /// Pack/receive: barcodes that stand for a picking name (always pickings, whatever the
     /// pattern says).
-    pub picking_barcodes: BTreeMap<String, String>,
+    pub(crate) picking_barcodes: BTreeMap<String, String>,
     /// Pack/receive: what else is a picking.
-    pub picking_pattern: PickingPattern,
+    pub(crate) picking_pattern: PickingPattern,
     /// Whether a label is printed (pack).
-    pub prints: bool,
+    pub(crate) prints: bool,
     /// Whether an SSCC pallet label is printed when a pallet is scanned (receive).
-    pub pallet_label: bool,
+    pub(crate) pallet_label: bool,
 }
 
 /// One scan as the workflow sees it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ScanInput {
+pub(crate) struct ScanInput {
     /// The scan payload JSON.
-    pub payload: Value,
+    pub(crate) payload: Value,
 }
 
 impl ScanInput {
@@ -133,7 +133,7 @@ impl ScanInput {
 
 /// How an operator message is meant: it drives the log level, so a normal cycle logs no warning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tone {
+pub(crate) enum Tone {
     /// The step worked.
     Ok,
     /// The operator's input was not what the step expects (a wrong barcode, a timeout, an
@@ -145,7 +145,7 @@ pub enum Tone {
 
 /// What the station must do.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Store an event of this kind with this payload, in the current cycle.
     Store(Kind, Value),
     /// Print the station's label with these fields.
@@ -204,7 +204,7 @@ enum State {
 /// next readings after a restart: a parcel on the scale is weighed again).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
-pub enum Saved {
+pub(crate) enum Saved {
     Idle,
     Weighing { picking: String, sscc: Option<String> },
     Location { location: String },
@@ -215,7 +215,7 @@ pub enum Saved {
 
 impl Saved {
     /// One line for `status` and the operator: what the station waits for.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         match self {
             Saved::Idle => "idle: waiting for a scan".into(),
             Saved::Weighing { picking, .. } => format!("waiting for the weight of {picking}"),
@@ -243,11 +243,11 @@ impl Saved {
 
 /// A station's workflow.
 #[derive(Debug, Clone)]
-pub struct Station {
+pub(crate) struct Station {
     rules: Rules,
     state: State,
     /// Bumped at the start of each cycle: events of one cycle share a correlation id.
-    pub cycle: u64,
+    pub(crate) cycle: u64,
     /// Why the scale cannot weigh now (`None`: connected).
     scale_problem: Option<String>,
 }
@@ -260,7 +260,7 @@ fn is_quantity(data: &str) -> bool {
 /// The weight a station records, in kg, exact: the gross weight when the scale reports a net
 /// weight with its tare (a parcel ships with its box), else the value. Readings in kg, g or t
 /// keep every digit the scale sent; pounds and ounces are rounded to the gram.
-pub fn station_kg(w: &firmware_bridge::Weight) -> Option<Decimal> {
+pub(crate) fn station_kg(w: &firmware_bridge::Weight) -> Option<Decimal> {
     let base = match (&w.gross, w.net) {
         (Some(g), Some(true)) => Decimal::parse(g).ok()?,
         _ => w.decimal()?,
@@ -274,13 +274,13 @@ pub fn station_kg(w: &firmware_bridge::Weight) -> Option<Decimal> {
 }
 
 impl Station {
-    pub fn new(rules: Rules) -> Station {
+    pub(crate) fn new(rules: Rules) -> Station {
         Station { rules, state: State::Idle, cycle: 0, scale_problem: None }
     }
 
     /// A station resumed from its saved state; `None` when the state belongs to another workflow
     /// (the config changed): the caller cancels that cycle visibly.
-    pub fn resume(rules: Rules, saved: Saved, cycle: u64, now_ms: u64) -> Option<Station> {
+    pub(crate) fn resume(rules: Rules, saved: Saved, cycle: u64, now_ms: u64) -> Option<Station> {
         if saved.workflow().is_some_and(|w| w != rules.workflow) {
             return None;
         }
@@ -300,7 +300,7 @@ impl Station {
     }
 
     /// The state to save.
-    pub fn saved(&self) -> Saved {
+    pub(crate) fn saved(&self) -> Saved {
         match &self.state {
             State::Idle => Saved::Idle,
             State::Weighing { picking, sscc, .. } => Saved::Weighing { picking: picking.clone(), sscc: sscc.clone() },
@@ -316,12 +316,12 @@ impl Station {
     }
 
     /// The scale's condition: `None` when it is connected, else why it is not.
-    pub fn set_scale_problem(&mut self, problem: Option<String>) {
+    pub(crate) fn set_scale_problem(&mut self, problem: Option<String>) {
         self.scale_problem = problem;
     }
 
     /// Why the station cannot start a cycle that needs the scale, if it cannot.
-    pub fn scale_problem(&self) -> Option<&str> {
+    pub(crate) fn scale_problem(&self) -> Option<&str> {
         self.scale_problem.as_deref()
     }
 
@@ -361,7 +361,7 @@ impl Station {
     }
 
     /// A scan arrived.
-    pub fn scan(&mut self, scan: &ScanInput, now_ms: u64) -> Vec<Action> {
+    pub(crate) fn scan(&mut self, scan: &ScanInput, now_ms: u64) -> Vec<Action> {
         let data = scan.data();
         if self.rules.workflow == Workflow::Scan {
             self.cycle += 1;
@@ -522,7 +522,7 @@ impl Station {
     }
 
     /// A scale reading arrived.
-    pub fn reading(&mut self, reading: &ScaleReading, now_ms: u64) -> Vec<Action> {
+    pub(crate) fn reading(&mut self, reading: &ScaleReading, now_ms: u64) -> Vec<Action> {
         let outcome = match &mut self.state {
             State::Weighing { capture, .. } | State::Counting { capture, .. } => capture.feed(reading, now_ms),
             _ => return Vec::new(),
@@ -531,7 +531,7 @@ impl Station {
     }
 
     /// Time passes (timeouts).
-    pub fn tick(&mut self, now_ms: u64) -> Vec<Action> {
+    pub(crate) fn tick(&mut self, now_ms: u64) -> Vec<Action> {
         let outcome = match &mut self.state {
             State::Weighing { capture, .. } | State::Counting { capture, .. } => capture.poll(now_ms),
             _ => return Vec::new(),
@@ -604,7 +604,7 @@ impl Station {
 
 /// How many units `kg` is, when it is within `tolerance` (a fraction of one unit) of a whole
 /// number of at least one; else the units to two decimals, for the operator. Exact arithmetic.
-pub fn whole_units(kg: &Decimal, unit: &Decimal, tolerance: &Decimal) -> Result<Decimal, String> {
+pub(crate) fn whole_units(kg: &Decimal, unit: &Decimal, tolerance: &Decimal) -> Result<Decimal, String> {
     let shown = || kg.div_rounded(unit, 2).map_or_else(|| "?".into(), |u| u.to_string());
     let Some(whole) = kg.div_rounded(unit, 0) else { return Err(shown()) };
     let off = whole.checked_mul(unit).and_then(|w| kg.checked_sub(&w)).map(|d| d.abs());

@@ -13,45 +13,45 @@ use super::reader::uuid_of;
 use crate::timestamp::Timestamp;
 
 #[derive(Debug, Clone, Serialize)]
-pub struct DeadLetterRow {
-    pub id: i64,
+pub(crate) struct DeadLetterRow {
+    pub(crate) id: i64,
     /// `None`: refused at ingest, never became an event.
-    pub sink: Option<String>,
-    pub event_id: Option<Uuid>,
-    pub event_seq: Option<u64>,
-    pub origin: String,
-    pub reason: String,
-    pub created_at: Timestamp,
-    pub retried_at: Option<Timestamp>,
-    pub body_bytes: usize,
+    pub(crate) sink: Option<String>,
+    pub(crate) event_id: Option<Uuid>,
+    pub(crate) event_seq: Option<u64>,
+    pub(crate) origin: String,
+    pub(crate) reason: String,
+    pub(crate) created_at: Timestamp,
+    pub(crate) retried_at: Option<Timestamp>,
+    pub(crate) body_bytes: usize,
     #[serde(skip)]
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RetryReport {
-    pub queued: u64,
+pub(crate) struct RetryReport {
+    pub(crate) queued: u64,
     /// Ingest rejections cannot be retried: they never were valid events.
-    pub not_retryable: Vec<i64>,
-    pub missing: Vec<i64>,
+    pub(crate) not_retryable: Vec<i64>,
+    pub(crate) missing: Vec<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReplayReport {
+pub(crate) struct ReplayReport {
     /// The sink will deliver again from this seq on.
-    pub from_seq: u64,
-    pub events: u64,
+    pub(crate) from_seq: u64,
+    pub(crate) events: u64,
     /// Set when the requested time lies before the oldest event still stored.
-    pub oldest_available: Option<Timestamp>,
+    pub(crate) oldest_available: Option<Timestamp>,
 }
 
 #[derive(Debug)]
-pub struct Admin {
+pub(crate) struct Admin {
     conn: Connection,
 }
 
 impl Admin {
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
         if !path.exists() {
             return Err(StoreError::Setup(format!("there is no store at {}", path.display())));
         }
@@ -62,7 +62,7 @@ impl Admin {
     }
 
     /// Dead letters, newest first; retried ones only when `all`.
-    pub fn dead_letters(&self, all: bool, limit: usize) -> Result<Vec<DeadLetterRow>, StoreError> {
+    pub(crate) fn dead_letters(&self, all: bool, limit: usize) -> Result<Vec<DeadLetterRow>, StoreError> {
         let sql = format!(
             "SELECT {DL_COLUMNS} FROM dead_letters {} ORDER BY id DESC LIMIT ?1",
             if all { "" } else { "WHERE retried_at IS NULL" }
@@ -72,7 +72,7 @@ impl Admin {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn dead_letter(&self, id: i64) -> Result<Option<DeadLetterRow>, StoreError> {
+    pub(crate) fn dead_letter(&self, id: i64) -> Result<Option<DeadLetterRow>, StoreError> {
         Ok(self
             .conn
             .query_row(&format!("SELECT {DL_COLUMNS} FROM dead_letters WHERE id = ?1"), params![id], dead_letter_row)
@@ -80,7 +80,7 @@ impl Admin {
     }
 
     /// The dead letters of one event (one per sink that refused it), oldest first.
-    pub fn dead_letters_of_event(&self, event: uuid::Uuid) -> Result<Vec<DeadLetterRow>, StoreError> {
+    pub(crate) fn dead_letters_of_event(&self, event: uuid::Uuid) -> Result<Vec<DeadLetterRow>, StoreError> {
         let mut stmt =
             self.conn.prepare(&format!("SELECT {DL_COLUMNS} FROM dead_letters WHERE event_id = ?1 ORDER BY id"))?;
         let rows = stmt.query_map(params![&event.as_bytes()[..]], dead_letter_row)?;
@@ -88,7 +88,7 @@ impl Admin {
     }
 
     /// Queues dead letters for delivery to their sink again (`ids = None`: every open one).
-    pub fn retry_dead_letters(&mut self, ids: Option<&[i64]>) -> Result<RetryReport, StoreError> {
+    pub(crate) fn retry_dead_letters(&mut self, ids: Option<&[i64]>) -> Result<RetryReport, StoreError> {
         let tx = self.conn.transaction()?;
         let wanted: Vec<i64> = match ids {
             Some(ids) => ids.to_vec(),
@@ -123,13 +123,13 @@ impl Admin {
     }
 
     /// Deletes dead letters recorded before `cutoff`. Returns how many.
-    pub fn purge_dead_letters(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
+    pub(crate) fn purge_dead_letters(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
         Ok(self.conn.execute("DELETE FROM dead_letters WHERE created_at < ?1", params![cutoff.as_millis()])?)
     }
 
     /// Moves `sink` back so that it delivers again every stored event that arrived at or after
     /// `since`, with unchanged ids. Events already pruned cannot be replayed.
-    pub fn replay(&mut self, sink: &str, since: Timestamp) -> Result<ReplayReport, StoreError> {
+    pub(crate) fn replay(&mut self, sink: &str, since: Timestamp) -> Result<ReplayReport, StoreError> {
         let tx = self.conn.transaction()?;
         let cursor: Option<i64> =
             tx.query_row("SELECT cursor FROM sinks WHERE name = ?1", params![sink], |r| r.get(0)).optional()?;
@@ -167,7 +167,7 @@ impl Admin {
 
     /// A change to the print queue from a command-line tool (SQLite serialises it with the
     /// daemon's writer).
-    pub fn print_job(
+    pub(crate) fn print_job(
         &self,
         change: super::print_jobs::PrintJobChange,
     ) -> Result<super::print_jobs::PrintJobAnswer, StoreError> {
@@ -176,7 +176,7 @@ impl Admin {
 
     /// Queues a job's label again as a new job `<id>-reprint-<n>` (the running daemon picks it up
     /// within a second). Returns the new job's id.
-    pub fn reprint(&self, id: &str) -> Result<String, StoreError> {
+    pub(crate) fn reprint(&self, id: &str) -> Result<String, StoreError> {
         let Some((job, body)) = super::print_jobs::find(&self.conn, id)? else {
             return Err(StoreError::Setup(format!("there is no print job `{id}` (dockhand print list shows them)")));
         };
@@ -196,7 +196,7 @@ impl Admin {
         Ok(new_id)
     }
 
-    pub fn clear_alarms(&self) -> Result<usize, StoreError> {
+    pub(crate) fn clear_alarms(&self) -> Result<usize, StoreError> {
         Ok(self.conn.execute(
             "UPDATE alarms SET cleared_at = ?1 WHERE cleared_at IS NULL",
             params![Timestamp::now().as_millis()],

@@ -55,10 +55,10 @@
 
 mod admin;
 mod checkpoint;
-pub mod print_jobs;
+pub(crate) mod print_jobs;
 mod reader;
 mod recovery;
-pub mod running_config;
+pub(crate) mod running_config;
 mod schema;
 pub mod station_inputs;
 mod throttle;
@@ -73,9 +73,10 @@ use tokio::sync::{oneshot, watch};
 use tracing::{error, info};
 use uuid::Uuid;
 
-pub use admin::{Admin, DeadLetterRow};
-pub use reader::{AlarmRow, BatchItem, DeviceCondition, DeviceRow, SinkSummary, StoreReader, StoreSummary};
-pub use recovery::{Damage, VERIFY_AT_OPEN_MAX_BYTES};
+pub(crate) use admin::{Admin, DeadLetterRow};
+pub use reader::StoreReader;
+pub(crate) use reader::{AlarmRow, BatchItem, DeviceCondition, DeviceRow, SinkSummary, StoreSummary};
+pub(crate) use recovery::{Damage, VERIFY_AT_OPEN_MAX_BYTES};
 
 use crate::event::Event;
 use crate::timestamp::Timestamp;
@@ -103,7 +104,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// True for errors that mean the file itself is damaged.
-    pub fn is_damage(&self) -> bool {
+    pub(crate) fn is_damage(&self) -> bool {
         match self {
             StoreError::Damaged(_) => true,
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
@@ -123,100 +124,92 @@ pub enum Appended {
     Duplicate { seq: u64 },
 }
 
-impl Appended {
-    pub fn seq(self) -> u64 {
-        match self {
-            Appended::Stored { seq } | Appended::Duplicate { seq } => seq,
-        }
-    }
-}
-
 /// A dead-letter entry to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewDeadLetter {
+pub(crate) struct NewDeadLetter {
     /// The sink that refused the event; `None` for input refused before it became an event.
-    pub sink: Option<String>,
-    pub event_id: Option<Uuid>,
-    pub event_seq: Option<u64>,
+    pub(crate) sink: Option<String>,
+    pub(crate) event_id: Option<Uuid>,
+    pub(crate) event_seq: Option<u64>,
     /// Where it came from: `sink:cloud`, `mqtt:warehouse/WH1/handheld/hh-17/count`, …
-    pub origin: String,
-    pub reason: String,
+    pub(crate) origin: String,
+    pub(crate) reason: String,
     /// The envelope JSON, or the raw input bytes.
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 /// What a sink achieved with one batch, recorded in one transaction with its dead letters.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SinkProgress {
-    pub sink: String,
+pub(crate) struct SinkProgress {
+    pub(crate) sink: String,
     /// The cursor the batch was read after; if it moved meanwhile (an operator ran `replay`), the
     /// cursor is left alone.
-    pub expected_cursor: u64,
-    pub new_cursor: u64,
-    pub delivered: u64,
-    pub dead_letters: Vec<NewDeadLetter>,
+    pub(crate) expected_cursor: u64,
+    pub(crate) new_cursor: u64,
+    pub(crate) delivered: u64,
+    pub(crate) dead_letters: Vec<NewDeadLetter>,
     /// Redelivery rows that are now settled.
-    pub redeliveries_done: Vec<i64>,
+    pub(crate) redeliveries_done: Vec<i64>,
     /// Set when part of the batch must be tried again (counts as a retry).
-    pub retry_error: Option<String>,
+    pub(crate) retry_error: Option<String>,
 }
 
 /// A failed attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SinkFailure {
-    pub sink: String,
-    pub error: String,
+pub(crate) struct SinkFailure {
+    pub(crate) sink: String,
+    pub(crate) error: String,
     /// Consecutive failed attempts so far, this one included.
-    pub attempts: u32,
-    pub next_attempt_at: Timestamp,
+    pub(crate) attempts: u32,
+    pub(crate) next_attempt_at: Timestamp,
     /// Paused for a reason a retry cannot fix (bad credentials): shown as an alarm.
-    pub paused: bool,
+    pub(crate) paused: bool,
     /// The main-stream batch that failed, kept so that it is sent again unchanged after a restart.
-    pub batch: Option<FormedBatch>,
+    pub(crate) batch: Option<FormedBatch>,
 }
 
 /// A batch a sink has sent and must send again with the same events and key until it is settled
 /// (contracts.md §3, Idempotency-Key).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FormedBatch {
+pub(crate) struct FormedBatch {
     /// The `Idempotency-Key` / `batch_id`.
-    pub key: String,
+    pub(crate) key: String,
     /// The sink's cursor when the batch was formed: its events all have `seq > after`.
-    pub after: u64,
+    pub(crate) after: u64,
     /// The seq of its last event.
-    pub last_seq: u64,
+    pub(crate) last_seq: u64,
     /// How many events it holds.
-    pub events: u64,
+    pub(crate) events: u64,
 }
 
 /// What one station step caused, committed in one transaction (see [`station_inputs`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StationStep {
-    pub station: String,
+pub(crate) struct StationStep {
+    pub(crate) station: String,
     /// The waiting scan this step consumed, if it was a scan, and what the operator was told
     /// (JSON), kept with it.
-    pub consumed: Option<(u64, String)>,
-    pub events: Vec<Event>,
-    pub print_jobs: Vec<print_jobs::NewPrintJob>,
+    pub(crate) consumed: Option<(u64, String)>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) print_jobs: Vec<print_jobs::NewPrintJob>,
     /// The station's state after the step.
-    pub saved: Option<station_inputs::SavedStation>,
+    pub(crate) saved: Option<station_inputs::SavedStation>,
 }
 
 /// A sink's row, as the daemon and `status` see it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SinkState {
-    pub name: String,
+    pub(crate) name: String,
     pub cursor: u64,
-    pub delivered: u64,
+    pub(crate) delivered: u64,
     pub retried: u64,
     pub dead_lettered: u64,
     pub attempts: u32,
-    pub next_attempt_at: Option<Timestamp>,
-    pub last_success_at: Option<Timestamp>,
+    pub(crate) next_attempt_at: Option<Timestamp>,
+    pub(crate) last_success_at: Option<Timestamp>,
     pub last_error: Option<String>,
-    pub last_error_at: Option<Timestamp>,
+    pub(crate) last_error_at: Option<Timestamp>,
     pub paused: Option<String>,
-    pub retired_at: Option<Timestamp>,
+    pub(crate) retired_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,15 +239,15 @@ impl StoreOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenReport {
     /// Set when a damaged file was moved aside: (where it went, why).
-    pub moved_aside: Option<(PathBuf, String)>,
-    pub last_seq: u64,
+    pub(crate) moved_aside: Option<(PathBuf, String)>,
+    pub(crate) last_seq: u64,
 }
 
 /// The answer to a write: resolves once the writer thread committed it (or refused it). Every
 /// write joins the writer's queue when its method is called, not when the answer is first
 /// awaited, so writes made one after another commit in that order (and get rising seqs) however
 /// their answers are then awaited: the MQTT source relies on it to acknowledge in order.
-pub type Answer<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send>>;
+pub(crate) type Answer<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send>>;
 
 /// A handle on the open store; cheap to clone. Dropping the last handle (or [`Store::close`])
 /// lets the writer finish what it has and stop.
@@ -339,7 +332,8 @@ impl Store {
         Ok((store, OpenReport { moved_aside, last_seq }))
     }
 
-    pub fn path(&self) -> &Path {
+    #[cfg(test)]
+    pub(crate) fn path(&self) -> &Path {
         &self.shared.path
     }
 
@@ -356,26 +350,26 @@ impl Store {
     }
 
     /// Records input refused before it became an event (malformed MQTT payload, serial garbage).
-    pub fn dead_letter(&self, entry: NewDeadLetter) -> Answer<()> {
+    pub(crate) fn dead_letter(&self, entry: NewDeadLetter) -> Answer<()> {
         self.request(|reply| Request::DeadLetter { entry, reply })
     }
 
-    pub fn record_progress(&self, progress: SinkProgress) -> Answer<()> {
+    pub(crate) fn record_progress(&self, progress: SinkProgress) -> Answer<()> {
         self.request(|reply| Request::Progress { progress, reply })
     }
 
-    pub fn record_failure(&self, failure: SinkFailure) -> Answer<()> {
+    pub(crate) fn record_failure(&self, failure: SinkFailure) -> Answer<()> {
         self.request(|reply| Request::Failure { failure, reply })
     }
 
     /// Makes `names` the active sinks: new names get a row, names no longer configured are retired
     /// (kept for history, no longer holding back pruning), names that come back are reactivated.
-    pub fn register_sinks(&self, names: Vec<String>) -> Answer<()> {
+    pub(crate) fn register_sinks(&self, names: Vec<String>) -> Answer<()> {
         self.request(|reply| Request::RegisterSinks { names, reply })
     }
 
     /// A change to the print-job queue, committed before it is answered.
-    pub fn print_job(&self, change: print_jobs::PrintJobChange) -> Answer<print_jobs::PrintJobAnswer> {
+    pub(crate) fn print_job(&self, change: print_jobs::PrintJobChange) -> Answer<print_jobs::PrintJobAnswer> {
         self.request(|reply| Request::PrintJob { change, reply })
     }
 
@@ -386,39 +380,39 @@ impl Store {
     }
 
     /// Commits a station step: its events, labels, the consumed scan and the new state, together.
-    pub fn station_step(&self, step: StationStep) -> Answer<Vec<Appended>> {
+    pub(crate) fn station_step(&self, step: StationStep) -> Answer<Vec<Appended>> {
         self.request(|reply| Request::StationStep { step, reply })
     }
 
     /// Makes `names` the configured devices for `status` (rows of removed devices go).
-    pub fn register_devices(&self, names: Vec<String>) -> Answer<()> {
+    pub(crate) fn register_devices(&self, names: Vec<String>) -> Answer<()> {
         self.request(|reply| Request::RegisterDevices { names, reply })
     }
 
     /// Records which config the daemon runs, or an edit it refused (for `status`).
-    pub fn running_config(&self, change: running_config::ConfigChange) -> Answer<()> {
+    pub(crate) fn running_config(&self, change: running_config::ConfigChange) -> Answer<()> {
         self.request(|reply| Request::RunningConfig { change, reply })
     }
 
     /// The highest committed seq; changes after every commit that stored events.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.last_seq.clone()
     }
 
     /// Fires with a reason when the file turns out to be damaged while running.
-    pub fn damage(&self) -> watch::Receiver<Option<String>> {
+    pub(crate) fn damage(&self) -> watch::Receiver<Option<String>> {
         self.shared.damage.clone()
     }
 
     /// How long since the writer thread last went round its loop (it does at least every second).
-    pub fn writer_idle(&self) -> std::time::Duration {
+    pub(crate) fn writer_idle(&self) -> std::time::Duration {
         let beat = self.shared.writer_beat.load(std::sync::atomic::Ordering::Relaxed);
         let now = self.shared.opened.elapsed().as_millis() as u64;
         std::time::Duration::from_millis(now.saturating_sub(beat))
     }
 
     /// A read connection for a sink or a tool.
-    pub fn reader(&self) -> Result<StoreReader, StoreError> {
+    pub(crate) fn reader(&self) -> Result<StoreReader, StoreError> {
         StoreReader::open(&self.shared.path)
     }
 
@@ -498,7 +492,7 @@ mod tests;
 /// message not yet acknowledged, a scan already read off a serial port). A full store holds the
 /// input — `held` says where it waits, for the log — and other errors are retried too, with a
 /// backoff up to 5 s. `None` means the store closed (shutdown): the input was not stored.
-pub async fn until_stored<T, F, Fut>(held: &str, mut write: F) -> Option<T>
+pub(crate) async fn until_stored<T, F, Fut>(held: &str, mut write: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,

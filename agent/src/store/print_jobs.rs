@@ -35,19 +35,19 @@ CREATE INDEX IF NOT EXISTS print_jobs_queue ON print_jobs (printer, state, creat
 
 /// A job to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewPrintJob {
-    pub id: String,
-    pub printer: String,
+pub(crate) struct NewPrintJob {
+    pub(crate) id: String,
+    pub(crate) printer: String,
     /// The bytes for the printer, rendered.
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
     /// `mqtt`, `station`, `test`, `reprint`.
-    pub origin: String,
-    pub reprint_of: Option<String>,
+    pub(crate) origin: String,
+    pub(crate) reprint_of: Option<String>,
 }
 
 /// What the writer did with a job request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrintJobChange {
+pub(crate) enum PrintJobChange {
     /// Store a new job (answer: `Stored(true)`, or `Stored(false)` for a known id).
     Enqueue(NewPrintJob),
     /// About to write it to the printer.
@@ -66,7 +66,7 @@ pub enum PrintJobChange {
 
 /// The writer's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrintJobAnswer {
+pub(crate) enum PrintJobAnswer {
     Stored(bool),
     Done,
     Recovered(Vec<String>),
@@ -152,10 +152,10 @@ pub enum PrintJobState {
 }
 
 impl PrintJobState {
-    pub const ALL: [PrintJobState; 4] =
+    pub(crate) const ALL: [PrintJobState; 4] =
         [PrintJobState::Queued, PrintJobState::Sending, PrintJobState::Uncertain, PrintJobState::Printed];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             PrintJobState::Queued => "queued",
             PrintJobState::Sending => "sending",
@@ -184,16 +184,16 @@ impl std::fmt::Display for PrintJobState {
 /// A job as the queue and `status` see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PrintJobRow {
-    pub id: String,
-    pub printer: String,
+    pub(crate) id: String,
+    pub(crate) printer: String,
     pub origin: String,
     pub state: PrintJobState,
-    pub reprint_of: Option<String>,
-    pub attempts: i64,
-    pub last_error: Option<String>,
-    pub created_at: Timestamp,
-    pub printed_at: Option<Timestamp>,
-    pub bytes: usize,
+    pub(crate) reprint_of: Option<String>,
+    pub(crate) attempts: i64,
+    pub(crate) last_error: Option<String>,
+    pub(crate) created_at: Timestamp,
+    pub(crate) printed_at: Option<Timestamp>,
+    pub(crate) bytes: usize,
 }
 
 const COLUMNS: &str =

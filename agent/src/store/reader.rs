@@ -16,37 +16,37 @@ use crate::timestamp::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchItem {
     pub seq: u64,
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// The envelope JSON, delivered as is.
     pub body: String,
     /// Set when this comes from the redelivery queue (`dlq retry`) rather than the main stream.
-    pub redelivery: Option<i64>,
+    pub(crate) redelivery: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct SinkSummary {
+pub(crate) struct SinkSummary {
     #[serde(flatten)]
-    pub state: SinkState,
+    pub(crate) state: SinkState,
     /// Events this sink has not settled yet.
-    pub pending: u64,
+    pub(crate) pending: u64,
     /// Arrival time of the oldest of them.
-    pub oldest_pending_at: Option<Timestamp>,
+    pub(crate) oldest_pending_at: Option<Timestamp>,
     /// Events queued again by `dlq retry`.
-    pub redeliveries: u64,
+    pub(crate) redeliveries: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct AlarmRow {
-    pub id: i64,
-    pub kind: String,
-    pub message: String,
-    pub raised_at: Timestamp,
+pub(crate) struct AlarmRow {
+    pub(crate) id: i64,
+    pub(crate) kind: String,
+    pub(crate) message: String,
+    pub(crate) raised_at: Timestamp,
 }
 
 /// A device's last recorded state, as the store keeps it (`devices.state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum DeviceCondition {
+pub(crate) enum DeviceCondition {
     Connected,
     Disconnected,
     Error,
@@ -56,7 +56,7 @@ pub enum DeviceCondition {
 
 impl DeviceCondition {
     /// The column's text; anything unexpected reads as `Unknown`.
-    pub fn parse(text: &str) -> DeviceCondition {
+    pub(crate) fn parse(text: &str) -> DeviceCondition {
         match text {
             "connected" => DeviceCondition::Connected,
             "disconnected" => DeviceCondition::Disconnected,
@@ -65,7 +65,7 @@ impl DeviceCondition {
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DeviceCondition::Connected => "connected",
             DeviceCondition::Disconnected => "disconnected",
@@ -83,42 +83,42 @@ impl std::fmt::Display for DeviceCondition {
 
 /// A configured device's last known state (from its newest `device_status` event).
 #[derive(Debug, Clone, Serialize)]
-pub struct DeviceRow {
-    pub name: String,
-    pub state: DeviceCondition,
-    pub detail: Option<String>,
-    pub since: Timestamp,
+pub(crate) struct DeviceRow {
+    pub(crate) name: String,
+    pub(crate) state: DeviceCondition,
+    pub(crate) detail: Option<String>,
+    pub(crate) since: Timestamp,
 }
 
 /// Everything `dockhand status` shows, read in one transaction.
 #[derive(Debug, Clone, Serialize)]
-pub struct StoreSummary {
-    pub path: PathBuf,
+pub(crate) struct StoreSummary {
+    pub(crate) path: PathBuf,
     /// Bytes on disk: the file plus its WAL.
-    pub file_bytes: u64,
+    pub(crate) file_bytes: u64,
     /// Bytes in pages holding data (what `store.max_bytes` limits).
-    pub used_bytes: u64,
-    pub last_seq: u64,
+    pub(crate) used_bytes: u64,
+    pub(crate) last_seq: u64,
     /// Events still in the store (not yet pruned).
-    pub events: u64,
-    pub sinks: Vec<SinkSummary>,
+    pub(crate) events: u64,
+    pub(crate) sinks: Vec<SinkSummary>,
     /// Dead letters not yet retried, by sink (`None` for input refused at ingest).
-    pub dead_letters: Vec<(Option<String>, u64)>,
-    pub alarms: Vec<AlarmRow>,
-    pub devices: Vec<DeviceRow>,
+    pub(crate) dead_letters: Vec<(Option<String>, u64)>,
+    pub(crate) alarms: Vec<AlarmRow>,
+    pub(crate) devices: Vec<DeviceRow>,
     /// Print jobs not printed yet (queued, sending, uncertain), oldest first.
-    pub print_jobs: Vec<super::print_jobs::PrintJobRow>,
+    pub(crate) print_jobs: Vec<super::print_jobs::PrintJobRow>,
     /// Every print job kept, counted by state (`printed` included).
-    pub print_job_counts: Vec<(super::print_jobs::PrintJobState, u64)>,
+    pub(crate) print_job_counts: Vec<(super::print_jobs::PrintJobState, u64)>,
     /// Each station's saved state (what it waits for), by name.
-    pub stations: Vec<super::station_inputs::SavedStation>,
+    pub(crate) stations: Vec<super::station_inputs::SavedStation>,
     /// Scans waiting for each station (a station that falls behind shows here).
-    pub station_backlog: Vec<(String, u64)>,
-    pub heartbeat_at: Option<Timestamp>,
-    pub stopped_at: Option<Timestamp>,
-    pub pid: Option<u32>,
+    pub(crate) station_backlog: Vec<(String, u64)>,
+    pub(crate) heartbeat_at: Option<Timestamp>,
+    pub(crate) stopped_at: Option<Timestamp>,
+    pub(crate) pid: Option<u32>,
     /// The config the daemon last ran (absent before its first start with this version).
-    pub running_config: Option<super::running_config::RunningConfig>,
+    pub(crate) running_config: Option<super::running_config::RunningConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -143,7 +143,7 @@ impl StoreReader {
     }
 
     /// Runs `f` with the connection on tokio's blocking pool.
-    pub async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&StoreReader) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -200,7 +200,7 @@ impl StoreReader {
     }
 
     /// Events queued again for `sink` by an operator, oldest first.
-    pub fn redeliveries(&self, sink: &str, max_events: usize) -> Result<Vec<BatchItem>, StoreError> {
+    pub(crate) fn redeliveries(&self, sink: &str, max_events: usize) -> Result<Vec<BatchItem>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT id, coalesce(event_seq, 0), body FROM redeliveries WHERE sink = ?1 ORDER BY id LIMIT ?2",
@@ -218,12 +218,12 @@ impl StoreReader {
     }
 
     /// The oldest queued print job of `printer`: id and bytes.
-    pub fn next_print_job(&self, printer: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    pub(crate) fn next_print_job(&self, printer: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         self.with(|c| super::print_jobs::next_queued(c, printer))
     }
 
     /// Jobs of `printer` in `state`, oldest first: id and bytes.
-    pub fn print_jobs_in(
+    pub(crate) fn print_jobs_in(
         &self,
         printer: &str,
         state: super::print_jobs::PrintJobState,
@@ -232,12 +232,12 @@ impl StoreReader {
     }
 
     /// Print jobs: unprinted ones first, then the most recent printed.
-    pub fn print_jobs(&self, limit: usize) -> Result<Vec<super::print_jobs::PrintJobRow>, StoreError> {
+    pub(crate) fn print_jobs(&self, limit: usize) -> Result<Vec<super::print_jobs::PrintJobRow>, StoreError> {
         self.with(|c| super::print_jobs::recent(c, limit))
     }
 
     /// Up to `limit` scans waiting for `station`, oldest first.
-    pub fn station_inputs(
+    pub(crate) fn station_inputs(
         &self,
         station: &str,
         limit: usize,
@@ -246,7 +246,10 @@ impl StoreReader {
     }
 
     /// The state `station` saved with its last step.
-    pub fn station_state(&self, station: &str) -> Result<Option<super::station_inputs::SavedStation>, StoreError> {
+    pub(crate) fn station_state(
+        &self,
+        station: &str,
+    ) -> Result<Option<super::station_inputs::SavedStation>, StoreError> {
         self.with(|c| super::station_inputs::saved(c, station))
     }
 
@@ -256,17 +259,17 @@ impl StoreReader {
     }
 
     /// Every configured device's last state (for `/health`, without a full summary).
-    pub fn devices(&self) -> Result<Vec<DeviceRow>, StoreError> {
+    pub(crate) fn devices(&self) -> Result<Vec<DeviceRow>, StoreError> {
         self.with(device_rows)
     }
 
     /// The config the daemon runs, as it recorded it (for `/health`, without a full summary).
-    pub fn running_config(&self) -> Result<Option<super::running_config::RunningConfig>, StoreError> {
+    pub(crate) fn running_config(&self) -> Result<Option<super::running_config::RunningConfig>, StoreError> {
         self.with(super::running_config::read)
     }
 
     /// The batch `sink` last failed to deliver, if it still starts at the sink's cursor.
-    pub fn formed_batch(&self, sink: &str) -> Result<Option<super::FormedBatch>, StoreError> {
+    pub(crate) fn formed_batch(&self, sink: &str) -> Result<Option<super::FormedBatch>, StoreError> {
         self.with(|c| {
             c.query_row(
                 "SELECT b.key, b.after, b.last_seq, b.events FROM sink_batches b JOIN sinks s ON s.name = b.sink
@@ -293,11 +296,12 @@ impl StoreReader {
     }
 
     /// The highest seq ever assigned (survives pruning).
-    pub fn last_seq(&self) -> Result<u64, StoreError> {
+    #[cfg(test)]
+    pub(crate) fn last_seq(&self) -> Result<u64, StoreError> {
         self.with(last_seq)
     }
 
-    pub fn summary(&self) -> Result<StoreSummary, StoreError> {
+    pub(crate) fn summary(&self) -> Result<StoreSummary, StoreError> {
         let path = {
             let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
             conn.path().map(PathBuf::from).unwrap_or_default()

@@ -12,15 +12,15 @@ use crate::timestamp::Timestamp;
 /// Files at or below this size are verified completely at open (`PRAGMA quick_check` reads every
 /// page: about a second per few hundred MB here). Larger files open at once and are verified by
 /// a background pass, so a big backlog never delays start-up.
-pub const VERIFY_AT_OPEN_MAX_BYTES: u64 = 64 << 20;
+pub(crate) const VERIFY_AT_OPEN_MAX_BYTES: u64 = 64 << 20;
 
 /// Why a store file could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Damage(pub String);
+pub(crate) struct Damage(pub String);
 
 /// Marker left next to the store by a run that found damage it could not repair while running;
 /// the next open moves the file aside.
-pub fn marker_path(store: &Path) -> PathBuf {
+pub(crate) fn marker_path(store: &Path) -> PathBuf {
     with_suffix(store, ".damaged")
 }
 
@@ -32,7 +32,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 
 /// Checks an existing store file: the header, the schema, the tables dockhand reads at start-up,
 /// and — for files up to `full_check_max_bytes` — every page.
-pub fn inspect(path: &Path, full_check_max_bytes: u64) -> Result<(), Damage> {
+pub(crate) fn inspect(path: &Path, full_check_max_bytes: u64) -> Result<(), Damage> {
     if let Ok(reason) = std::fs::read_to_string(marker_path(path)) {
         return Err(Damage(format!("an earlier run found damage: {}", reason.trim())));
     }
@@ -61,7 +61,7 @@ pub fn inspect(path: &Path, full_check_max_bytes: u64) -> Result<(), Damage> {
 }
 
 /// `PRAGMA quick_check`: verifies every page and b-tree of the file.
-pub fn quick_check(conn: &Connection) -> Result<(), Damage> {
+pub(crate) fn quick_check(conn: &Connection) -> Result<(), Damage> {
     let mut stmt = conn.prepare("PRAGMA quick_check(5)").map_err(|e| Damage(e.to_string()))?;
     let rows: Vec<String> = stmt
         .query_map([], |r| r.get::<_, String>(0))
@@ -76,7 +76,7 @@ pub fn quick_check(conn: &Connection) -> Result<(), Damage> {
 
 /// Renames the store and its `-wal`/`-shm` files to `<name>.corrupt-<UTC time>` and removes the
 /// marker. Returns the new path of the main file.
-pub fn move_aside(path: &Path, damage: &Damage) -> std::io::Result<PathBuf> {
+pub(crate) fn move_aside(path: &Path, damage: &Damage) -> std::io::Result<PathBuf> {
     let stamp = Timestamp::now().to_string().replace([':', '-'], "").replace(".000Z", "Z");
     let aside = with_suffix(path, &format!(".corrupt-{stamp}"));
     for suffix in ["-wal", "-shm"] {

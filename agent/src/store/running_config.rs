@@ -9,7 +9,7 @@ use crate::timestamp::Timestamp;
 
 /// What the daemon tells the store about its config.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigChange {
+pub(crate) enum ConfigChange {
     /// It runs the config whose text has this digest (a start or a successful reload).
     Loaded { digest: String },
     /// It refused an edit (a reload of an invalid file) and keeps the running config.
@@ -18,23 +18,23 @@ pub enum ConfigChange {
 
 /// The config the daemon runs, read back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RunningConfig {
+pub(crate) struct RunningConfig {
     /// Digest of the text the daemon loaded (`status::config_text_digest`).
-    pub digest: String,
-    pub loaded_at: Timestamp,
+    pub(crate) digest: String,
+    pub(crate) loaded_at: Timestamp,
     /// The last edit refused since then, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub refused: Option<RefusedEdit>,
+    pub(crate) refused: Option<RefusedEdit>,
 }
 
 /// An edit the daemon refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefusedEdit {
+pub(crate) struct RefusedEdit {
     /// Digest of the refused text.
-    pub digest: String,
-    pub at: Timestamp,
+    pub(crate) digest: String,
+    pub(crate) at: Timestamp,
     /// The config error, as the technician would read it from `check-config`.
-    pub error: String,
+    pub(crate) error: String,
 }
 
 pub(super) fn apply(conn: &Connection, change: &ConfigChange) -> Result<(), rusqlite::Error> {

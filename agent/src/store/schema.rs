@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Bumped when the schema changes; a file with a newer version is refused rather than misread.
-pub const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 1;
 
 const DDL: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -96,7 +96,7 @@ CREATE TABLE IF NOT EXISTS alarms (
 
 /// Settings every connection gets. `synchronous=FULL` in WAL mode is what makes a commit survive
 /// power loss, not just a process crash.
-pub fn configure(conn: &Connection) -> Result<(), StoreError> {
+pub(crate) fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
@@ -106,7 +106,7 @@ pub fn configure(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// Creates the tables in a new file, or checks the version of an existing one.
-pub fn prepare(conn: &Connection) -> Result<(), StoreError> {
+pub(crate) fn prepare(conn: &Connection) -> Result<(), StoreError> {
     // auto_vacuum must be chosen before the first table exists; it is ignored afterwards.
     conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;

@@ -57,24 +57,24 @@ pub struct NewStationInput {
 
 /// A scan waiting for its station.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StationInput {
-    pub seq: u64,
-    pub device: String,
-    pub id: uuid::Uuid,
-    pub occurred_at: Timestamp,
-    pub body: String,
+pub(crate) struct StationInput {
+    pub(crate) seq: u64,
+    pub(crate) device: String,
+    pub(crate) id: uuid::Uuid,
+    pub(crate) occurred_at: Timestamp,
+    pub(crate) body: String,
 }
 
 /// The station's state after a step, saved with the step's effects.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SavedStation {
-    pub station: String,
-    pub workflow: String,
+pub(crate) struct SavedStation {
+    pub(crate) station: String,
+    pub(crate) workflow: String,
     /// The workflow's state as JSON (see `stations::workflow::Saved`).
-    pub state: String,
+    pub(crate) state: String,
     /// One line for `status`: what the station waits for.
-    pub summary: String,
-    pub updated_at: Timestamp,
+    pub(crate) summary: String,
+    pub(crate) updated_at: Timestamp,
 }
 
 pub(super) fn insert(conn: &Connection, input: &NewStationInput) -> Result<bool, StoreError> {

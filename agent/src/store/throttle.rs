@@ -11,19 +11,19 @@ const EVERY_MS: u64 = 10_000;
 /// The first warning goes out at once, then at most one per 10 s, each saying how many were
 /// held back since the previous one.
 #[derive(Debug, Default)]
-pub struct WarnThrottle {
+pub(crate) struct WarnThrottle {
     last_ms: AtomicU64,
     held_back: AtomicU64,
 }
 
 impl WarnThrottle {
-    pub const fn new() -> WarnThrottle {
+    pub(crate) const fn new() -> WarnThrottle {
         WarnThrottle { last_ms: AtomicU64::new(0), held_back: AtomicU64::new(0) }
     }
 
     /// `Some(n)` when this warning should be logged (`n` warnings were held back before it);
     /// `None` when it should not.
-    pub fn allow(&self) -> Option<u64> {
+    pub(crate) fn allow(&self) -> Option<u64> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let last = self.last_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= EVERY_MS

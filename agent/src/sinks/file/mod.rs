@@ -17,16 +17,16 @@ use crate::store::BatchItem;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileSinkConfig {
-    pub name: String,
+pub(crate) struct FileSinkConfig {
+    pub(crate) name: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// The NDJSON file to append to (created if missing; relative to the config file's folder).
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     #[serde(default)]
-    pub batch: BatchConfig,
+    pub(crate) batch: BatchConfig,
     #[serde(default)]
-    pub retry: RetryConfig,
+    pub(crate) retry: RetryConfig,
 }
 
 impl FileSinkConfig {
@@ -37,21 +37,21 @@ impl FileSinkConfig {
 }
 
 #[derive(Debug)]
-pub struct FileSink {
+pub(crate) struct FileSink {
     config: FileSinkConfig,
 }
 
 impl FileSink {
-    pub fn new(config: FileSinkConfig) -> Self {
+    pub(crate) fn new(config: FileSinkConfig) -> Self {
         Self { config }
     }
 
     /// The file events are appended to.
-    pub fn path(&self) -> &std::path::Path {
+    pub(crate) fn path(&self) -> &std::path::Path {
         &self.config.path
     }
 
-    pub async fn deliver(&mut self, batch: &[BatchItem]) -> Outcome {
+    pub(crate) async fn deliver(&mut self, batch: &[BatchItem]) -> Outcome {
         let mut bytes = Vec::with_capacity(batch.iter().map(|b| b.body.len() + 1).sum());
         for item in batch {
             bytes.extend_from_slice(item.body.as_bytes());

@@ -11,44 +11,44 @@ use crate::units::{ConfigIssue, HumanDuration};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HttpSinkConfig {
-    pub name: String,
+pub(crate) struct HttpSinkConfig {
+    pub(crate) name: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// `https://…` (or `http://…` on a trusted local network).
-    pub url: String,
+    pub(crate) url: String,
     /// File holding the bearer token (never the token itself in this file).
-    pub token_file: Option<PathBuf>,
+    pub(crate) token_file: Option<PathBuf>,
     /// File holding the HMAC-SHA256 key for `X-Dockhand-Signature`.
-    pub signing_secret_file: Option<PathBuf>,
+    pub(crate) signing_secret_file: Option<PathBuf>,
     /// Which bytes the signature covers: the body as sent (default) or the JSON before gzip.
     #[serde(default)]
-    pub signature_over: SignatureOver,
+    pub(crate) signature_over: SignatureOver,
     /// Optional `GET` URL that answers 2xx when the receiver is up; probed while backing off.
     /// Without it the probe is the head event of the waiting batch alone.
-    pub health_url: Option<String>,
+    pub(crate) health_url: Option<String>,
     /// Compress request bodies (`Content-Encoding: gzip`).
     #[serde(default)]
-    pub gzip: bool,
-    pub tls: Option<TlsFiles>,
+    pub(crate) gzip: bool,
+    pub(crate) tls: Option<TlsFiles>,
     #[serde(default = "default_connect_timeout")]
-    pub connect_timeout: HumanDuration,
+    pub(crate) connect_timeout: HumanDuration,
     #[serde(default = "default_request_timeout")]
-    pub request_timeout: HumanDuration,
+    pub(crate) request_timeout: HumanDuration,
     /// Only these kinds go to this sink (default: all).
-    pub kinds: Option<Vec<Kind>>,
+    pub(crate) kinds: Option<Vec<Kind>>,
     #[serde(default)]
-    pub rate_limit: RateLimit,
+    pub(crate) rate_limit: RateLimit,
     #[serde(default)]
-    pub batch: BatchConfig,
+    pub(crate) batch: BatchConfig,
     #[serde(default)]
-    pub retry: RetryConfig,
+    pub(crate) retry: RetryConfig,
 }
 
 /// What `X-Dockhand-Signature` is computed over (contracts.md §3).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SignatureOver {
+pub(crate) enum SignatureOver {
     /// The bytes on the wire, after gzip: what GitHub, Stripe and Shopify verify.
     #[default]
     Wire,

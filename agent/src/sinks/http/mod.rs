@@ -5,10 +5,10 @@
 //! - [`response`]: what each answer means (pure, unit-tested).
 //! - [`sink`]: the reqwest client that sends one batch.
 
-pub mod config;
-pub mod request;
+pub(crate) mod config;
+pub(crate) mod request;
 pub mod response;
-pub mod sink;
+pub(crate) mod sink;
 
-pub use config::HttpSinkConfig;
-pub use sink::HttpSink;
+pub(crate) use config::HttpSinkConfig;
+pub(crate) use sink::HttpSink;

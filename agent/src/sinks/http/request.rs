@@ -7,7 +7,7 @@ use std::io::Write;
 
 use crate::store::BatchItem;
 
-pub fn body(gateway: &str, batch_id: &str, items: &[BatchItem]) -> Vec<u8> {
+pub(crate) fn body(gateway: &str, batch_id: &str, items: &[BatchItem]) -> Vec<u8> {
     let size: usize = items.iter().map(|i| i.body.len() + 1).sum();
     let mut out = Vec::with_capacity(size + 128);
     let head = serde_json::json!({"gateway": gateway, "batch_id": batch_id}).to_string();
@@ -26,7 +26,7 @@ pub fn body(gateway: &str, batch_id: &str, items: &[BatchItem]) -> Vec<u8> {
 
 /// `sha256=<hex>`: HMAC-SHA256 of `bytes` — the body as sent by default, or the JSON before gzip
 /// with `signature_over = "decoded"`.
-pub fn signature(secret: &[u8], body: &[u8]) -> String {
+pub(crate) fn signature(secret: &[u8], body: &[u8]) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
     let tag = ring::hmac::sign(&key, body);
     let mut hex = String::with_capacity(71);
@@ -37,7 +37,7 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     hex
 }
 
-pub fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+pub(crate) fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
     enc.write_all(body)?;
     enc.finish()

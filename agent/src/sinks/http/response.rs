@@ -85,7 +85,7 @@ fn excerpt(body: &[u8]) -> String {
 }
 
 /// `Retry-After`: delay-seconds or an HTTP date (IMF-fixdate).
-pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs.min(86_400)));

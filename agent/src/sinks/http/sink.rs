@@ -22,7 +22,7 @@ const MAX_RESPONSE: usize = 256 << 10;
 const PROBE_TIMEOUT: Duration = Duration::from_millis(900);
 
 #[derive(Debug)]
-pub struct HttpSink {
+pub(crate) struct HttpSink {
     config: HttpSinkConfig,
     ready: Result<Ready, String>,
 }
@@ -36,7 +36,7 @@ struct Ready {
 /// Turns a batch into the bytes and headers of its POST. Separate from the sink so that the
 /// dispatcher can encode the next batch (gzip, signature) while the current one is in flight.
 #[derive(Debug)]
-pub struct Encoder {
+pub(crate) struct Encoder {
     gateway: String,
     gzip: bool,
     signature_over: SignatureOver,
@@ -46,7 +46,7 @@ pub struct Encoder {
 
 /// A batch's POST, encoded: everything but the URL.
 #[derive(Debug)]
-pub struct Encoded {
+pub(crate) struct Encoded {
     /// The batch's key, so that an encoding is only ever sent for its own batch.
     key: String,
     headers: HeaderMap,
@@ -54,7 +54,7 @@ pub struct Encoded {
 }
 
 impl Encoded {
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         &self.key
     }
 }
@@ -62,7 +62,7 @@ impl Encoded {
 impl Encoder {
     /// Body, key, credentials and signature of `batch`'s POST. `Err` is the outcome to report
     /// instead (a token a header cannot carry pauses the sink).
-    pub fn encode(&self, batch: &Batch) -> Result<Encoded, Outcome> {
+    pub(crate) fn encode(&self, batch: &Batch) -> Result<Encoded, Outcome> {
         let json = request::body(&self.gateway, &batch.key, &batch.items);
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -111,7 +111,7 @@ impl Encoder {
 }
 
 impl HttpSink {
-    pub fn new(config: HttpSinkConfig, gateway: &str) -> Self {
+    pub(crate) fn new(config: HttpSinkConfig, gateway: &str) -> Self {
         let ready = Self::prepare(&config, gateway);
         if let Err(e) = &ready {
             warn!(sink = %config.name, error = %e, "The HTTP sink cannot start; it is paused until this is fixed and dockhand is reloaded.");
@@ -130,7 +130,7 @@ impl HttpSink {
     }
 
     /// The encoder of this sink's requests (none while the sink cannot start).
-    pub fn encoder(&self) -> Option<Arc<Encoder>> {
+    pub(crate) fn encoder(&self) -> Option<Arc<Encoder>> {
         self.ready.as_ref().ok().map(|r| r.encoder.clone())
     }
 
@@ -144,7 +144,7 @@ impl HttpSink {
     }
 
     /// Sends `batch`, using `encoded` when it was encoded ahead for this very batch.
-    pub async fn deliver(&mut self, batch: &Batch, encoded: Option<Encoded>) -> Outcome {
+    pub(crate) async fn deliver(&mut self, batch: &Batch, encoded: Option<Encoded>) -> Outcome {
         let ready = match &self.ready {
             Ok(r) => r,
             Err(e) => return Outcome::Pause { error: e.clone() },
@@ -187,7 +187,7 @@ impl HttpSink {
     /// (never a bare TCP connect): `GET health_url` when configured, else the head event of the
     /// waiting batch alone under the key `<batch key>/probe`. Any 2xx means up; the waiting batch
     /// is then sent again whole, with its own key (the receiver dedups the head event by id).
-    pub async fn probe(&self, batch: &Batch) -> bool {
+    pub(crate) async fn probe(&self, batch: &Batch) -> bool {
         let Ok(ready) = &self.ready else { return false };
         let request = match &self.config.health_url {
             Some(url) => ready.client.get(url),
@@ -207,7 +207,7 @@ impl HttpSink {
     }
 
     /// For `check-config --connect`: can the receiver be reached and does it accept our TLS?
-    pub async fn check(&self) -> Result<String, String> {
+    pub(crate) async fn check(&self) -> Result<String, String> {
         let ready = self.ready.as_ref().map_err(Clone::clone)?;
         let url = self.config.health_url.as_deref().unwrap_or(&self.config.url);
         let request = match &self.config.health_url {

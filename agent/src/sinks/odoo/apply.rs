@@ -27,7 +27,7 @@ use crate::event::{Backorder, CountPayload, Decimal, PackPayload, PickPayload, P
 
 /// Why an event was not applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotApplied {
+pub(crate) enum NotApplied {
     /// Odoo refused it for good (or something it names does not exist): dead-letter it.
     Permanent(String),
     /// Stop here and retry this event and everything after it (or pause, for credentials).
@@ -62,13 +62,13 @@ struct Cached<T> {
 
 /// One count of a run: its position in the batch, id, seq and payload.
 #[derive(Debug, Clone)]
-pub struct CountItem {
-    pub index: usize,
-    pub id: String,
-    pub seq: u64,
+pub(crate) struct CountItem {
+    pub(crate) index: usize,
+    pub(crate) id: String,
+    pub(crate) seq: u64,
     /// When it was counted (the gateway's clock), for stale-count detection.
-    pub occurred_at: crate::timestamp::Timestamp,
-    pub payload: CountPayload,
+    pub(crate) occurred_at: crate::timestamp::Timestamp,
+    pub(crate) payload: CountPayload,
 }
 
 /// What this server can store, read once per connection with `fields_get`.
@@ -80,8 +80,8 @@ struct Capabilities {
     package_weight: bool,
 }
 
-pub struct Applier {
-    pub rpc: OdooRpc,
+pub(crate) struct Applier {
+    pub(crate) rpc: OdooRpc,
     gateway: String,
     backorder: BackorderPolicy,
     ttl: Duration,
@@ -172,7 +172,13 @@ fn applied_count(name: &str) -> Option<usize> {
 }
 
 impl Applier {
-    pub fn new(rpc: OdooRpc, gateway: &str, backorder: BackorderPolicy, ttl: Duration, stale: StaleCounts) -> Applier {
+    pub(crate) fn new(
+        rpc: OdooRpc,
+        gateway: &str,
+        backorder: BackorderPolicy,
+        ttl: Duration,
+        stale: StaleCounts,
+    ) -> Applier {
         Applier {
             rpc,
             gateway: gateway.to_owned(),
@@ -346,7 +352,7 @@ impl Applier {
     /// Applies a run of consecutive counts: one `create` of inventory-mode quants and one
     /// `action_apply_inventory` for all of them. Returns one result per item, in order; after a
     /// `Stop`, the remaining items are not attempted.
-    pub async fn counts(&mut self, run: &[CountItem]) -> Vec<Applied> {
+    pub(crate) async fn counts(&mut self, run: &[CountItem]) -> Vec<Applied> {
         match self.counts_inner(run).await {
             Ok(results) => results,
             Err(stop) => run.iter().map(|_| Err(stop.clone())).collect(),
@@ -824,7 +830,7 @@ impl Applier {
         }
     }
 
-    pub async fn pick(&mut self, event: &str, p: &PickPayload) -> Applied {
+    pub(crate) async fn pick(&mut self, event: &str, p: &PickPayload) -> Applied {
         let lines: Vec<TransferLine> = p
             .lines
             .0
@@ -853,7 +859,7 @@ impl Applier {
         Ok(())
     }
 
-    pub async fn receipt(&mut self, event: &str, r: &ReceiptPayload) -> Applied {
+    pub(crate) async fn receipt(&mut self, event: &str, r: &ReceiptPayload) -> Applied {
         let lines: Vec<TransferLine> = r
             .lines
             .0
@@ -872,7 +878,7 @@ impl Applier {
 
     /// The weight goes on the picking and, when named, its package — both found and both
     /// writable on this server before either is written.
-    pub async fn pack(&mut self, p: &PackPayload) -> Applied {
+    pub(crate) async fn pack(&mut self, p: &PackPayload) -> Applied {
         self.check_weight(p.package.is_some()).await?;
         let (id, _) = self.picking(&p.picking.0).await?;
         let package = match &p.package {

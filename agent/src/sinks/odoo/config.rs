@@ -11,7 +11,7 @@ use crate::units::{ConfigIssue, HumanDuration};
 /// Which external API to speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum OdooProtocol {
+pub(crate) enum OdooProtocol {
     /// Ask the server its version: JSON-2 on 19 and later, JSON-RPC before.
     #[default]
     Auto,
@@ -24,7 +24,7 @@ pub enum OdooProtocol {
 /// What to do with the rest of a picking validated with less than its demand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum BackorderPolicy {
+pub(crate) enum BackorderPolicy {
     /// Create a backorder for what was not picked (Odoo's default answer).
     #[default]
     Create,
@@ -36,7 +36,7 @@ pub enum BackorderPolicy {
 /// "Stale counts").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
-pub enum StaleCounts {
+pub(crate) enum StaleCounts {
     /// Apply the counted quantity plus the net done moves at that product/location/lot since the
     /// count was taken (what the shelf holds now, if the count was right).
     #[default]
@@ -49,41 +49,41 @@ pub enum StaleCounts {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OdooSinkConfig {
-    pub name: String,
+pub(crate) struct OdooSinkConfig {
+    pub(crate) name: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// The Odoo server, e.g. `https://erp.example.com`.
-    pub url: String,
+    pub(crate) url: String,
     /// The database name.
-    pub database: String,
+    pub(crate) database: String,
     /// The user the API key belongs to (JSON-RPC authenticates with it).
-    pub login: String,
+    pub(crate) login: String,
     /// File holding the API key (never the key itself in this file).
-    pub api_key_file: PathBuf,
+    pub(crate) api_key_file: PathBuf,
     #[serde(default)]
-    pub protocol: OdooProtocol,
-    pub tls: Option<TlsFiles>,
+    pub(crate) protocol: OdooProtocol,
+    pub(crate) tls: Option<TlsFiles>,
     #[serde(default = "defaults::connect_timeout")]
-    pub connect_timeout: HumanDuration,
+    pub(crate) connect_timeout: HumanDuration,
     #[serde(default = "defaults::request_timeout")]
-    pub request_timeout: HumanDuration,
+    pub(crate) request_timeout: HumanDuration,
     /// A pick or receipt without its own `backorder` field follows this.
     #[serde(default)]
-    pub backorder: BackorderPolicy,
+    pub(crate) backorder: BackorderPolicy,
     /// Counts applied after stock moved at their quant: `adjust` (default), `apply`, `dead-letter`.
     #[serde(default)]
-    pub stale_counts: StaleCounts,
+    pub(crate) stale_counts: StaleCounts,
     /// The most Odoo calls per second, so that draining a backlog never overloads the server.
     #[serde(default = "defaults::calls_per_second")]
-    pub calls_per_second: f64,
+    pub(crate) calls_per_second: f64,
     /// How long product, location and lot look-ups are reused.
     #[serde(default = "defaults::cache_ttl")]
-    pub cache_ttl: HumanDuration,
+    pub(crate) cache_ttl: HumanDuration,
     #[serde(default = "defaults::batch")]
-    pub batch: BatchConfig,
+    pub(crate) batch: BatchConfig,
     #[serde(default)]
-    pub retry: RetryConfig,
+    pub(crate) retry: RetryConfig,
 }
 
 mod defaults {
@@ -91,19 +91,19 @@ mod defaults {
     use crate::units::HumanDuration;
     use std::time::Duration;
 
-    pub fn connect_timeout() -> HumanDuration {
+    pub(crate) fn connect_timeout() -> HumanDuration {
         HumanDuration(Duration::from_secs(5))
     }
-    pub fn request_timeout() -> HumanDuration {
+    pub(crate) fn request_timeout() -> HumanDuration {
         HumanDuration(Duration::from_secs(60))
     }
-    pub fn calls_per_second() -> f64 {
+    pub(crate) fn calls_per_second() -> f64 {
         10.0
     }
-    pub fn cache_ttl() -> HumanDuration {
+    pub(crate) fn cache_ttl() -> HumanDuration {
         HumanDuration(Duration::from_secs(300))
     }
-    pub fn batch() -> BatchConfig {
+    pub(crate) fn batch() -> BatchConfig {
         // Counts are applied a batch at a time (two Odoo calls per batch); larger batches mean
         // longer transactions on the Odoo side.
         BatchConfig { max_events: 200, ..BatchConfig::default() }

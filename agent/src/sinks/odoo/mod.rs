@@ -13,9 +13,9 @@
 //! sink with an alarm and dead-letter nothing. Other kinds (scan, weight, device_status) are not
 //! for Odoo: the sink's kind filter steps over them.
 
-pub mod apply;
-pub mod config;
-pub mod rpc;
+pub(crate) mod apply;
+pub(crate) mod config;
+pub(crate) mod rpc;
 pub mod wire;
 
 use tracing::warn;
@@ -29,17 +29,17 @@ use crate::sinks::Outcome;
 use crate::store::BatchItem;
 
 /// The kinds this sink applies.
-pub const KINDS: [Kind; 4] = [Kind::Count, Kind::Pick, Kind::Receipt, Kind::Pack];
+pub(crate) const KINDS: [Kind; 4] = [Kind::Count, Kind::Pick, Kind::Receipt, Kind::Pack];
 
 #[derive(Debug)]
-pub struct OdooSink {
+pub(crate) struct OdooSink {
     config: OdooSinkConfig,
     gateway: String,
     applier: Result<Applier, String>,
 }
 
 impl OdooSink {
-    pub fn new(config: OdooSinkConfig, gateway: &str) -> Self {
+    pub(crate) fn new(config: OdooSinkConfig, gateway: &str) -> Self {
         let applier = OdooRpc::new(&config)
             .map(|rpc| Applier::new(rpc, gateway, config.backorder, config.cache_ttl.0, config.stale_counts));
         if let Err(e) = &applier {
@@ -48,13 +48,8 @@ impl OdooSink {
         Self { config, gateway: gateway.to_owned(), applier }
     }
 
-    /// Odoo calls made so far (for the benchmark).
-    pub fn calls(&self) -> u64 {
-        self.applier.as_ref().map_or(0, |a| a.rpc.calls)
-    }
-
     /// Whether the server answers at all.
-    pub async fn probe(&self) -> bool {
+    pub(crate) async fn probe(&self) -> bool {
         let timeout = self.config.request_timeout.0.min(std::time::Duration::from_secs(3));
         match &self.applier {
             Ok(applier) => applier.rpc.reachable(timeout).await,
@@ -63,7 +58,7 @@ impl OdooSink {
     }
 
     /// `check-config --connect`: version, login, and read access to products.
-    pub async fn check(&mut self) -> Result<String, String> {
+    pub(crate) async fn check(&mut self) -> Result<String, String> {
         let applier = self.applier.as_mut().map_err(|e| e.clone())?;
         let call = wire::Call::new("product.product", "search_count").param("domain", serde_json::json!([]));
         match applier.rpc.call(&call).await {
@@ -78,7 +73,7 @@ impl OdooSink {
         }
     }
 
-    pub async fn deliver(&mut self, batch: &[BatchItem]) -> Outcome {
+    pub(crate) async fn deliver(&mut self, batch: &[BatchItem]) -> Outcome {
         let applier = match &mut self.applier {
             Ok(a) => a,
             Err(e) => return Outcome::Pause { error: e.clone() },

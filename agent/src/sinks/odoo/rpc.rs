@@ -13,7 +13,7 @@ use super::wire::{self, Call, Fault};
 
 /// Why a call did not give an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RpcError {
+pub(crate) enum RpcError {
     /// See [`Fault`].
     Fault(Fault),
     /// No connection could be made: the server is down or unreachable.
@@ -36,7 +36,7 @@ enum Protocol {
 }
 
 #[derive(Debug)]
-pub struct OdooRpc {
+pub(crate) struct OdooRpc {
     client: reqwest::Client,
     base: String,
     database: String,
@@ -45,17 +45,17 @@ pub struct OdooRpc {
     wanted: OdooProtocol,
     protocol: Option<Protocol>,
     /// Major version (16, 17, …), once known.
-    pub version: Option<u32>,
+    pub(crate) version: Option<u32>,
     uid: Option<i64>,
     next_id: u64,
     min_interval: Duration,
     next_call: tokio::time::Instant,
     /// Calls made (every HTTP request to Odoo).
-    pub calls: u64,
+    pub(crate) calls: u64,
 }
 
 impl OdooRpc {
-    pub fn new(config: &OdooSinkConfig) -> Result<OdooRpc, String> {
+    pub(crate) fn new(config: &OdooSinkConfig) -> Result<OdooRpc, String> {
         let key = crate::secrets::read_secret_file(&config.api_key_file)?;
         let client = crate::sinks::client::build(&config.tls, config.connect_timeout.0, config.request_timeout.0, 2)?;
         Ok(OdooRpc {
@@ -76,17 +76,17 @@ impl OdooRpc {
     }
 
     /// The login dockhand works as.
-    pub fn login(&self) -> &str {
+    pub(crate) fn login(&self) -> &str {
         &self.login
     }
 
     /// Version 17 and later name the done quantity `quantity` (+ `picked`); 16 `qty_done`.
-    pub fn is_16(&self) -> bool {
+    pub(crate) fn is_16(&self) -> bool {
         self.version.is_some_and(|v| v <= 16)
     }
 
     /// The package model: `stock.package` from 19, `stock.quant.package` before.
-    pub fn package_model(&self) -> &'static str {
+    pub(crate) fn package_model(&self) -> &'static str {
         if self.version.is_some_and(|v| v >= 19) { "stock.package" } else { "stock.quant.package" }
     }
 
@@ -144,14 +144,14 @@ impl OdooRpc {
     /// Whether the server answers at all: `version_info` over the sink's own client (its TLS
     /// settings), with a short timeout. Any HTTP answer counts (a 5xx is about a call, not the
     /// connection).
-    pub async fn reachable(&self, timeout: Duration) -> bool {
+    pub(crate) async fn reachable(&self, timeout: Duration) -> bool {
         let url = format!("{}/web/webclient/version_info", self.base);
         let request = self.client.post(url).header(reqwest::header::CONTENT_TYPE, "application/json").body("{}");
         request.timeout(timeout).send().await.is_ok()
     }
 
     /// Detects the version and logs in, if not done yet; the major version.
-    pub async fn connect(&mut self) -> Result<u32, RpcError> {
+    pub(crate) async fn connect(&mut self) -> Result<u32, RpcError> {
         self.ready().await?;
         Ok(self.version.unwrap_or(0))
     }
@@ -202,7 +202,7 @@ impl OdooRpc {
     }
 
     /// One method call on a model.
-    pub async fn call(&mut self, call: &Call) -> Result<Value, RpcError> {
+    pub(crate) async fn call(&mut self, call: &Call) -> Result<Value, RpcError> {
         let mut relogged = false;
         loop {
             let protocol = self.ready().await?;

@@ -23,24 +23,24 @@ pub enum Fault {
 /// One call: model, method, the record ids it applies to, and the method's named parameters
 /// (the context included, as `context`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Call {
-    pub model: &'static str,
-    pub method: &'static str,
-    pub ids: Option<Vec<i64>>,
-    pub params: Map<String, Value>,
+pub(crate) struct Call {
+    pub(crate) model: &'static str,
+    pub(crate) method: &'static str,
+    pub(crate) ids: Option<Vec<i64>>,
+    pub(crate) params: Map<String, Value>,
 }
 
 impl Call {
-    pub fn new(model: &'static str, method: &'static str) -> Call {
+    pub(crate) fn new(model: &'static str, method: &'static str) -> Call {
         Call { model, method, ids: None, params: Map::new() }
     }
 
-    pub fn ids(mut self, ids: Vec<i64>) -> Call {
+    pub(crate) fn ids(mut self, ids: Vec<i64>) -> Call {
         self.ids = Some(ids);
         self
     }
 
-    pub fn param(mut self, name: &str, value: Value) -> Call {
+    pub(crate) fn param(mut self, name: &str, value: Value) -> Call {
         self.params.insert(name.to_owned(), value);
         self
     }
@@ -59,7 +59,7 @@ impl Call {
 }
 
 /// `execute_kw` as JSON-RPC.
-pub fn jsonrpc_call(id: u64, db: &str, uid: i64, key: &str, call: &Call) -> Value {
+pub(crate) fn jsonrpc_call(id: u64, db: &str, uid: i64, key: &str, call: &Call) -> Value {
     let (args, kwargs) = call.positional();
     json!({
         "jsonrpc": "2.0",
@@ -70,12 +70,12 @@ pub fn jsonrpc_call(id: u64, db: &str, uid: i64, key: &str, call: &Call) -> Valu
 }
 
 /// A `common` service call (`version`, `authenticate`).
-pub fn jsonrpc_common(id: u64, method: &str, args: Value) -> Value {
+pub(crate) fn jsonrpc_common(id: u64, method: &str, args: Value) -> Value {
     json!({"jsonrpc": "2.0", "method": "call", "params": {"service": "common", "method": method, "args": args}, "id": id})
 }
 
 /// The JSON-2 body: named parameters plus `ids`.
-pub fn json2_body(call: &Call) -> Value {
+pub(crate) fn json2_body(call: &Call) -> Value {
     let mut body = call.params.clone();
     if let Some(ids) = &call.ids {
         body.insert("ids".into(), json!(ids));
@@ -110,7 +110,7 @@ fn transport_status(status: u16, retry: Option<&str>, body: &[u8]) -> Option<Fau
 }
 
 /// Sorts an Odoo exception by its class name and message.
-pub fn classify_exception(name: &str, message: &str) -> Fault {
+pub(crate) fn classify_exception(name: &str, message: &str) -> Fault {
     let text = if message.is_empty() { name.to_owned() } else { format!("{message} ({name})") };
     let lower = message.to_ascii_lowercase();
     if lower.contains("too many login failures") {

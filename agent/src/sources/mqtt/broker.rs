@@ -9,7 +9,7 @@ use tracing::{error, info};
 use crate::mqtt::BrokerConfig;
 
 /// Starts the broker and waits until it accepts connections.
-pub fn start(config: &BrokerConfig) -> Result<(), String> {
+pub(crate) fn start(config: &BrokerConfig) -> Result<(), String> {
     let listen = config.listen;
     // Probing by binding, not connecting: a probe connection would be logged by the broker as a
     // failed client.

@@ -16,7 +16,7 @@ pub(super) struct GatewayStatus {
 }
 
 impl GatewayStatus {
-    pub fn new(settings: &MqttSettings, store: &Store) -> Self {
+    pub(crate) fn new(settings: &MqttSettings, store: &Store) -> Self {
         let reader = match store.reader() {
             Ok(r) => Some(r),
             Err(error) => {
@@ -29,7 +29,7 @@ impl GatewayStatus {
 
     /// Queues the current status (retained, QoS 1); skipped when the store cannot be read or the
     /// client's queue is full (the next refresh brings it).
-    pub async fn publish(&self, client: &Client) {
+    pub(crate) async fn publish(&self, client: &Client) {
         let Some(reader) = &self.reader else { return };
         let gateway = self.gateway.clone();
         let payload = match reader.run(move |r| gateway_status(r, &gateway)).await {

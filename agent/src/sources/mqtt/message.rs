@@ -13,31 +13,31 @@ use crate::timestamp::Timestamp;
 /// A valid handheld message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandheldMessage {
-    pub device: String,
-    pub kind: Kind,
-    pub id: Option<Uuid>,
+    pub(crate) device: String,
+    pub(crate) kind: Kind,
+    pub(crate) id: Option<Uuid>,
     pub ts: Option<Timestamp>,
-    pub payload: Payload,
+    pub(crate) payload: Payload,
 }
 
 /// Why a message was refused, and what the handheld is told on `…/rejected`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     /// The device named in the topic, when the topic has one (where the answer goes).
-    pub device: Option<String>,
+    pub(crate) device: Option<String>,
     /// The message's id, when it had a readable one.
-    pub id: Option<Uuid>,
+    pub(crate) id: Option<Uuid>,
     /// The payload field at fault (`lines[0].quantity`), if one is.
-    pub field: Option<String>,
-    pub error: String,
+    pub(crate) field: Option<String>,
+    pub(crate) error: String,
 }
 
 /// The answer published on `…/handheld/<device>/rejected`.
 #[derive(Debug, Serialize)]
-pub struct RejectedReply<'a> {
-    pub id: Option<Uuid>,
-    pub error: &'a str,
-    pub field: Option<&'a str>,
+pub(crate) struct RejectedReply<'a> {
+    pub(crate) id: Option<Uuid>,
+    pub(crate) error: &'a str,
+    pub(crate) field: Option<&'a str>,
 }
 
 /// What one incoming MQTT message is.
@@ -50,7 +50,7 @@ pub enum Incoming {
 }
 
 /// Reply kinds dockhand publishes under the handheld's topic.
-pub const REPLY_KINDS: [&str; 2] = ["ack", "rejected"];
+pub(crate) const REPLY_KINDS: [&str; 2] = ["ack", "rejected"];
 
 /// Classifies one message received on `<prefix>/handheld/#`.
 pub fn classify(prefix: &str, topic: &str, payload: &[u8], max_payload: usize) -> Incoming {

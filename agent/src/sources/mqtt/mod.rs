@@ -7,11 +7,11 @@
 //! - `gateway_status`: the retained gateway status.
 //! - [`broker`]: the optional embedded broker (its `[broker]` settings are [`crate::mqtt::BrokerConfig`]).
 
-pub mod broker;
+pub(crate) mod broker;
 mod gateway_status;
 pub mod message;
 mod ordering;
 mod print_jobs;
-pub mod source;
+pub(crate) mod source;
 
 pub(crate) use source::MqttSource;

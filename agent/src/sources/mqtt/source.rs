@@ -36,7 +36,7 @@ use crate::timestamp::Timestamp;
 
 const REPLY_WINDOW: u16 = 4096;
 
-pub use crate::health::MqttHealth;
+pub(crate) use crate::health::MqttHealth;
 
 pub(crate) struct MqttSource {
     settings: Arc<MqttSettings>,
@@ -52,15 +52,15 @@ impl std::fmt::Debug for MqttSource {
 }
 
 impl MqttSource {
-    pub fn new(settings: MqttSettings, store: Store, live: crate::devices::live::LiveReadings) -> Self {
+    pub(crate) fn new(settings: MqttSettings, store: Store, live: crate::devices::live::LiveReadings) -> Self {
         Self { settings: Arc::new(settings), store, health: Arc::default(), live }
     }
 
-    pub fn health(&self) -> Arc<MqttHealth> {
+    pub(crate) fn health(&self) -> Arc<MqttHealth> {
         self.health.clone()
     }
 
-    pub async fn run(self, mut shutdown: Shutdown) -> Result<(), TaskError> {
+    pub(crate) async fn run(self, mut shutdown: Shutdown) -> Result<(), TaskError> {
         let client_id = self.settings.mqtt.client_id(&self.settings.gateway);
         let session = Session {
             client_id: client_id.clone(),
