@@ -14,8 +14,11 @@
 # Run one target by hand (the same build): see docs/FUZZING.md, e.g.
 #   RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=fuzz/target cargo fuzz run --fuzz-dir fuzz gs1 -- -max_total_time=60
 #
-# Each target runs on fuzz/corpus/<target> (new inputs are added there), crash inputs go to
-# fuzz/artifacts/<target>/, and the libFuzzer log to fuzz/target/smoke/<target>.log.
+# Each target starts from the committed seed corpus fuzz/corpus/<target> (read only) and a working
+# corpus fuzz/target/corpus/<target> (git-ignored; new inputs go there and are reused by the next
+# run), crash inputs go to fuzz/artifacts/<target>/, the libFuzzer log to
+# fuzz/target/smoke/<target>.log. To fold what a run found into the committed corpus, see
+# docs/FUZZING.md ("The corpus").
 # Prints one line per target (executions, exec/s, corpus size, crash) and exits 1 when any
 # target crashed (panic, sanitizer report, timeout or out-of-memory), 2 when the build failed.
 set -uo pipefail
@@ -69,9 +72,10 @@ mkdir -p "$logs"
 crashed=()
 printf '%-16s %8s %12s %10s %8s  %s\n' target seconds executions exec/s corpus result
 for t in "${targets[@]}"; do
-  corpus="$fuzz_dir/corpus/$t"
+  seeds="$fuzz_dir/corpus/$t"
+  corpus="$CARGO_TARGET_DIR/corpus/$t"
   artifacts="$fuzz_dir/artifacts/$t"
-  mkdir -p "$corpus" "$artifacts"
+  mkdir -p "$seeds" "$corpus" "$artifacts"
   log="$logs/$t.log"
   before=$(find "$artifacts" -type f | wc -l)
   start=$(date +%s)
@@ -80,7 +84,7 @@ for t in "${targets[@]}"; do
   # someone else edits agent/ or firmware-bridge/.
   ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_odr_violation=0" RUST_BACKTRACE=1 \
     "$bin_dir/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb="$rss_limit" \
-    -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" >"$log" 2>&1
+    -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" "$seeds" >"$log" 2>&1
   rc=$?
   elapsed=$(( $(date +%s) - start ))
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
