@@ -157,7 +157,7 @@ pub(crate) async fn run(
                             let _ = tx.send(());
                         }
                     }
-                    Ok(Received::Acked) => lock(&tally).report.pubacked += 1,
+                    Ok(Received::Acked { .. }) => lock(&tally).report.pubacked += 1,
                     Ok(Received::Message(p)) => record_reply(&tally, &p.topic, &p.payload),
                     Ok(_) => {}
                     Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,

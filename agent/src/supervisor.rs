@@ -153,7 +153,8 @@ impl Pipeline {
             let shutdown = switch.subscribe().with_heartbeat(health.register(&name));
             let handle = match plan {
                 Plan::Sink(sink) => {
-                    let dispatcher = Dispatcher::for_sink(&sink, &config.gateway.id, store.clone())?;
+                    let dispatcher =
+                        Dispatcher::for_sink(&sink, &config.gateway.id, &config.gateway.site, store.clone())?;
                     tokio::spawn(dispatcher.run(shutdown))
                 }
                 Plan::Mqtt(settings) => {

@@ -83,6 +83,8 @@ pub struct Mosquitto {
     pub tls_port: Option<u16>,
     dir: PathBuf,
     tls: Option<TestPki>,
+    /// `(user, password)`; empty: anonymous clients allowed.
+    users: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -96,7 +98,17 @@ impl Mosquitto {
         let dir = dir.join(format!("mosquitto-{}", free_port()));
         std::fs::create_dir_all(&dir).expect("mosquitto dir");
         let tls_port = tls.as_ref().map(|_| free_port());
-        let mut m = Mosquitto { port: free_port(), tls_port, dir, tls, child: None };
+        let mut m = Mosquitto { port: free_port(), tls_port, dir, tls, users: Vec::new(), child: None };
+        m.launch();
+        m
+    }
+
+    /// Anonymous clients refused on every listener; these `(user, password)` accepted.
+    pub fn start_with_users(dir: &Path, users: &[(&str, &str)]) -> Mosquitto {
+        let dir = dir.join(format!("mosquitto-{}", free_port()));
+        std::fs::create_dir_all(&dir).expect("mosquitto dir");
+        let users = users.iter().map(|(u, p)| (u.to_string(), p.to_string())).collect();
+        let mut m = Mosquitto { port: free_port(), tls_port: None, dir, tls: None, users, child: None };
         m.launch();
         m
     }
@@ -110,6 +122,22 @@ impl Mosquitto {
         );
         // As root, mosquitto would switch to its own user and lose access to the test folder.
         conf.push_str("user root\n");
+        if !self.users.is_empty() {
+            let file = self.dir.join("passwords");
+            let _ = std::fs::remove_file(&file);
+            for (user, password) in &self.users {
+                let status = Command::new("mosquitto_passwd")
+                    .args(if file.exists() { vec!["-b"] } else { vec!["-c", "-b"] })
+                    .arg(&file)
+                    .args([user, password])
+                    .stdout(Stdio::null())
+                    .status()
+                    .expect("mosquitto_passwd");
+                assert!(status.success(), "mosquitto_passwd failed");
+            }
+            conf = conf.replace("allow_anonymous true", "allow_anonymous false");
+            conf.push_str(&format!("password_file {}\n", file.display()));
+        }
         if let (Some(t), Some(port)) = (&self.tls, self.tls_port) {
             conf.push_str(&format!(
                 "listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
@@ -428,5 +456,75 @@ impl V5Handheld {
 
     pub fn answers(&self) -> Vec<V5Answer> {
         self.answers.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// A subscriber on the fleet's broker, as a cloud consumer would run it: a persistent session
+/// (clean session off, QoS 1), so messages published while it is away wait for it at the
+/// broker. Records every event it receives, in arrival order (a JSON array message counts as
+/// its events, in order).
+pub struct Recorder {
+    received: Arc<Mutex<Vec<serde_json::Value>>>,
+    _client: AsyncClient,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").finish_non_exhaustive()
+    }
+}
+
+impl Recorder {
+    /// Connects as `client_id` and subscribes to `filter`; returns once the broker granted it.
+    pub fn start(port: u16, client_id: &str, filter: &str) -> Recorder {
+        Self::start_as(port, client_id, filter, None)
+    }
+
+    /// Like [`Recorder::start`], logging in with `(user, password)`.
+    pub fn start_as(port: u16, client_id: &str, filter: &str, login: Option<(&str, &str)>) -> Recorder {
+        let mut o = options(port, client_id);
+        o.set_clean_session(false);
+        if let Some((user, password)) = login {
+            o.set_credentials(user, password);
+        }
+        let (client, mut events) = AsyncClient::new(o, 100);
+        let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let r = received.clone();
+        let c = client.clone();
+        let filter = filter.to_owned();
+        let (subscribed_tx, subscribed) = std::sync::mpsc::channel();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        std::thread::spawn(move || {
+            rt.block_on(async move {
+                loop {
+                    match events.poll().await {
+                        Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                            let _ = c.subscribe(filter.clone(), QoS::AtLeastOnce).await;
+                        }
+                        Ok(Event::Incoming(Packet::SubAck(_))) => {
+                            let _ = subscribed_tx.send(());
+                        }
+                        Ok(Event::Incoming(Packet::Publish(p))) => {
+                            let value: serde_json::Value =
+                                serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null);
+                            let mut list = r.lock().unwrap_or_else(|e| e.into_inner());
+                            match value {
+                                serde_json::Value::Array(events) => list.extend(events),
+                                other => list.push(other),
+                            }
+                        }
+                        Ok(_) => {}
+                        // The broker restarts in some tests: poll again, which reconnects.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                    }
+                }
+            });
+        });
+        subscribed.recv_timeout(Duration::from_secs(10)).expect("the recorder subscribed");
+        Recorder { received, _client: client }
+    }
+
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        self.received.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }

@@ -62,7 +62,7 @@ pub(crate) fn check_config(path: &std::path::Path, connect: bool) -> i32 {
     }
     let writable = |path: &Path| writer.can_create_or_append(path);
     for sink in &config.sinks {
-        let mut built = crate::sinks::Sink::build(sink, &config.gateway.id);
+        let mut built = crate::sinks::Sink::build(sink, &config.gateway.id, &config.gateway.site);
         let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt.block_on(built.check(&writable)),
             Err(e) => Err(e.to_string()),

@@ -104,6 +104,7 @@ fn the_example_config_documents_every_key_of_every_section() {
                 keys_of::<crate::sinks::file::FileSinkConfig>(),
                 keys_of::<crate::sinks::http::HttpSinkConfig>(),
                 keys_of::<crate::sinks::odoo::config::OdooSinkConfig>(),
+                keys_of::<crate::sinks::mqtt::config::MqttSinkConfig>(),
             ],
         ),
         ("sink.batch", vec![keys_of::<BatchConfig>()]),

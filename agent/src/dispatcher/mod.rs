@@ -133,11 +133,11 @@ const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl Dispatcher {
     /// A dispatcher for `config`'s sink, as built for `gateway`.
-    pub(crate) fn for_sink(config: &SinkConfig, gateway: &str, store: Store) -> Result<Self, StoreError> {
+    pub(crate) fn for_sink(config: &SinkConfig, gateway: &str, site: &str, store: Store) -> Result<Self, StoreError> {
         let mut d = Self::new(
             config.name().to_string(),
             gateway.to_string(),
-            Sink::build(config, gateway),
+            Sink::build(config, gateway, site),
             store,
             config.batch().clone(),
             config.retry().clone(),
@@ -437,7 +437,7 @@ impl Dispatcher {
     /// requests again ([`Sink::probe`], spaced by [`pacing::probe_gap`] start to start), so a
     /// backlog starts draining within about a second of it coming back, however long the backoff
     /// grew.
-    async fn wait_for_return(&self, batch: &Batch, delay: Duration, shutdown: &mut Shutdown) {
+    async fn wait_for_return(&mut self, batch: &Batch, delay: Duration, shutdown: &mut Shutdown) {
         let until = tokio::time::Instant::now() + delay;
         let mut last_probe = None;
         let mut next_probe = tokio::time::Instant::now() + pacing::probe_gap();
@@ -766,7 +766,7 @@ pub(crate) mod tests {
     fn probes_end_a_long_backoff_as_soon_as_the_receiver_answers() {
         let mut h = harness(0, vec![]);
         h.sink.probe_answers = Some(Arc::new(Mutex::new(VecDeque::from([false, true]))));
-        let d = h.dispatcher(10, retry_within(30_000, 30_000));
+        let mut d = h.dispatcher(10, retry_within(30_000, 30_000));
         let (_switch, mut shutdown) = ShutdownSwitch::new();
         let batch = Batch { key: "gw:s:1-3-n3".into(), items: Vec::new() };
         let started = Instant::now();

@@ -93,6 +93,25 @@ impl Default for MqttConfig {
 }
 
 impl MqttConfig {
+    /// The broker as [`super::connect_to`] takes it.
+    pub(crate) fn endpoint(&self) -> super::Endpoint<'_> {
+        super::Endpoint {
+            host: &self.host,
+            port: self.port,
+            username: self.username.as_deref(),
+            password_file: self.password_file.as_deref(),
+            tls: self.tls.as_ref(),
+            alpn: &[],
+            keep_alive: self.keep_alive.0,
+            protocol: self.protocol,
+            session_expiry: self.session_expiry.0,
+            // Oversized payloads must reach us so they can be dead-lettered and answered; rumqttc
+            // drops the whole connection on a packet over its limit, so its limit is set higher.
+            max_packet: (self.max_payload_bytes.0 as usize).saturating_mul(4).max(2 << 20),
+            section: "mqtt".into(),
+        }
+    }
+
     pub(crate) fn client_id(&self, gateway: &str) -> String {
         self.client_id.clone().unwrap_or_else(|| format!("dockhand-{gateway}"))
     }

@@ -8,7 +8,7 @@
 //! start off plus a session expiry in 5), Response Topic and Correlation Data (5 only), reason
 //! codes in CONNACK, SUBACK and DISCONNECT (named in logs), TCP_NODELAY, how long to wait before
 //! reconnecting and when to say so ([`Reconnect`]), and what a connection error means for a
-//! technician ([`explain`]). rumqttc does not restore subscriptions: every user subscribes again
+//! technician (`explain_in`). rumqttc does not restore subscriptions: every user subscribes again
 //! on each [`Received::Connected`].
 
 pub(crate) mod config;
@@ -101,9 +101,41 @@ impl std::fmt::Debug for Client {
 
 /// The receiving half: polled in a loop, it drives the connection (and reconnects when polled
 /// again after an error).
-pub(crate) enum Events {
+pub(crate) struct Events {
+    inner: EventsInner,
+    /// The config section named in error hints.
+    hints: String,
+}
+
+enum EventsInner {
     V4(Box<rumqttc::EventLoop>),
     V5(Box<rumqttc::v5::EventLoop>),
+}
+
+/// Why a connection failed, for a caller that acts on the kind (an MQTT sink pauses on
+/// [`FailureKind::Refused`] and [`FailureKind::Tls`], retries on the rest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConnectionFailure {
+    pub(crate) kind: FailureKind,
+    /// The error with what to check, for a technician.
+    pub(crate) text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    /// The broker refused who we are (CONNACK: bad user name or password, not authorized, client
+    /// id not valid, banned) or the protocol version.
+    Refused,
+    /// The TLS handshake failed: an unknown CA, a name mismatch, a refused client certificate.
+    Tls,
+    /// Anything else: no answer, a reset, a timeout, the broker went away.
+    Network,
+}
+
+impl std::fmt::Display for ConnectionFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 /// A PUBLISH from the broker.
@@ -135,8 +167,15 @@ pub(crate) enum Received {
         refused: Option<String>,
     },
     Message(Box<Inbound>),
-    /// A PUBACK for one of our publishes.
-    Acked,
+    /// A PUBACK for our publish `pkid`; `refused` names an MQTT 5 reason code of failure.
+    Acked {
+        pkid: u16,
+        refused: Option<String>,
+    },
+    /// Our QoS 1 publish left with packet id `pkid` (they leave in the order they were queued).
+    Sent {
+        pkid: u16,
+    },
     /// MQTT 5: the broker closed the connection and said why.
     DisconnectedByBroker {
         reason: String,
@@ -152,34 +191,63 @@ fn qos5(qos: u8) -> rumqttc::v5::mqttbytes::QoS {
     if qos == 0 { rumqttc::v5::mqttbytes::QoS::AtMostOnce } else { rumqttc::v5::mqttbytes::QoS::AtLeastOnce }
 }
 
+/// A broker to connect to, from `[mqtt]` ([`MqttConfig::endpoint`]) or from an MQTT sink.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint<'a> {
+    pub(crate) host: &'a str,
+    pub(crate) port: u16,
+    pub(crate) username: Option<&'a str>,
+    pub(crate) password_file: Option<&'a std::path::Path>,
+    pub(crate) tls: Option<&'a crate::tls::TlsFiles>,
+    /// TLS ALPN protocol names (AWS IoT Core on port 443 wants `x-amzn-mqtt-ca`).
+    pub(crate) alpn: &'a [String],
+    pub(crate) keep_alive: Duration,
+    pub(crate) protocol: MqttProtocol,
+    pub(crate) session_expiry: Duration,
+    /// The largest packet either side may send.
+    pub(crate) max_packet: usize,
+    /// Where these settings are written, for the hints in error messages (`mqtt`, `sink[2]`).
+    pub(crate) section: String,
+}
+
 /// Opens (lazily: the first poll connects) a connection as `[mqtt]` says.
 pub(crate) fn connect(settings: &MqttSettings, session: &Session) -> Result<(Client, Events), String> {
-    let m = &settings.mqtt;
-    let credentials = match &m.username {
+    connect_to(&settings.mqtt.endpoint(), session)
+}
+
+/// Opens (lazily: the first poll connects) a connection to `m`.
+pub(crate) fn connect_to(m: &Endpoint<'_>, session: &Session) -> Result<(Client, Events), String> {
+    let credentials = match m.username {
         Some(user) => {
-            let password = match &m.password_file {
+            let password = match m.password_file {
                 Some(f) => crate::secrets::read_secret_file(f)?,
                 None => String::new(),
             };
-            Some((user.clone(), password))
+            Some((user.to_owned(), password))
         }
         None => None,
     };
-    let transport = match &m.tls {
-        Some(tls) => Some(Transport::tls_with_config(TlsConfiguration::Rustls(crate::tls::client_config(tls)?))),
+    let transport = match m.tls {
+        Some(tls) => {
+            let mut config = crate::tls::client_config(tls)?;
+            if !m.alpn.is_empty() {
+                std::sync::Arc::make_mut(&mut config).alpn_protocols =
+                    m.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+            }
+            Some(Transport::tls_with_config(TlsConfiguration::Rustls(config)))
+        }
         None => None,
     };
-    // Oversized payloads must reach us so they can be dead-lettered and answered; rumqttc drops
-    // the whole connection on a packet over its limit, so its limit is set higher.
-    let incoming = (m.max_payload_bytes.0 as usize).saturating_mul(4).max(2 << 20);
+    let incoming = m.max_packet;
+    let hints = m.section.clone();
     let mut network = rumqttc::NetworkOptions::new();
     // Small packets (acks, replies) must leave at once: Nagle's algorithm would hold them back
     // for milliseconds, and every held PUBACK stalls the broker's in-flight window.
     network.set_tcp_nodelay(true);
     match m.protocol {
         MqttProtocol::V311 => {
-            let mut o = rumqttc::MqttOptions::new(&session.client_id, m.host.clone(), m.port);
-            o.set_keep_alive(m.keep_alive.0);
+            let mut o = rumqttc::MqttOptions::new(&session.client_id, m.host, m.port);
+            o.set_keep_alive(m.keep_alive);
             o.set_max_packet_size(incoming, incoming);
             o.set_clean_session(!session.persistent);
             o.set_manual_acks(session.manual_acks);
@@ -195,15 +263,15 @@ pub(crate) fn connect(settings: &MqttSettings, session: &Session) -> Result<(Cli
             }
             let (client, mut events) = rumqttc::AsyncClient::new(o, session.queue);
             events.set_network_options(network);
-            Ok((Client::V4(client), Events::V4(Box::new(events))))
+            Ok((Client::V4(client), Events { inner: EventsInner::V4(Box::new(events)), hints }))
         }
         MqttProtocol::V5 => {
-            let mut o = rumqttc::v5::MqttOptions::new(&session.client_id, m.host.clone(), m.port);
-            o.set_keep_alive(m.keep_alive.0);
+            let mut o = rumqttc::v5::MqttOptions::new(&session.client_id, m.host, m.port);
+            o.set_keep_alive(m.keep_alive);
             o.set_max_packet_size(Some(u32::try_from(incoming).unwrap_or(u32::MAX)));
             o.set_clean_start(!session.persistent);
             if session.persistent {
-                let expiry = u32::try_from(m.session_expiry.0.as_secs()).unwrap_or(u32::MAX - 1);
+                let expiry = u32::try_from(m.session_expiry.as_secs()).unwrap_or(u32::MAX - 1);
                 o.set_session_expiry_interval(Some(expiry));
             }
             o.set_manual_acks(session.manual_acks);
@@ -225,7 +293,7 @@ pub(crate) fn connect(settings: &MqttSettings, session: &Session) -> Result<(Cli
             }
             o.set_network_options(network);
             let (client, events) = rumqttc::v5::AsyncClient::new(o, session.queue);
-            Ok((Client::V5(client), Events::V5(Box::new(events))))
+            Ok((Client::V5(client), Events { inner: EventsInner::V5(Box::new(events)), hints }))
         }
     }
 }
@@ -234,8 +302,14 @@ impl Events {
     /// The next thing that happened on the connection. An error is explained for a technician;
     /// polling again reconnects.
     pub(crate) async fn poll(&mut self) -> Result<Received, String> {
-        match self {
-            Events::V4(events) => match events.poll().await {
+        self.poll_classified().await.map_err(|f| f.text)
+    }
+
+    /// Like [`Events::poll`], with the kind of failure.
+    pub(crate) async fn poll_classified(&mut self) -> Result<Received, ConnectionFailure> {
+        let hints = &self.hints;
+        match &mut self.inner {
+            EventsInner::V4(events) => match events.poll().await {
                 Ok(rumqttc::Event::Incoming(packet)) => Ok(match packet {
                     rumqttc::Packet::ConnAck(ack) => Received::Connected { session_present: ack.session_present },
                     rumqttc::Packet::SubAck(ack) => Received::Subscribed {
@@ -252,13 +326,24 @@ impl Events {
                         correlation: None,
                         packet: Packet::V4(p),
                     })),
-                    rumqttc::Packet::PubAck(_) => Received::Acked,
+                    rumqttc::Packet::PubAck(ack) => Received::Acked { pkid: ack.pkid, refused: None },
                     _ => Received::Other,
                 }),
+                Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Publish(pkid))) if pkid != 0 => {
+                    Ok(Received::Sent { pkid })
+                }
                 Ok(rumqttc::Event::Outgoing(_)) => Ok(Received::Other),
-                Err(e) => Err(explain(&e.to_string())),
+                Err(e) => Err(failure(
+                    match &e {
+                        rumqttc::ConnectionError::ConnectionRefused(_) => FailureKind::Refused,
+                        rumqttc::ConnectionError::Tls(_) => FailureKind::Tls,
+                        _ => FailureKind::Network,
+                    },
+                    &e.to_string(),
+                    hints,
+                )),
             },
-            Events::V5(events) => match events.poll().await {
+            EventsInner::V5(events) => match events.poll().await {
                 Ok(rumqttc::v5::Event::Incoming(packet)) => Ok(match packet {
                     p5::Packet::ConnAck(ack) => Received::Connected { session_present: ack.session_present },
                     p5::Packet::SubAck(ack) => Received::Subscribed {
@@ -281,7 +366,17 @@ impl Events {
                             packet: Packet::V5(p),
                         }))
                     }
-                    p5::Packet::PubAck(_) => Received::Acked,
+                    p5::Packet::PubAck(ack) => Received::Acked {
+                        pkid: ack.pkid,
+                        refused: (!matches!(
+                            ack.reason,
+                            p5::PubAckReason::Success | p5::PubAckReason::NoMatchingSubscribers
+                        ))
+                        .then(|| {
+                            let detail = ack.properties.and_then(|p| p.reason_string).map(|r| format!(": {r}"));
+                            format!("{:?}{}", ack.reason, detail.unwrap_or_default())
+                        }),
+                    },
                     p5::Packet::Disconnect(d) => {
                         let detail =
                             d.properties.and_then(|p| p.reason_string).map(|r| format!(": {r}")).unwrap_or_default();
@@ -289,8 +384,19 @@ impl Events {
                     }
                     _ => Received::Other,
                 }),
+                Ok(rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Publish(pkid))) if pkid != 0 => {
+                    Ok(Received::Sent { pkid })
+                }
                 Ok(rumqttc::v5::Event::Outgoing(_)) => Ok(Received::Other),
-                Err(e) => Err(explain(&e.to_string())),
+                Err(e) => Err(failure(
+                    match &e {
+                        rumqttc::v5::ConnectionError::ConnectionRefused(_) => FailureKind::Refused,
+                        rumqttc::v5::ConnectionError::Tls(_) => FailureKind::Tls,
+                        _ => FailureKind::Network,
+                    },
+                    &e.to_string(),
+                    hints,
+                )),
             },
         }
     }
@@ -300,12 +406,12 @@ impl Events {
     pub(crate) async fn drain_until_disconnected(&mut self, limit: Duration) {
         let _ = tokio::time::timeout(limit, async {
             loop {
-                let sent = match self {
-                    Events::V4(e) => match e.poll().await {
+                let sent = match &mut self.inner {
+                    EventsInner::V4(e) => match e.poll().await {
                         Ok(ev) => matches!(ev, rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)),
                         Err(_) => true,
                     },
-                    Events::V5(e) => match e.poll().await {
+                    EventsInner::V5(e) => match e.poll().await {
                         Ok(ev) => matches!(ev, rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Disconnect)),
                         Err(_) => true,
                     },
@@ -330,7 +436,38 @@ pub(crate) struct Outbound {
     pub(crate) correlation: Option<Bytes>,
 }
 
+/// A message with MQTT 5 properties (an MQTT 3.1.1 connection sends the message without them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Message {
+    pub(crate) topic: String,
+    pub(crate) body: String,
+    pub(crate) qos: u8,
+    pub(crate) retain: bool,
+    /// MQTT 5 user properties, in order.
+    pub(crate) user_properties: Vec<(String, String)>,
+    /// MQTT 5 Message Expiry Interval, in seconds.
+    pub(crate) expiry_secs: Option<u32>,
+}
+
 impl Client {
+    /// Queues `message` if there is room in the request queue now.
+    pub(crate) fn try_send(&self, message: Message) -> Result<(), String> {
+        match self {
+            Client::V4(c) => {
+                c.try_publish(message.topic, qos4(message.qos), message.retain, message.body).map_err(|e| e.to_string())
+            }
+            Client::V5(c) => {
+                let props = p5::PublishProperties {
+                    user_properties: message.user_properties,
+                    message_expiry_interval: message.expiry_secs,
+                    ..Default::default()
+                };
+                c.try_publish_with_properties(message.topic, qos5(message.qos), message.retain, message.body, props)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
     /// Queues a publish, waiting for room in the request queue.
     pub(crate) async fn publish(&self, out: Outbound) -> Result<(), String> {
         match self {
@@ -378,21 +515,28 @@ impl Client {
     }
 }
 
-/// A connection error's text, with what to check for the common cases.
-pub(crate) fn explain(text: &str) -> String {
+fn failure(kind: FailureKind, text: &str, section: &str) -> ConnectionFailure {
+    ConnectionFailure { kind, text: explain_in(text, section) }
+}
+
+/// A connection error's text, with what to check for the common cases; `section` is where the
+/// settings are written (`mqtt`, `sink[2]`).
+fn explain_in(text: &str, section: &str) -> String {
     if let Some(hint) = crate::tls::explain(text) {
-        return format!("{text}; {hint} (mqtt.tls.ca_file)");
+        return format!("{text}; {hint} ({section}.tls.ca_file)");
     }
     let hint = if text.contains("BadUserNamePassword") || text.contains("NotAuthorized") {
-        "; the broker refused the credentials: check mqtt.username and mqtt.password_file"
+        format!("; the broker refused the credentials: check {section}.username and {section}.password_file")
     } else if text.contains("UnsupportedProtocolVersion") || text.contains("RefusedProtocolVersion") {
-        "; the broker does not speak this MQTT version: set mqtt.protocol = \"3.1.1\" (or upgrade the broker)"
+        format!(
+            "; the broker does not speak this MQTT version: set {section}.protocol = \"3.1.1\" (or upgrade the broker)"
+        )
     } else if text.contains("ClientIdentifierNotValid") || text.contains("BadClientId") {
-        "; the broker refused the client id: set mqtt.client_id to one it accepts"
+        format!("; the broker refused the client id: set {section}.client_id to one it accepts")
     } else if text.contains("refused") {
-        "; nothing answers at mqtt.host:mqtt.port — is the broker running?"
+        format!("; nothing answers at {section}.host:{section}.port — is the broker running?")
     } else {
-        ""
+        String::new()
     };
     format!("{text}{hint}")
 }
@@ -403,9 +547,17 @@ mod tests {
 
     #[test]
     fn connection_errors_say_what_to_check() {
-        assert!(explain("I/O: Connection refused (os error 111)").contains("is the broker running?"));
-        assert!(explain("Connection refused, return code: `BadUserNamePassword`").contains("mqtt.password_file"));
-        assert!(explain("Connection refused, return code: `UnsupportedProtocolVersion`").contains("mqtt.protocol"));
-        assert_eq!(explain("Timeout"), "Timeout");
+        assert!(explain_in("I/O: Connection refused (os error 111)", "mqtt").contains("is the broker running?"));
+        assert!(
+            explain_in("Connection refused, return code: `BadUserNamePassword`", "mqtt").contains("mqtt.password_file")
+        );
+        assert!(
+            explain_in("Connection refused, return code: `UnsupportedProtocolVersion`", "mqtt")
+                .contains("mqtt.protocol")
+        );
+        assert_eq!(explain_in("Timeout", "mqtt"), "Timeout");
+        assert!(
+            explain_in("Connection refused, return code: `NotAuthorized`", "sink[1]").contains("sink[1].password_file")
+        );
     }
 }

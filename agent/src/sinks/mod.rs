@@ -6,6 +6,7 @@
 pub(crate) mod client;
 pub(crate) mod file;
 pub mod http;
+pub(crate) mod mqtt;
 pub mod odoo;
 
 use std::path::Path;
@@ -74,9 +75,10 @@ pub(crate) enum SinkConfig {
     File(file::FileSinkConfig),
     Http(Box<http::HttpSinkConfig>),
     Odoo(Box<odoo::config::OdooSinkConfig>),
+    Mqtt(Box<mqtt::config::MqttSinkConfig>),
 }
 
-const SINK_TYPES: &str = "\"file\", \"http\", \"odoo\"";
+const SINK_TYPES: &str = "\"file\", \"http\", \"mqtt\", \"odoo\"";
 
 impl SinkConfig {
     pub(crate) fn name(&self) -> &str {
@@ -84,6 +86,7 @@ impl SinkConfig {
             SinkConfig::File(c) => &c.name,
             SinkConfig::Http(c) => &c.name,
             SinkConfig::Odoo(c) => &c.name,
+            SinkConfig::Mqtt(c) => &c.name,
         }
     }
 
@@ -93,6 +96,7 @@ impl SinkConfig {
             SinkConfig::File(_) => "file",
             SinkConfig::Http(_) => "http",
             SinkConfig::Odoo(_) => "odoo",
+            SinkConfig::Mqtt(_) => "mqtt",
         }
     }
 
@@ -102,6 +106,7 @@ impl SinkConfig {
             SinkConfig::File(_) => None,
             SinkConfig::Http(c) => c.kinds.as_deref(),
             SinkConfig::Odoo(_) => Some(&odoo::KINDS),
+            SinkConfig::Mqtt(c) => c.kinds.as_deref(),
         }
     }
 
@@ -111,6 +116,7 @@ impl SinkConfig {
             SinkConfig::Http(c) => c.rate_limit.clone(),
             // The Odoo sink paces its own calls (several per batch).
             SinkConfig::Odoo(_) => RateLimit::default(),
+            SinkConfig::Mqtt(c) => c.rate_limit.clone(),
         }
     }
 
@@ -119,6 +125,7 @@ impl SinkConfig {
             SinkConfig::File(c) => &c.batch,
             SinkConfig::Http(c) => &c.batch,
             SinkConfig::Odoo(c) => &c.batch,
+            SinkConfig::Mqtt(c) => &c.batch,
         }
     }
 
@@ -128,6 +135,7 @@ impl SinkConfig {
             SinkConfig::File(_) => Vec::new(),
             SinkConfig::Http(c) => c.secret_files(),
             SinkConfig::Odoo(c) => vec![c.api_key_file.as_path()],
+            SinkConfig::Mqtt(c) => c.secret_files(),
         }
     }
 
@@ -136,6 +144,7 @@ impl SinkConfig {
             SinkConfig::File(c) => &c.retry,
             SinkConfig::Http(c) => &c.retry,
             SinkConfig::Odoo(c) => &c.retry,
+            SinkConfig::Mqtt(c) => &c.retry,
         }
     }
 
@@ -153,6 +162,7 @@ impl SinkConfig {
             "file" => SinkConfig::File(typed::<file::FileSinkConfig>(value)?.resolved(base)),
             "http" => SinkConfig::Http(Box::new(typed::<http::HttpSinkConfig>(value)?.resolved(base)?)),
             "odoo" => SinkConfig::Odoo(Box::new(typed::<odoo::config::OdooSinkConfig>(value)?.resolved(base)?)),
+            "mqtt" => SinkConfig::Mqtt(Box::new(typed::<mqtt::config::MqttSinkConfig>(value)?.resolved(base)?)),
             other => {
                 return Err(ConfigIssue::new(
                     "type",
@@ -261,17 +271,19 @@ pub(crate) enum Sink {
     File(file::FileSink),
     Http(Box<http::HttpSink>),
     Odoo(Box<odoo::OdooSink>),
+    Mqtt(Box<mqtt::MqttSink>),
     /// Answers from a script; for the dispatcher's own tests.
     #[cfg(test)]
     Scripted(crate::dispatcher::tests::ScriptedSink),
 }
 
 impl Sink {
-    pub(crate) fn build(config: &SinkConfig, gateway: &str) -> Self {
+    pub(crate) fn build(config: &SinkConfig, gateway: &str, site: &str) -> Self {
         match config {
             SinkConfig::File(c) => Sink::File(file::FileSink::new(c.clone())),
             SinkConfig::Http(c) => Sink::Http(Box::new(http::HttpSink::new((**c).clone(), gateway))),
             SinkConfig::Odoo(c) => Sink::Odoo(Box::new(odoo::OdooSink::new((**c).clone(), gateway))),
+            SinkConfig::Mqtt(c) => Sink::Mqtt(Box::new(mqtt::MqttSink::new((**c).clone(), gateway, site))),
         }
     }
 
@@ -284,17 +296,20 @@ impl Sink {
             Sink::File(_) => false,
             Sink::Http(_) => true,
             Sink::Odoo(_) => unreachable,
+            // Connecting is cheap and says all: probe after every kind of outage.
+            Sink::Mqtt(_) => true,
             #[cfg(test)]
             Sink::Scripted(s) => s.probe_answers.is_some(),
         }
     }
 
     /// Whether the destination takes requests again, for `batch` that is waiting to be resent.
-    pub(crate) async fn probe(&self, batch: &Batch) -> bool {
+    pub(crate) async fn probe(&mut self, batch: &Batch) -> bool {
         match self {
             Sink::File(_) => true,
             Sink::Http(s) => s.probe(batch).await,
             Sink::Odoo(s) => s.probe().await,
+            Sink::Mqtt(s) => s.probe().await,
             #[cfg(test)]
             Sink::Scripted(s) => s.probe(),
         }
@@ -311,6 +326,7 @@ impl Sink {
             }
             Sink::Http(s) => s.check().await,
             Sink::Odoo(s) => s.check().await,
+            Sink::Mqtt(s) => s.check().await,
             #[cfg(test)]
             Sink::Scripted(_) => Ok("scripted".into()),
         }
@@ -331,6 +347,7 @@ impl Sink {
             Sink::File(s) => s.deliver(&batch.items).await,
             Sink::Http(s) => s.deliver(batch, ahead.map(|Encoded::Http(e)| e)).await,
             Sink::Odoo(s) => s.deliver(&batch.items).await,
+            Sink::Mqtt(s) => s.deliver(batch).await,
             #[cfg(test)]
             Sink::Scripted(s) => s.deliver(batch),
         }
