@@ -15,7 +15,7 @@
 //! - [`dispatcher`]: one per sink; forms batches from the store (a batch keeps its events and key
 //!   until settled), hands them to the sink, records each event's outcome (delivered,
 //!   dead-lettered, retried, paused), learns the receiver's size limit, probes while backing off.
-//! - [`sinks`]: what a delivery is for each destination (`file`, `http`, `odoo`).
+//! - [`sinks`]: what a delivery is for each destination (`file`, `http`, `odoo`, `mqtt`).
 //! - [`supervisor`]: `dockhand run`: builds all of the above from [`config`] (which composes
 //!   each feature's own config type and validates the whole), handles signals and reloads; a
 //!   task that cannot go on ends with a [`task`] error, which stops the daemon.
