@@ -144,11 +144,11 @@ pub(crate) fn run(dir: &Path, messages: u64, inflight: u16) -> Result<(), String
     result
 }
 
-fn free_port() -> Result<u16, String> {
+pub(super) fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| e.to_string())
 }
 
-fn start_mosquitto(dir: &Path, port: u16, inflight: u16) -> Result<std::process::Child, String> {
+pub(super) fn start_mosquitto(dir: &Path, port: u16, inflight: u16) -> Result<std::process::Child, String> {
     let conf = dir.join("mosquitto.conf");
     let store = dir.join("mosquitto");
     let _ = std::fs::remove_dir_all(&store);

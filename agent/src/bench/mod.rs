@@ -4,11 +4,15 @@
 //! - `append`: durable appends per second for a range of group-commit sizes (the curve).
 //! - `drain`: fills a store with a backlog, then runs the real daemon against a file sink and
 //!   measures start-up, drain rate, peak memory, and how fast `status` answers.
+//! - `ingest`, `http`, `mqtt-sink`: the MQTT source, the HTTP sink and the MQTT uplink, each
+//!   against the ceiling of a plain client doing the same work, measured in the same run.
+//! - `codecs`, `devices`: device codec throughput and the idle cost of serial devices.
 
 mod codecs;
 mod devices;
 mod http;
 mod ingest;
+mod mqtt_sink;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -60,6 +64,17 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 20_000)]
         single: u64,
     },
+    /// The MQTT sink draining a backlog into a local mosquitto, against a plain QoS 1 publisher
+    /// with the same in-flight window, measured in the same run; peak RSS (needs mosquitto).
+    MqttSink {
+        #[arg(long, default_value = "dockhand-bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Messages in flight (not yet PUBACKed), for both.
+        #[arg(long, default_value_t = 100)]
+        inflight: u16,
+    },
     /// CPU and memory of the whole daemon with idle serial devices on pseudo-terminals (two
     /// scanners, a streaming scale, a polled scale answering "0.000 kg").
     Devices {
@@ -95,6 +110,7 @@ pub(crate) fn run(command: BenchCommand) -> i32 {
         BenchCommand::Drain { dir, events, payload_bytes, batch } => drain(&dir, events, payload_bytes, batch),
         BenchCommand::Ingest { dir, messages, inflight } => ingest::run(&dir, messages, inflight),
         BenchCommand::Http { dir, events, single } => http::run(&dir, events, single),
+        BenchCommand::MqttSink { dir, events, inflight } => mqtt_sink::run(&dir, events, inflight),
         BenchCommand::Codecs { iterations } => codecs::run(iterations),
         BenchCommand::Devices { dir, seconds } => devices::run(&dir, seconds),
     };
