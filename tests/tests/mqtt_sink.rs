@@ -238,3 +238,30 @@ fn mqtt5_messages_carry_the_event_id_schema_kind_and_expiry_as_properties() {
     }
     check_delivery(&ids, &seen.iter().map(|(_, _, b)| b.clone()).collect::<Vec<_>>());
 }
+
+#[test]
+fn an_idle_sink_keeps_its_connection_and_the_gateway_stays_online() {
+    if !mosquitto_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    let recorder = Recorder::start(broker.port, "cloud-consumer", "dockhand/#");
+    let fleet_status = Recorder::start(broker.port, "fleet-dashboard", "fleet-status/#");
+    let site = Site::new(EXE);
+    // The broker drops a client that sends nothing for 1.5 keep-alives (7.5 s here).
+    site.write_config(&sink_table(broker.port, "keep_alive = \"5s\"\nstatus_topic = \"fleet-status/{gateway}\""));
+    let mut ids = fill_store(&site.store_path(), 10);
+    let daemon = site.start();
+    wait_until(Duration::from_secs(15), "the first events delivered", || settled(&site, 10));
+    std::thread::sleep(Duration::from_secs(12));
+    ids.extend(fill_store(&site.store_path(), 10));
+    wait_until(Duration::from_secs(15), "the later events delivered", || settled(&site, 20));
+    wait_until(Duration::from_secs(10), "the subscriber has them", || recorder.received().len() >= 20);
+    let states: Vec<String> =
+        fleet_status.received().iter().filter_map(|s| s["state"].as_str().map(str::to_owned)).collect();
+    assert_eq!(states, vec!["online"], "idle for longer than the keep-alive, the gateway stayed online");
+    assert!(!daemon.log().contains("lost while idle"), "the connection was kept");
+    daemon.stop();
+    check_delivery(&ids, &recorder.received());
+}

@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use self::config::{MessageShape, MqttSinkConfig};
@@ -43,9 +44,36 @@ pub(crate) struct MqttSink {
     gateway: String,
     site: String,
     topic: Option<TopicTemplate>,
-    /// The open connection. In a mutex only so that the sink is `Sync` (rumqttc's event loop is
-    /// not); it is reached through `&mut self`, never locked.
-    connection: std::sync::Mutex<Option<(Client, Events)>>,
+    connection: Option<Link>,
+}
+
+/// An open connection: the client, and a task that polls it all the time, so that pings keep
+/// the connection (and the gateway's `online` status) alive while the sink has nothing to send.
+/// The task hands on what a delivery needs; dropping the link ends it and closes the socket.
+struct Link {
+    client: Client,
+    events: mpsc::UnboundedReceiver<Result<Received, ConnectionFailure>>,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.poller.abort();
+    }
+}
+
+/// Polls `events` until the connection fails, passing on everything but pings and the like.
+async fn poll_connection(mut events: Events, tx: mpsc::UnboundedSender<Result<Received, ConnectionFailure>>) {
+    loop {
+        let polled = events.poll_classified().await;
+        let failed = polled.is_err();
+        if matches!(polled, Ok(Received::Other | Received::Subscribed { .. } | Received::Message(_))) {
+            continue;
+        }
+        if tx.send(polled).is_err() || failed {
+            return;
+        }
+    }
 }
 
 impl std::fmt::Debug for MqttSink {
@@ -92,17 +120,7 @@ struct Progress {
 impl MqttSink {
     pub(crate) fn new(config: MqttSinkConfig, gateway: &str, site: &str) -> Self {
         let topic = config.topic_template().ok();
-        Self {
-            config,
-            gateway: gateway.to_owned(),
-            site: site.to_owned(),
-            topic,
-            connection: std::sync::Mutex::new(None),
-        }
-    }
-
-    fn connection(&mut self) -> &mut Option<(Client, Events)> {
-        self.connection.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner)
+        Self { config, gateway: gateway.to_owned(), site: site.to_owned(), topic, connection: None }
     }
 
     fn session(&self) -> Session {
@@ -125,16 +143,32 @@ impl MqttSink {
         Some(template.render(&fields))
     }
 
-    /// The open connection, or a new one once the broker's CONNACK came back.
-    async fn connected(&mut self) -> Result<&mut (Client, Events), ConnectionFailure> {
-        if self.connection().is_none() {
+    /// The open connection, or a new one once the broker's CONNACK came back. A connection that
+    /// failed while the sink was idle is replaced.
+    async fn connected(&mut self) -> Result<&mut Link, ConnectionFailure> {
+        if let Some(link) = &mut self.connection {
+            let mut broken = link.poller.is_finished();
+            while let Ok(item) = link.events.try_recv() {
+                broken |= matches!(item, Err(_) | Ok(Received::DisconnectedByBroker { .. }));
+            }
+            if broken {
+                tracing::info!(sink = %self.config.name, "The fleet's broker connection was lost while idle; reconnecting.");
+                self.connection = None;
+            }
+        }
+        if self.connection.is_none() {
             let session = self.session();
-            let (client, mut events) = crate::mqtt::connect_to(&self.config.endpoint(), &session)
+            let (client, events) = crate::mqtt::connect_to(&self.config.endpoint(), &session)
                 .map_err(|text| ConnectionFailure { kind: FailureKind::Refused, text })?;
+            let (tx, rx) = mpsc::unbounded_channel();
+            let mut link = Link { client, events: rx, poller: tokio::spawn(poll_connection(events, tx)) };
             let session_present = tokio::time::timeout(CONNECT_TIMEOUT, async {
                 loop {
-                    if let Received::Connected { session_present } = events.poll_classified().await? {
-                        return Ok::<bool, ConnectionFailure>(session_present);
+                    match link.events.recv().await {
+                        Some(Ok(Received::Connected { session_present })) => return Ok(session_present),
+                        Some(Ok(_)) => {}
+                        Some(Err(failure)) => return Err(failure),
+                        None => return Err(closed()),
                     }
                 }
             })
@@ -150,13 +184,11 @@ impl MqttSink {
                 // would take a packet id among the delivery's.
                 let status =
                     Message { topic, body, qos: 0, retain: true, user_properties: Vec::new(), expiry_secs: None };
-                let _ = client.try_send(status);
+                let _ = link.client.try_send(status);
             }
-            *self.connection() = Some((client, events));
+            self.connection = Some(link);
         }
-        self.connection()
-            .as_mut()
-            .ok_or_else(|| ConnectionFailure { kind: FailureKind::Network, text: "not connected".into() })
+        self.connection.as_mut().ok_or_else(closed)
     }
 
     /// The messages for `items`, and the events refused before sending (too large, unreadable).
@@ -245,8 +277,8 @@ impl MqttSink {
             return Outcome::Accepted { rejected, retry_from: None };
         }
         let ack_timeout = self.config.ack_timeout.0;
-        let (client, events) = match self.connected().await {
-            Ok(c) => c,
+        let link = match self.connected().await {
+            Ok(link) => link,
             Err(failure) => return failed(failure),
         };
         let mut progress = Progress {
@@ -257,8 +289,8 @@ impl MqttSink {
             done: 0,
         };
         for p in &planned {
-            if let Err(e) = client.try_send(p.message.clone()) {
-                *self.connection() = None;
+            if let Err(e) = link.client.try_send(p.message.clone()) {
+                self.connection = None;
                 return Outcome::Retry {
                     error: format!("cannot queue a message: {e}"),
                     after: None,
@@ -271,8 +303,9 @@ impl MqttSink {
             if progress.done == planned.len() {
                 break None;
             }
-            let polled = match tokio::time::timeout_at(deadline, events.poll_classified()).await {
-                Ok(p) => p,
+            let polled = match tokio::time::timeout_at(deadline, link.events.recv()).await {
+                Ok(Some(p)) => p,
+                Ok(None) => break Some(closed()),
                 Err(_) => {
                     break Some(ConnectionFailure {
                         kind: FailureKind::Network,
@@ -317,7 +350,7 @@ impl MqttSink {
         for (p, refused) in planned.iter().zip(&progress.refused).take(run) {
             if let Some(reason) = refused {
                 if let Some(outcome) = refusal_outcome(reason, &self.config.name) {
-                    *self.connection() = None;
+                    self.connection = None;
                     return outcome;
                 }
                 for i in p.first..p.end {
@@ -329,7 +362,7 @@ impl MqttSink {
         match failure {
             None => Outcome::Accepted { rejected, retry_from: None },
             Some(failure) => {
-                *self.connection() = None;
+                self.connection = None;
                 tracing::warn!(sink = %self.config.name, error = %failure, acknowledged = run, of = planned.len(), "The fleet's broker connection failed during a delivery.");
                 match planned.get(run) {
                     Some(p) if run > 0 => {
@@ -347,7 +380,7 @@ impl MqttSink {
         match self.connected().await {
             Ok(_) => true,
             Err(_) => {
-                *self.connection() = None;
+                self.connection = None;
                 false
             }
         }
@@ -385,6 +418,10 @@ impl MqttSink {
         });
         Ok(format!("{what} accepted the connection (CONNACK); events go to {}", example.unwrap_or_default()))
     }
+}
+
+fn closed() -> ConnectionFailure {
+    ConnectionFailure { kind: FailureKind::Network, text: "the connection to the broker closed".into() }
 }
 
 /// What a failed connection means for the delivery.
