@@ -451,6 +451,16 @@ pub(crate) fn systemd_line(s: &StoreSummary, mqtt: Option<bool>, now: Timestamp)
     line
 }
 
+/// The gateway's retained status payload, read from the store now: what the local broker's
+/// `…/gateway/<id>/status` and an MQTT uplink's `status_topic` carry.
+pub(crate) fn gateway_status_payload(
+    reader: &crate::store::StoreReader,
+    gateway: &str,
+) -> Result<String, crate::store::StoreError> {
+    let summary = reader.summary()?;
+    Ok(gateway_status(&summary, gateway, Timestamp::now()).to_string())
+}
+
 /// The gateway's retained status message on MQTT (`…/gateway/<id>/status`, contracts.md §2).
 pub(crate) fn gateway_status(s: &StoreSummary, gateway: &str, now: Timestamp) -> serde_json::Value {
     let queue: serde_json::Map<String, serde_json::Value> = s

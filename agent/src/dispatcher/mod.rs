@@ -138,12 +138,13 @@ impl Dispatcher {
             config.name().to_string(),
             gateway.to_string(),
             Sink::build(config, gateway, site),
-            store,
+            store.clone(),
             config.batch().clone(),
             config.retry().clone(),
         )?;
         d.kinds = config.kinds().map(<[Kind]>::to_vec);
         d.pace = Pace::new(config.rate_limit());
+        d.sink.attach_store(&store)?;
         Ok(d)
     }
 

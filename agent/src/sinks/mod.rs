@@ -315,6 +315,17 @@ impl Sink {
         }
     }
 
+    /// Gives a sink that reads the store (the MQTT uplink mirrors the gateway's status from it)
+    /// its read connection; the others need none.
+    pub(crate) fn attach_store(&mut self, store: &crate::store::Store) -> Result<(), crate::store::StoreError> {
+        if let Sink::Mqtt(s) = self
+            && s.wants_store()
+        {
+            s.attach_store(store.reader()?);
+        }
+        Ok(())
+    }
+
     /// What `check-config --connect` reports for this sink: what it found, or why delivery will
     /// not work. It sends no event. `writable` judges whether the daemon could create or append a
     /// file at a path (the CLI judges it for the service user, without writing anything).

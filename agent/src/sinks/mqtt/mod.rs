@@ -34,7 +34,7 @@ use self::config::{MessageShape, MqttSinkConfig};
 use self::topic::{TopicFields, TopicTemplate};
 use crate::mqtt::{Client, ConnectionFailure, Events, FailureKind, Message, Received, Session};
 use crate::sinks::{Batch, Outcome};
-use crate::store::BatchItem;
+use crate::store::{BatchItem, StoreReader};
 
 /// How long a connection attempt may take, CONNACK included.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,6 +45,41 @@ pub(crate) struct MqttSink {
     site: String,
     topic: Option<TopicTemplate>,
     connection: Option<Link>,
+    /// Where the mirrored gateway status is read from (see [`MqttSink::attach_store`]).
+    status_reader: Option<StoreReader>,
+}
+
+/// How often the mirrored status is refreshed, as `[mqtt] status_interval` does by default.
+const STATUS_EVERY: Duration = Duration::from_secs(30);
+
+/// The gateway's retained status, mirrored to the fleet's broker by the connection's task.
+#[derive(Clone)]
+struct StatusMirror {
+    topic: String,
+    gateway: String,
+    reader: StoreReader,
+}
+
+impl StatusMirror {
+    /// Queues the status read from the store now (QoS 0 retained: the next one replaces it, and
+    /// a QoS 1 publish would take a packet id among a delivery's).
+    async fn publish(&self, client: &Client) {
+        let gateway = self.gateway.clone();
+        match self.reader.run(move |r| crate::status::gateway_status_payload(r, &gateway)).await {
+            Ok(body) => {
+                let message = Message {
+                    topic: self.topic.clone(),
+                    body,
+                    qos: 0,
+                    retain: true,
+                    user_properties: Vec::new(),
+                    expiry_secs: None,
+                };
+                let _ = client.try_send(message);
+            }
+            Err(error) => tracing::debug!(%error, "Cannot read the store for the mirrored gateway status."),
+        }
+    }
 }
 
 /// An open connection: the client, and a task that polls it all the time, so that pings keep
@@ -54,18 +89,34 @@ struct Link {
     client: Client,
     events: mpsc::UnboundedReceiver<Result<Received, ConnectionFailure>>,
     poller: tokio::task::JoinHandle<()>,
+    /// Refreshes the mirrored status every [`STATUS_EVERY`], when there is one.
+    refresher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
         self.poller.abort();
+        if let Some(r) = &self.refresher {
+            r.abort();
+        }
     }
 }
 
-/// Polls `events` until the connection fails, passing on everything but pings and the like.
-async fn poll_connection(mut events: Events, tx: mpsc::UnboundedSender<Result<Received, ConnectionFailure>>) {
+/// Polls `events` until the connection fails, passing on everything but pings and the like, and
+/// publishes the mirrored status once connected. Never cancelled mid-poll: rumqttc's poll is not
+/// safe to drop halfway (a CONNECT interrupted that way is a connection the broker sees die,
+/// and it publishes the last will).
+async fn poll_connection(
+    mut events: Events,
+    tx: mpsc::UnboundedSender<Result<Received, ConnectionFailure>>,
+    client: Client,
+    status: Option<StatusMirror>,
+) {
     loop {
         let polled = events.poll_classified().await;
+        if let (Ok(Received::Connected { .. }), Some(status)) = (&polled, &status) {
+            status.publish(&client).await;
+        }
         let failed = polled.is_err();
         if matches!(polled, Ok(Received::Other | Received::Subscribed { .. } | Received::Message(_))) {
             continue;
@@ -120,7 +171,33 @@ struct Progress {
 impl MqttSink {
     pub(crate) fn new(config: MqttSinkConfig, gateway: &str, site: &str) -> Self {
         let topic = config.topic_template().ok();
-        Self { config, gateway: gateway.to_owned(), site: site.to_owned(), topic, connection: None }
+        Self {
+            config,
+            gateway: gateway.to_owned(),
+            site: site.to_owned(),
+            topic,
+            connection: None,
+            status_reader: None,
+        }
+    }
+
+    /// Gives the sink a read connection to the store, for the gateway status it mirrors to the
+    /// fleet's broker (`status_topic`); without one it mirrors only `online` and its last will.
+    pub(crate) fn attach_store(&mut self, reader: StoreReader) {
+        self.status_reader = Some(reader);
+    }
+
+    /// Whether it mirrors the gateway status (and so reads the store).
+    pub(crate) fn wants_store(&self) -> bool {
+        self.config.status_topic.is_some()
+    }
+
+    fn status_mirror(&self) -> Option<StatusMirror> {
+        Some(StatusMirror {
+            topic: self.status_topic()?,
+            gateway: self.gateway.clone(),
+            reader: self.status_reader.clone()?,
+        })
     }
 
     fn session(&self) -> Session {
@@ -161,7 +238,18 @@ impl MqttSink {
             let (client, events) = crate::mqtt::connect_to(&self.config.endpoint(), &session)
                 .map_err(|text| ConnectionFailure { kind: FailureKind::Refused, text })?;
             let (tx, rx) = mpsc::unbounded_channel();
-            let mut link = Link { client, events: rx, poller: tokio::spawn(poll_connection(events, tx)) };
+            let mirror = self.status_mirror();
+            let refresher = mirror.clone().map(|status| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(STATUS_EVERY).await;
+                        status.publish(&client).await;
+                    }
+                })
+            });
+            let poller = tokio::spawn(poll_connection(events, tx, client.clone(), mirror));
+            let mut link = Link { client, events: rx, poller, refresher };
             let session_present = tokio::time::timeout(CONNECT_TIMEOUT, async {
                 loop {
                     match link.events.recv().await {
@@ -178,7 +266,7 @@ impl MqttSink {
                 text: format!("the broker at {}:{} did not answer within 10 s", self.config.host, self.config.port()),
             })??;
             tracing::info!(sink = %self.config.name, session_present, "Connected to the fleet's MQTT broker.");
-            if let Some(topic) = self.status_topic() {
+            if let (Some(topic), None) = (self.status_topic(), &self.status_reader) {
                 let body = serde_json::json!({"state": "online", "gateway": self.gateway}).to_string();
                 // QoS 0: the retained status is replaced by the next one, and a QoS 1 publish
                 // would take a packet id among the delivery's.

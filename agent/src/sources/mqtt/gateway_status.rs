@@ -5,8 +5,7 @@
 use tracing::{debug, warn};
 
 use crate::mqtt::{Client, MqttSettings};
-use crate::store::{Store, StoreError, StoreReader};
-use crate::timestamp::Timestamp;
+use crate::store::{Store, StoreReader};
 
 /// Publishes the status from one read connection of its own.
 pub(super) struct GatewayStatus {
@@ -32,7 +31,7 @@ impl GatewayStatus {
     pub(crate) async fn publish(&self, client: &Client) {
         let Some(reader) = &self.reader else { return };
         let gateway = self.gateway.clone();
-        let payload = match reader.run(move |r| gateway_status(r, &gateway)).await {
+        let payload = match reader.run(move |r| crate::status::gateway_status_payload(r, &gateway)).await {
             Ok(p) => p,
             Err(e) => {
                 debug!(error = %e, "Cannot read the store for the gateway status.");
@@ -43,10 +42,4 @@ impl GatewayStatus {
             debug!(error = %e, "Cannot queue the gateway status.");
         }
     }
-}
-
-/// The retained `…/gateway/<id>/status` payload: online, and each sink's queue.
-fn gateway_status(reader: &StoreReader, gateway: &str) -> Result<String, StoreError> {
-    let summary = reader.summary()?;
-    Ok(crate::status::gateway_status(&summary, gateway, Timestamp::now()).to_string())
 }
