@@ -272,3 +272,36 @@ fn an_idle_sink_keeps_its_connection_and_the_gateway_stays_online() {
     daemon.stop();
     check_delivery(&ids, &recorder.received());
 }
+
+#[test]
+fn the_configured_alpn_protocol_is_offered_in_the_tls_handshake() {
+    // AWS IoT Core on port 443 picks MQTT by ALPN. A TLS server that speaks only
+    // `x-amzn-mqtt-ca` records what the sink negotiated (it speaks no MQTT afterwards).
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate(dir.path(), "alpn");
+    let mut server = (*dockhand_tests::tls_server_config(&pki.server_cert, &pki.server_key)).clone();
+    server.alpn_protocols = vec![b"x-amzn-mqtt-ca".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let negotiated: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>> = Default::default();
+    let record = negotiated.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let (tcp, _) = listener.accept().await.unwrap();
+            if let Ok(stream) = acceptor.accept(tcp).await {
+                *record.lock().unwrap() = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+            }
+        });
+    });
+    let site = Site::new(EXE);
+    site.write_config(&sink_table(
+        port,
+        &format!("tls = {{ ca_file = \"{}\" }}\nalpn = [\"x-amzn-mqtt-ca\"]", pki.ca.display()),
+    ));
+    let _ = site.cli(&["check-config", "--connect"]);
+    assert_eq!(negotiated.lock().unwrap().as_deref(), Some(&b"x-amzn-mqtt-ca"[..]));
+}
