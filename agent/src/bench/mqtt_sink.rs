@@ -2,6 +2,7 @@
 //! against the ceiling measured in the same run on the same broker: a plain rumqttc publisher
 //! sending QoS 1 messages of the same size with the same in-flight window, counting PUBACKs.
 //! dockhand's figure counts an event when the store recorded it delivered, i.e. after its PUBACK.
+//! The ceiling is the best of three runs.
 //! The peak RSS of the daemon while it drains is reported too.
 
 use std::path::Path;
@@ -20,15 +21,21 @@ pub(crate) fn run(dir: &Path, events: u64, inflight: u16) -> Result<(), String> 
     let result = (|| {
         // The message the ceiling publishes: a stored envelope of the same size as the backlog's.
         let body = crate::event::sample_event("bench-1", PAYLOAD_BYTES).to_envelope_json(1);
+        // The plain publisher's rate varies from run to run on a shared machine: the best of
+        // three is the ceiling, so the share below is never flattered by one slow run.
         let ceiling_messages = events.min(300_000);
-        let ceiling = ceiling(port, inflight, ceiling_messages, &body)?;
+        let mut best = 0.0f64;
+        for _ in 0..3 {
+            best = best.max(ceiling(port, inflight, ceiling_messages, &body)?);
+        }
+        let ceiling = best;
         let (seconds, peak_kb) = drain(dir, port, inflight, events)?;
         let rate = events as f64 / seconds;
         println!(
             "MQTT sink -> local mosquitto (QoS 1, {}-byte envelopes, in-flight window {inflight}, no subscriber)",
             body.len()
         );
-        println!("ceiling, a plain QoS 1 publisher: {ceiling_messages} messages at {ceiling:.0} msg/s");
+        println!("ceiling, a plain QoS 1 publisher, best of 3 runs of {ceiling_messages} messages: {ceiling:.0} msg/s");
         println!(
             "dockhand drained {events} events in {seconds:.1} s = {rate:.0} events/s = {:.0}% of the ceiling, peak RSS {:.1} MB",
             100.0 * rate / ceiling,

@@ -23,6 +23,7 @@
 pub(crate) mod config;
 pub(crate) mod topic;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -133,21 +134,26 @@ impl std::fmt::Debug for MqttSink {
     }
 }
 
-/// The envelope fields a message needs, read from the stored JSON.
+/// The envelope fields a message needs, read from the stored JSON (borrowed where the JSON has
+/// no escapes, which is nearly always).
 #[derive(Deserialize)]
-struct Head {
-    id: String,
-    schema: String,
-    kind: String,
-    partition: String,
-    #[serde(default)]
-    source: HeadSource,
+struct Head<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    schema: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    partition: Cow<'a, str>,
+    #[serde(default, borrow)]
+    source: HeadSource<'a>,
 }
 
 #[derive(Deserialize, Default)]
-struct HeadSource {
-    #[serde(default)]
-    device: String,
+struct HeadSource<'a> {
+    #[serde(default, borrow)]
+    device: Cow<'a, str>,
 }
 
 /// One message of a delivery and the events it carries (`first..end`, indexes in the batch).
@@ -343,15 +349,18 @@ impl MqttSink {
         (planned, rejected)
     }
 
-    fn message(&self, topic: String, body: String, head: Option<&Head>) -> Message {
+    fn message(&self, topic: String, body: String, head: Option<&Head<'_>>) -> Message {
+        // MQTT 3.1.1 has no properties: nothing to build for it.
+        let v5 = self.config.protocol == crate::mqtt::MqttProtocol::V5;
         let mut user_properties = Vec::new();
-        if self.config.user_properties
+        if v5
+            && self.config.user_properties
             && let Some(h) = head
         {
             user_properties = vec![
-                ("id".to_owned(), h.id.clone()),
-                ("schema".to_owned(), h.schema.clone()),
-                ("kind".to_owned(), h.kind.clone()),
+                ("id".to_owned(), h.id.to_string()),
+                ("schema".to_owned(), h.schema.to_string()),
+                ("kind".to_owned(), h.kind.to_string()),
             ];
         }
         let expiry_secs = self.config.message_expiry.map(|d| u32::try_from(d.0.as_secs().max(1)).unwrap_or(u32::MAX));
