@@ -216,6 +216,9 @@ impl Batch {
 #[derive(Debug, Clone)]
 pub(crate) enum Encoder {
     Http(std::sync::Arc<http::sink::Encoder>),
+    /// Nothing to encode ahead: the next batch is only read from the store while this one is in
+    /// flight (the MQTT uplink, whose per-message work happens as it publishes).
+    ReadOnly,
 }
 
 /// A batch encoded by an [`Encoder`].
@@ -239,6 +242,7 @@ impl Encoder {
     pub(crate) fn encode(&self, batch: &Batch) -> Option<Encoded> {
         match self {
             Encoder::Http(e) => e.encode(batch).ok().map(Encoded::Http),
+            Encoder::ReadOnly => None,
         }
     }
 }
@@ -344,10 +348,12 @@ impl Sink {
     }
 
     /// What encodes this sink's batches ahead of their delivery, if that is worth doing (the HTTP
-    /// sink's gzip and signature); the dispatcher runs it on the next batch while one is in flight.
+    /// sink's gzip and signature; for the MQTT uplink only the read of the next batch); the
+    /// dispatcher runs it on the next batch while one is in flight.
     pub(crate) fn encoder(&self) -> Option<Encoder> {
         match self {
             Sink::Http(s) => s.encoder().map(Encoder::Http),
+            Sink::Mqtt(_) => Some(Encoder::ReadOnly),
             _ => None,
         }
     }
