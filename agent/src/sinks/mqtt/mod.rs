@@ -45,6 +45,8 @@ pub(crate) struct MqttSink {
     gateway: String,
     site: String,
     topic: Option<TopicTemplate>,
+    /// `status_topic` filled in for this gateway, parsed once.
+    status_topic: Option<String>,
     connection: Option<Link>,
     /// Where the mirrored gateway status is read from (see [`MqttSink::attach_store`]).
     status_reader: Option<StoreReader>,
@@ -177,11 +179,17 @@ struct Progress {
 impl MqttSink {
     pub(crate) fn new(config: MqttSinkConfig, gateway: &str, site: &str) -> Self {
         let topic = config.topic_template().ok();
+        let status_topic = config
+            .status_topic
+            .as_deref()
+            .and_then(|t| TopicTemplate::parse(t, true).ok())
+            .map(|t| t.render(&TopicFields { site, gateway, kind: "", partition: "", device: "" }));
         Self {
             config,
             gateway: gateway.to_owned(),
             site: site.to_owned(),
             topic,
+            status_topic,
             connection: None,
             status_reader: None,
         }
@@ -200,14 +208,14 @@ impl MqttSink {
 
     fn status_mirror(&self) -> Option<StatusMirror> {
         Some(StatusMirror {
-            topic: self.status_topic()?,
+            topic: self.status_topic.clone()?,
             gateway: self.gateway.clone(),
             reader: self.status_reader.clone()?,
         })
     }
 
     fn session(&self) -> Session {
-        let will = self.status_topic().map(|t| (t, crate::mqtt::offline_payload(&self.gateway)));
+        let will = self.status_topic.clone().map(|t| (t, crate::mqtt::offline_payload(&self.gateway)));
         Session {
             persistent: true,
             manual_acks: false,
@@ -218,12 +226,6 @@ impl MqttSink {
             queue: self.config.batch.max_events.saturating_add(64),
             ..Session::plain(self.config.client_id(&self.gateway))
         }
-    }
-
-    fn status_topic(&self) -> Option<String> {
-        let template = TopicTemplate::parse(self.config.status_topic.as_deref()?, true).ok()?;
-        let fields = TopicFields { site: &self.site, gateway: &self.gateway, kind: "", partition: "", device: "" };
-        Some(template.render(&fields))
     }
 
     /// The open connection, or a new one once the broker's CONNACK came back. A connection that
@@ -241,8 +243,17 @@ impl MqttSink {
         }
         if self.connection.is_none() {
             let session = self.session();
-            let (client, events) = crate::mqtt::connect_to(&self.config.endpoint(), &session)
-                .map_err(|text| ConnectionFailure { kind: FailureKind::Refused, text })?;
+            // Reads the password and certificate files: on the blocking pool, not the runtime (a
+            // sink probing a dead broker connects once a second).
+            let config = self.config.clone();
+            let (client, events) =
+                tokio::task::spawn_blocking(move || crate::mqtt::connect_to(&config.endpoint(), &session))
+                    .await
+                    .map_err(|e| ConnectionFailure {
+                        kind: FailureKind::Network,
+                        text: format!("the connect task failed: {e}"),
+                    })?
+                    .map_err(|text| ConnectionFailure { kind: FailureKind::Refused, text })?;
             let (tx, rx) = mpsc::unbounded_channel();
             let mirror = self.status_mirror();
             let refresher = mirror.clone().map(|status| {
@@ -272,7 +283,7 @@ impl MqttSink {
                 text: format!("the broker at {}:{} did not answer within 10 s", self.config.host, self.config.port()),
             })??;
             tracing::info!(sink = %self.config.name, session_present, "Connected to the fleet's MQTT broker.");
-            if let (Some(topic), None) = (self.status_topic(), &self.status_reader) {
+            if let (Some(topic), None) = (self.status_topic.clone(), &self.status_reader) {
                 let body = serde_json::json!({"state": "online", "gateway": self.gateway}).to_string();
                 // QoS 0: the retained status is replaced by the next one, and a QoS 1 publish
                 // would take a packet id among the delivery's.
