@@ -163,8 +163,11 @@ pub fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> bool
 }
 
 /// Lines of an NDJSON file parsed as JSON (a missing file is empty).
+/// Only complete lines count: read while the daemon appends, the file may end in the middle of
+/// a line it is still writing (that line must parse once it is complete).
 pub fn read_ndjson(path: &Path) -> Vec<serde_json::Value> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    let Ok(mut text) = std::fs::read_to_string(path) else { return Vec::new() };
+    text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
     text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad NDJSON line {l:?}: {e}"))).collect()
 }
 
