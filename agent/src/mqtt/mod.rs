@@ -99,9 +99,31 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// The receiving half: polled in a loop, it drives the connection (and reconnects when polled
-/// again after an error).
+/// The receiving half: what happened on the connection, in order. Polling again after an error
+/// reconnects.
+///
+/// rumqttc's own poll must not be dropped halfway: cancelled while it connects, it leaves a
+/// connection the broker sees die (and publishes the last will for), and a caller that races it
+/// against a timer or a stream of live readings in `select!` may never finish connecting. So a
+/// task of its own drives rumqttc and hands on what it yields over a channel, which is safe to
+/// race; after an error the task waits until [`Events::poll`] is called again, so the caller's
+/// backoff still decides when to reconnect. Dropping `Events` ends the task and the connection.
 pub(crate) struct Events {
+    rx: tokio::sync::mpsc::Receiver<Result<Received, ConnectionFailure>>,
+    /// Lets the task reconnect after an error, once the caller polls again.
+    resume: std::sync::Arc<tokio::sync::Notify>,
+    after_error: bool,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// rumqttc's event loop for one connection, polled only by the task [`Events`] starts.
+struct Connection {
     inner: EventsInner,
     /// The config section named in error hints.
     hints: String,
@@ -176,6 +198,8 @@ pub(crate) enum Received {
     Sent {
         pkid: u16,
     },
+    /// Our DISCONNECT has left (a clean goodbye).
+    DisconnectSent,
     /// MQTT 5: the broker closed the connection and said why.
     DisconnectedByBroker {
         reason: String,
@@ -263,7 +287,7 @@ pub(crate) fn connect_to(m: &Endpoint<'_>, session: &Session) -> Result<(Client,
             }
             let (client, mut events) = rumqttc::AsyncClient::new(o, session.queue);
             events.set_network_options(network);
-            Ok((Client::V4(client), Events { inner: EventsInner::V4(Box::new(events)), hints }))
+            Ok((Client::V4(client), Events::start(Connection { inner: EventsInner::V4(Box::new(events)), hints })))
         }
         MqttProtocol::V5 => {
             let mut o = rumqttc::v5::MqttOptions::new(&session.client_id, m.host, m.port);
@@ -293,20 +317,68 @@ pub(crate) fn connect_to(m: &Endpoint<'_>, session: &Session) -> Result<(Client,
             }
             o.set_network_options(network);
             let (client, events) = rumqttc::v5::AsyncClient::new(o, session.queue);
-            Ok((Client::V5(client), Events { inner: EventsInner::V5(Box::new(events)), hints }))
+            Ok((Client::V5(client), Events::start(Connection { inner: EventsInner::V5(Box::new(events)), hints })))
         }
     }
 }
 
 impl Events {
+    fn start(mut connection: Connection) -> Events {
+        // Room for a burst; when the caller falls behind, the task waits and rumqttc stops
+        // reading the socket, so the broker's flow control applies as before.
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let resume = std::sync::Arc::new(tokio::sync::Notify::new());
+        let wait = resume.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let polled = connection.next().await;
+                let failed = polled.is_err();
+                if tx.send(polled).await.is_err() {
+                    return;
+                }
+                if failed {
+                    wait.notified().await;
+                }
+            }
+        });
+        Events { rx, resume, after_error: false, task }
+    }
+
     /// The next thing that happened on the connection. An error is explained for a technician;
-    /// polling again reconnects.
+    /// polling again reconnects. Safe to cancel (in `select!`): nothing is lost.
     pub(crate) async fn poll(&mut self) -> Result<Received, String> {
         self.poll_classified().await.map_err(|f| f.text)
     }
 
     /// Like [`Events::poll`], with the kind of failure.
     pub(crate) async fn poll_classified(&mut self) -> Result<Received, ConnectionFailure> {
+        if std::mem::take(&mut self.after_error) {
+            self.resume.notify_one();
+        }
+        let polled = self.rx.recv().await.unwrap_or_else(|| {
+            Err(ConnectionFailure { kind: FailureKind::Network, text: "the MQTT connection task ended".into() })
+        });
+        self.after_error = polled.is_err();
+        polled
+    }
+
+    /// Waits until our DISCONNECT has left (or `limit` passed): a clean goodbye, so the broker
+    /// does not publish the last will.
+    pub(crate) async fn drain_until_disconnected(&mut self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            loop {
+                match self.rx.recv().await {
+                    Some(Ok(Received::DisconnectSent)) | Some(Err(_)) | None => return,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await;
+    }
+}
+
+impl Connection {
+    async fn next(&mut self) -> Result<Received, ConnectionFailure> {
         let hints = &self.hints;
         match &mut self.inner {
             EventsInner::V4(events) => match events.poll().await {
@@ -387,6 +459,7 @@ impl Events {
                 Ok(rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Publish(pkid))) if pkid != 0 => {
                     Ok(Received::Sent { pkid })
                 }
+                Ok(rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => Ok(Received::DisconnectSent),
                 Ok(rumqttc::v5::Event::Outgoing(_)) => Ok(Received::Other),
                 Err(e) => Err(failure(
                     match &e {
@@ -399,29 +472,6 @@ impl Events {
                 )),
             },
         }
-    }
-
-    /// Polls until our DISCONNECT has left (or `limit` passed): a clean goodbye, so the broker
-    /// does not publish the last will.
-    pub(crate) async fn drain_until_disconnected(&mut self, limit: Duration) {
-        let _ = tokio::time::timeout(limit, async {
-            loop {
-                let sent = match &mut self.inner {
-                    EventsInner::V4(e) => match e.poll().await {
-                        Ok(ev) => matches!(ev, rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)),
-                        Err(_) => true,
-                    },
-                    EventsInner::V5(e) => match e.poll().await {
-                        Ok(ev) => matches!(ev, rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Disconnect)),
-                        Err(_) => true,
-                    },
-                };
-                if sent {
-                    return;
-                }
-            }
-        })
-        .await;
     }
 }
 
