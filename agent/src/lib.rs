@@ -21,8 +21,10 @@
 //!   task that cannot go on ends with a [`task`] error, which stops the daemon.
 //! - [`status`]: the one read model of the store summary (verdict, problems, config state, sink,
 //!   device and print-job states) that `dockhand status`, its JSON, the systemd STATUS line, the
-//!   retained MQTT status, [`metrics`] and [`health`] render.
-//! - [`cli`], [`bench`], [`simulate`]: what a technician runs.
+//!   retained MQTT status, [`metrics`], [`health`] and the web page render.
+//! - [`cli`], [`bench`], [`simulate`]: what a technician runs; [`web`]: the local HTTP server
+//!   (`/metrics`, `/health`, the status page); [`actions`]: what the CLI and the page's buttons
+//!   both do (retry dead letters, test label, reprint, clear alarms).
 //!
 //! Support: `mqtt` (the one MQTT client module: settings, 3.1.1 or 5, TLS, session, error
 //! hints), [`tls`] (rustls client set-up), [`timestamp`] (RFC 3339 ms UTC), [`units`] (values as
@@ -31,6 +33,7 @@
 //! (process-wide counters for `/metrics`), [`backoff`] (the full-jitter delays of every retry and
 //! reconnect).
 
+pub(crate) mod actions;
 #[cfg(test)]
 mod architecture_tests;
 pub(crate) mod backoff;
@@ -61,3 +64,4 @@ pub(crate) mod telemetry;
 pub mod timestamp;
 pub(crate) mod tls;
 pub(crate) mod units;
+pub(crate) mod web;

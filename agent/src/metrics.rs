@@ -1,4 +1,4 @@
-//! The local observability endpoint (`[metrics]`, default 127.0.0.1:9464), served with hyper:
+//! What the local HTTP server ([`crate::web`], default 127.0.0.1:9464) answers for monitoring:
 //!
 //! - `GET /metrics`: Prometheus text — per-sink depth, oldest pending age, delivered / retried /
 //!   dead-lettered counters and paused state, store size and fill, open dead letters, alarms, MQTT
@@ -7,35 +7,12 @@
 //!   otherwise (for a load balancer or a watchdog script).
 
 use std::fmt::Write;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::rt::TokioIo;
-use serde::Deserialize;
-use tracing::{info, warn};
-
 use crate::health::Health;
-use crate::shutdown::Shutdown;
 use crate::status::{ConfigFile, ConfigState, config_state};
-use crate::store::{DeviceCondition, Store, StoreReader, StoreSummary};
+use crate::store::{DeviceCondition, StoreReader, StoreSummary};
 use crate::timestamp::Timestamp;
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub(crate) struct MetricsConfig {
-    pub(crate) enabled: bool,
-    /// Keep it on loopback unless a firewall guards the port: the figures are not secret, but
-    /// there is no authentication.
-    pub(crate) listen: SocketAddr,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        Self { enabled: true, listen: SocketAddr::from(([127, 0, 0, 1], 9464)) }
-    }
-}
 
 /// What `/metrics` and `/health` read besides the store.
 #[derive(Debug, Clone)]
@@ -46,87 +23,48 @@ pub(crate) struct Context {
     pub(crate) config_file: std::path::PathBuf,
 }
 
-pub(crate) async fn serve(config: MetricsConfig, store: Store, context: Context, mut shutdown: Shutdown) {
-    let listener = match tokio::net::TcpListener::bind(config.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            warn!(listen = %config.listen, error = %e, "Cannot serve /metrics and /health; change [metrics] listen or free the port.");
-            return;
-        }
-    };
-    // One read connection for every scrape, not one per scrape.
-    let reader = match store.reader() {
-        Ok(r) => r,
-        Err(e) => {
-            warn!(error = %e, "Cannot read the store; /metrics and /health are off.");
-            return;
-        }
-    };
-    info!(listen = %config.listen, "Serving /metrics and /health.");
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.wait() => return,
-        };
-        let Ok((tcp, _)) = accepted else { continue };
-        let (reader, context) = (reader.clone(), context.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let (reader, context) = (reader.clone(), context.clone());
-                async move { Ok::<_, std::convert::Infallible>(respond(req.uri().path(), &reader, &context).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
-        });
-    }
-}
+/// An answer of this module: status, content type, body.
+pub(crate) type Answer = (u16, &'static str, String);
 
-async fn respond(path: &str, reader: &StoreReader, context: &Context) -> hyper::Response<Full<Bytes>> {
-    let reply = |status: u16, kind: &'static str, body: String| {
-        hyper::Response::builder()
-            .status(status)
-            .header("content-type", kind)
-            .body(Full::new(Bytes::from(body)))
-            .unwrap_or_default()
-    };
+/// `GET /metrics`.
+pub(crate) async fn scrape(reader: &StoreReader, context: &Context) -> Answer {
     // The daemon answering is running by definition; only the file on disk can differ. The file
     // is read on the blocking pool with the store, never on the runtime's threads.
     let config_file = context.config_file.clone();
-    match path {
-        "/metrics" => match reader.run(move |r| Ok((r.summary()?, ConfigFile::digest_of(&config_file)))).await {
-            Ok((s, file)) => {
-                let config = config_state(s.running_config.as_ref(), true, &file);
-                let text = render(&s, context.max_bytes, &context.health, &config, Timestamp::now());
-                reply(200, "text/plain; version=0.0.4", text)
-            }
-            Err(e) => reply(503, "text/plain", format!("store unreadable: {e}\n")),
-        },
-        "/health" => {
-            let mut problems = context.health.problems();
-            let rule = context.health.device_rule();
-            if rule != crate::health::DeviceRule::Ignored {
-                match reader.run(|r| r.devices()).await {
-                    Ok(devices) => problems.extend(rule.problems(&devices)),
-                    Err(e) => problems.push(format!("store unreadable: {e}")),
-                }
-            }
-            let (running, file) = reader
-                .run(move |r| Ok((r.running_config()?, ConfigFile::digest_of(&config_file))))
-                .await
-                .unwrap_or_default();
-            let warnings: Vec<String> = config_state(running.as_ref(), true, &file).problem().into_iter().collect();
-            let mut body = serde_json::json!({"status": if problems.is_empty() { "ok" } else { "failing" }});
-            if !problems.is_empty() {
-                body["problems"] = problems.into();
-            }
-            // A config edit not applied is worth a look, not a failing check: the daemon works.
-            if !warnings.is_empty() {
-                body["warnings"] = warnings.into();
-            }
-            let status = if body["status"] == "ok" { 200 } else { 503 };
-            reply(status, "application/json", body.to_string())
+    match reader.run(move |r| Ok((r.summary()?, ConfigFile::digest_of(&config_file)))).await {
+        Ok((s, file)) => {
+            let config = config_state(s.running_config.as_ref(), true, &file);
+            let text = render(&s, context.max_bytes, &context.health, &config, Timestamp::now());
+            (200, "text/plain; version=0.0.4", text)
         }
-        _ => reply(404, "text/plain", "try /metrics or /health\n".into()),
+        Err(e) => (503, "text/plain", format!("store unreadable: {e}\n")),
     }
+}
+
+/// `GET /health`.
+pub(crate) async fn health(reader: &StoreReader, context: &Context) -> Answer {
+    let config_file = context.config_file.clone();
+    let mut problems = context.health.problems();
+    let rule = context.health.device_rule();
+    if rule != crate::health::DeviceRule::Ignored {
+        match reader.run(|r| r.devices()).await {
+            Ok(devices) => problems.extend(rule.problems(&devices)),
+            Err(e) => problems.push(format!("store unreadable: {e}")),
+        }
+    }
+    let (running, file) =
+        reader.run(move |r| Ok((r.running_config()?, ConfigFile::digest_of(&config_file)))).await.unwrap_or_default();
+    let warnings: Vec<String> = config_state(running.as_ref(), true, &file).problem().into_iter().collect();
+    let mut body = serde_json::json!({"status": if problems.is_empty() { "ok" } else { "failing" }});
+    if !problems.is_empty() {
+        body["problems"] = problems.into();
+    }
+    // A config edit not applied is worth a look, not a failing check: the daemon works.
+    if !warnings.is_empty() {
+        body["warnings"] = warnings.into();
+    }
+    let status = if body["status"] == "ok" { 200 } else { 503 };
+    (status, "application/json", body.to_string())
 }
 
 /// The Prometheus text exposition of one store summary.

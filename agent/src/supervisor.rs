@@ -237,13 +237,27 @@ pub(crate) async fn run(mut config: Config) -> Result<(), RunError> {
     health.watch_store(store.clone());
     // Tasks that live as long as the process (not restarted on reload).
     let (process_switch, _) = ShutdownSwitch::new();
-    if config.metrics.enabled {
-        let context = crate::metrics::Context {
-            max_bytes: config.store.max_bytes.0,
-            health: health.clone(),
-            config_file: config.file.clone(),
+    // The live readings hub outlives reloads: the page's live view and the MQTT source listen to
+    // it while device tasks come and go.
+    let live = crate::devices::live::LiveReadings::default();
+    if config.web.enabled {
+        let context = crate::web::Context {
+            metrics: crate::metrics::Context {
+                max_bytes: config.store.max_bytes.0,
+                health: health.clone(),
+                config_file: config.file.clone(),
+            },
+            store_path: config.store.path.clone(),
+            gateway: config.gateway.id.clone(),
+            site: config.gateway.site.clone(),
+            printers: config.print_test_target().printers,
+            print_test_target: {
+                let file = config.file.clone();
+                Arc::new(move || Config::load(&file).map(|c| c.print_test_target()).map_err(|e| e.to_string()))
+            },
+            live: live.clone(),
         };
-        tokio::spawn(crate::metrics::serve(config.metrics.clone(), store.clone(), context, process_switch.subscribe()));
+        tokio::spawn(crate::web::serve(config.web.clone(), store.clone(), context, process_switch.subscribe()));
     }
     if let Some(broker) = &config.broker {
         // A broker that cannot start is a setup problem the technician must see, not a crash loop:
@@ -252,7 +266,7 @@ pub(crate) async fn run(mut config: Config) -> Result<(), RunError> {
             error!(error = %e, "The embedded MQTT broker could not start.");
         }
     }
-    let mut pipeline = Pipeline { tasks: BTreeMap::new(), live: Default::default(), handoff: Default::default() };
+    let mut pipeline = Pipeline { tasks: BTreeMap::new(), live, handoff: Default::default() };
     pipeline.apply(&config, &store, &health).await?;
     store.running_config(ConfigChange::Loaded { digest: config.digest.clone() }).await?;
     tokio::spawn(report_to_systemd(store.clone(), health.clone(), process_switch.subscribe()));
@@ -280,10 +294,10 @@ pub(crate) async fn run(mut config: Config) -> Result<(), RunError> {
                         store.running_config(ConfigChange::Refused { digest, error: e.to_string() }).await?;
                     }
                     Ok(new) => {
-                        if new.store != config.store || new.broker != config.broker || new.metrics != config.metrics || new.log != config.log {
-                            warn!("[store], [broker], [metrics] and [log] changes take effect at the next restart; the rest is applied now.");
+                        if new.store != config.store || new.broker != config.broker || new.web != config.web || new.log != config.log {
+                            warn!("[store], [broker], [web] and [log] changes take effect at the next restart; the rest is applied now.");
                         }
-                        config = Config { store: config.store.clone(), broker: config.broker.clone(), metrics: config.metrics.clone(), log: config.log.clone(), ..new };
+                        config = Config { store: config.store.clone(), broker: config.broker.clone(), web: config.web.clone(), log: config.log.clone(), ..new };
                         pipeline.apply(&config, &store, &health).await?;
                         store.running_config(ConfigChange::Loaded { digest: config.digest.clone() }).await?;
                         info!(sinks = config.sinks.len(), "Config reloaded.");

@@ -1,6 +1,7 @@
 //! Support for dockhand's end-to-end tests: scratch folders with a config, the daemon as a real
 //! child process (start, wait until ready, SIGTERM, SIGKILL), CLI runs, and polling helpers.
 
+pub mod browser;
 pub mod fake_odoo;
 pub mod mqtt;
 pub mod printer;
@@ -38,8 +39,13 @@ impl Site {
 
     /// Writes `dockhand.toml`: a gateway, a store in the folder, and the given extra TOML.
     pub fn write_config(&self, extra: &str) {
+        self.write_config_with_web("", extra);
+    }
+
+    /// [`Site::write_config`] with more keys in `[web]` (`token_file = …`).
+    pub fn write_config_with_web(&self, web: &str, extra: &str) {
         let text = format!(
-            "[gateway]\nid = \"test-gw\"\nsite = \"T1\"\n\n[store]\npath = \"store.db\"\n\n[log]\nlevel = \"info\"\n\n[metrics]\nlisten = \"127.0.0.1:{}\"\n\n{extra}",
+            "[gateway]\nid = \"test-gw\"\nsite = \"T1\"\n\n[store]\npath = \"store.db\"\n\n[log]\nlevel = \"info\"\n\n[web]\nlisten = \"127.0.0.1:{}\"\n{web}\n\n{extra}",
             self.metrics_port
         );
         std::fs::write(self.config(), text).expect("write config");

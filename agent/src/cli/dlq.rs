@@ -36,7 +36,7 @@ pub(crate) enum DlqCommand {
 }
 
 pub(crate) fn run(store: &std::path::Path, command: DlqCommand) -> Result<i32, StoreError> {
-    let mut admin = Admin::open(store)?;
+    let admin = Admin::open(store)?;
     let now = Timestamp::now();
     match command {
         DlqCommand::List { all, limit, json } => {
@@ -85,21 +85,11 @@ pub(crate) fn run(store: &std::path::Path, command: DlqCommand) -> Result<i32, S
             }
         }
         DlqCommand::Retry { ids, all } => {
-            if ids.is_empty() && !all {
-                eprintln!("error: name dead letter ids or pass --all");
-                return Ok(exit::USAGE);
-            }
-            let report = admin.retry_dead_letters(if all { None } else { Some(&ids) })?;
-            println!("{} dead letter(s) queued for delivery again.", report.queued);
-            for id in &report.not_retryable {
-                println!("#{id} was refused at ingest (never a valid event): fix the sender; it cannot be retried.");
-            }
-            for id in &report.missing {
-                println!("#{id} does not exist.");
-            }
-            if !report.missing.is_empty() {
-                return Ok(exit::FAILURE);
-            }
+            return crate::actions::retry_dead_letters(
+                store,
+                if all { None } else { Some(&ids) },
+                &mut crate::actions::to_terminal,
+            );
         }
         DlqCommand::Purge { older_than } => {
             let age = match HumanDuration::parse(&older_than) {

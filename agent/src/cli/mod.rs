@@ -123,7 +123,9 @@ fn run(cli: Cli) -> i32 {
         }
         Command::Dlq { command } => with_store(&cli.config, |target| dlq::run(&target.store, command)),
         Command::Print { command } => with_store(&cli.config, |target| print::run(&target.store, command)),
-        Command::PrintTest { printer } => with_config(&cli.config, |c| print::test(c, &printer)),
+        Command::PrintTest { printer } => with_config(&cli.config, |c| {
+            crate::actions::print_test(&c.print_test_target(), &printer, &mut crate::actions::to_terminal)
+        }),
         Command::Replay { sink, since } => with_config(&cli.config, |c| replay(c, &sink, &since)),
         Command::Simulate { command } => simulate(&cli.config, command),
         Command::Bench { command } => crate::bench::run(command),
@@ -227,8 +229,7 @@ fn status(target: &StoreTarget, json: bool, clear_alarms: bool) -> Result<i32, S
         print!("{}", report.to_text(now));
     }
     if clear_alarms {
-        let n = crate::store::Admin::open(&target.store)?.clear_alarms()?;
-        eprintln!("{n} alarm(s) marked as seen.");
+        crate::actions::clear_alarms(&target.store, &mut crate::actions::to_terminal)?;
     }
     Ok(exit::OK)
 }

@@ -40,8 +40,9 @@ pub struct Config {
     pub(crate) broker: Option<BrokerConfig>,
     /// Simulated handheld traffic (demos and commissioning only).
     pub(crate) simulate: Option<SimulateConfig>,
-    /// The local `/metrics` and `/health` endpoint.
-    pub(crate) metrics: crate::metrics::MetricsConfig,
+    /// The local HTTP server: `/metrics`, `/health` and the status page (`[web]`, formerly
+    /// `[metrics]`).
+    pub(crate) web: crate::web::WebConfig,
     /// What `/health` checks besides the daemon's own tasks.
     pub(crate) health: crate::health::HealthConfig,
     pub(crate) sinks: Vec<SinkConfig>,
@@ -107,8 +108,9 @@ struct RawConfig {
     mqtt: Option<MqttConfig>,
     broker: Option<BrokerConfig>,
     simulate: Option<SimulateConfig>,
-    #[serde(default)]
-    metrics: crate::metrics::MetricsConfig,
+    web: Option<crate::web::WebConfig>,
+    /// The old name of `[web]`.
+    metrics: Option<crate::web::OldMetricsSection>,
     #[serde(default)]
     health: crate::health::HealthConfig,
     #[serde(default)]
@@ -157,6 +159,9 @@ impl Config {
         for d in &mut devices {
             d.resolve(&base);
         }
+        let mut web = crate::web::WebConfig::from_sections(raw.web, raw.metrics)
+            .map_err(|issue| ConfigError::from_issue(file, text, issue))?;
+        web.resolve(&base);
         let mut labels = raw.label;
         for (i, label) in labels.iter_mut().enumerate() {
             label
@@ -172,7 +177,7 @@ impl Config {
             mqtt,
             broker: raw.broker,
             simulate: raw.simulate,
-            metrics: raw.metrics,
+            web,
             health: raw.health,
             sinks,
             devices,
@@ -181,6 +186,21 @@ impl Config {
         };
         config.validate().map_err(|issue| ConfigError::from_issue(file, text, issue))?;
         Ok(config)
+    }
+
+    /// What `print-test` needs from this config (the CLI's and the web page's).
+    pub(crate) fn print_test_target(&self) -> crate::actions::PrintTestTarget {
+        crate::actions::PrintTestTarget {
+            config_file: self.file.clone(),
+            store: self.store.path.clone(),
+            gateway: self.gateway.id.clone(),
+            printers: self
+                .devices
+                .iter()
+                .filter(|d| d.kind == firmware_bridge::spec::DeviceKind::Printer)
+                .map(|d| d.name.clone())
+                .collect(),
+        }
     }
 
     /// What the MQTT source needs from this config; `None` without `[mqtt]`.
@@ -226,6 +246,7 @@ impl Config {
         if let Some(m) = &self.mqtt {
             m.validate()?;
         }
+        self.web.validate()?;
         if let Some(s) = &self.simulate {
             if self.mqtt.is_none() {
                 return Err(ConfigIssue::new("simulate", "simulated handhelds need an [mqtt] section to publish to"));

@@ -63,20 +63,11 @@ impl Admin {
 
     /// Dead letters, newest first; retried ones only when `all`.
     pub(crate) fn dead_letters(&self, all: bool, limit: usize) -> Result<Vec<DeadLetterRow>, StoreError> {
-        let sql = format!(
-            "SELECT {DL_COLUMNS} FROM dead_letters {} ORDER BY id DESC LIMIT ?1",
-            if all { "" } else { "WHERE retried_at IS NULL" }
-        );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params![limit as i64], dead_letter_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(dead_letters_in(&self.conn, all, limit)?)
     }
 
     pub(crate) fn dead_letter(&self, id: i64) -> Result<Option<DeadLetterRow>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(&format!("SELECT {DL_COLUMNS} FROM dead_letters WHERE id = ?1"), params![id], dead_letter_row)
-            .optional()?)
+        Ok(dead_letter_in(&self.conn, id)?)
     }
 
     /// The dead letters of one event (one per sink that refused it), oldest first.
@@ -202,6 +193,26 @@ impl Admin {
             params![Timestamp::now().as_millis()],
         )?)
     }
+}
+
+/// Dead letters, newest first; retried ones only when `all` (shared with [`super::StoreReader`]).
+pub(super) fn dead_letters_in(
+    conn: &Connection,
+    all: bool,
+    limit: usize,
+) -> Result<Vec<DeadLetterRow>, rusqlite::Error> {
+    let sql = format!(
+        "SELECT {DL_COLUMNS} FROM dead_letters {} ORDER BY id DESC LIMIT ?1",
+        if all { "" } else { "WHERE retried_at IS NULL" }
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![limit as i64], dead_letter_row)?;
+    rows.collect()
+}
+
+pub(super) fn dead_letter_in(conn: &Connection, id: i64) -> Result<Option<DeadLetterRow>, rusqlite::Error> {
+    conn.query_row(&format!("SELECT {DL_COLUMNS} FROM dead_letters WHERE id = ?1"), params![id], dead_letter_row)
+        .optional()
 }
 
 const DL_COLUMNS: &str = "id, sink, event_id, event_seq, origin, reason, created_at, retried_at, body";

@@ -301,6 +301,16 @@ impl StoreReader {
         self.with(last_seq)
     }
 
+    /// Dead letters, newest first; retried ones only when `all` (what `dlq list` shows).
+    pub(crate) fn dead_letters(&self, all: bool, limit: usize) -> Result<Vec<super::DeadLetterRow>, StoreError> {
+        self.with(|c| super::admin::dead_letters_in(c, all, limit))
+    }
+
+    /// One dead letter in full (what `dlq show` shows).
+    pub(crate) fn dead_letter(&self, id: i64) -> Result<Option<super::DeadLetterRow>, StoreError> {
+        self.with(|c| super::admin::dead_letter_in(c, id))
+    }
+
     pub(crate) fn summary(&self) -> Result<StoreSummary, StoreError> {
         let path = {
             let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
