@@ -7,12 +7,15 @@
 //! - `ingest`, `http`, `mqtt-sink`: the MQTT source, the HTTP sink and the MQTT uplink, each
 //!   against the ceiling of a plain client doing the same work, measured in the same run.
 //! - `codecs`, `devices`: device codec throughput and the idle cost of serial devices.
+//! - `web`: the status page's load time from the running daemon with a backlog, against an empty
+//!   store in the same run.
 
 mod codecs;
 mod devices;
 mod http;
 mod ingest;
 mod mqtt_sink;
+mod web;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -90,6 +93,17 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 2_000_000)]
         iterations: u64,
     },
+    /// The status page from the running daemon: page-load latency with a backlog pending (p99
+    /// target 100 ms) against the same on an empty store.
+    Web {
+        #[arg(long, default_value = "dockhand-bench")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Page loads measured per store.
+        #[arg(long, default_value_t = 500)]
+        loads: usize,
+    },
     /// Drain a backlog through the real daemon to a file sink.
     Drain {
         #[arg(long, default_value = "dockhand-bench")]
@@ -113,6 +127,7 @@ pub(crate) fn run(command: BenchCommand) -> i32 {
         BenchCommand::MqttSink { dir, events, inflight } => mqtt_sink::run(&dir, events, inflight),
         BenchCommand::Codecs { iterations } => codecs::run(iterations),
         BenchCommand::Devices { dir, seconds } => devices::run(&dir, seconds),
+        BenchCommand::Web { dir, events, loads } => web::run(&dir, events, loads),
     };
     match result {
         Ok(()) => exit::OK,
