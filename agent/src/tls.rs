@@ -1,6 +1,7 @@
 //! TLS client settings shared by every outgoing connection (MQTT broker, HTTPS receiver): the
 //! system's roots or a configured CA file, and an optional client certificate. There is
-//! deliberately no way to skip certificate verification.
+//! deliberately no way to skip certificate verification. Also the one server configuration
+//! dockhand has: the status page over HTTPS ([`server_config`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,4 +45,29 @@ pub(crate) fn client_config(tls: &TlsFiles) -> Result<Arc<rustls::ClientConfig>,
         client_cert_file: tls.client_cert_file.as_deref(),
         client_key_file: tls.client_key_file.as_deref(),
     })
+}
+
+/// The rustls server configuration for a PEM certificate chain and its key (the status page over
+/// HTTPS): ring, TLS 1.2 and 1.3, HTTP/1.1 offered by ALPN.
+pub(crate) fn server_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| format!("cannot read the certificate {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{} holds no PEM certificate", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read the key {}: {e}", key.display()))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("the certificate and key do not fit: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }

@@ -18,8 +18,11 @@ pub(crate) struct WebConfig {
     /// A file holding the token that unlocks the page's buttons (dead-letter retry, test label,
     /// reprint, clear alarms). Without it the page is read-only.
     pub(crate) token_file: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain and `tls_key_file` (both or neither).
+    pub(crate) tls_cert_file: Option<PathBuf>,
+    pub(crate) tls_key_file: Option<PathBuf>,
     /// Allow the token and the session cookie over plain HTTP on a non-loopback address (anyone
-    /// on the network path can read them). Without it such a config is refused.
+    /// on the network path can read them). Without it, or HTTPS, such a config is refused.
     pub(crate) allow_insecure: bool,
 }
 
@@ -29,6 +32,8 @@ impl Default for WebConfig {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             token_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             allow_insecure: false,
         }
     }
@@ -70,17 +75,30 @@ impl WebConfig {
     }
 
     pub(crate) fn resolve(&mut self, base: &Path) {
-        if let Some(p) = &mut self.token_file {
+        for p in [&mut self.token_file, &mut self.tls_cert_file, &mut self.tls_key_file].into_iter().flatten() {
             *p = crate::units::resolve(base, p);
         }
     }
 
+    /// The certificate and key, when the page is served over HTTPS.
+    pub(crate) fn tls(&self) -> Option<(&Path, &Path)> {
+        Some((self.tls_cert_file.as_deref()?, self.tls_key_file.as_deref()?))
+    }
+
+    /// Checks the section, reading the certificate and key (so `check-config` finds a bad one).
     pub(crate) fn validate(&self) -> Result<(), ConfigIssue> {
-        if self.token_file.is_some() && !self.listen.ip().is_loopback() && !self.allow_insecure {
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(ConfigIssue::new("web", "set both tls_cert_file and tls_key_file, or neither"));
+        }
+        if let Some((cert, key)) = self.tls() {
+            crate::tls::server_config(cert, key).map_err(|e| ConfigIssue::new("web.tls_cert_file", e))?;
+        }
+        if self.token_file.is_some() && !self.listen.ip().is_loopback() && self.tls().is_none() && !self.allow_insecure
+        {
             return Err(ConfigIssue::new(
                 "web.listen",
                 format!(
-                    "with token_file set, the page's login would cross the network in clear text on {}: listen on 127.0.0.1 (and reach it through an SSH tunnel or a TLS reverse proxy on the gateway), or write allow_insecure = true to accept that",
+                    "with token_file set, the page's login would cross the network in clear text on {}: set tls_cert_file and tls_key_file (HTTPS), or listen on 127.0.0.1 (and use an SSH tunnel), or write allow_insecure = true to accept that",
                     self.listen
                 ),
             ));
@@ -104,7 +122,11 @@ mod tests {
         assert!(issue.to_string().contains("allow_insecure"), "{issue}");
         assert_eq!(WebConfig { allow_insecure: true, ..lan.clone() }.validate(), Ok(()));
         assert_eq!(WebConfig { token_file: None, ..lan.clone() }.validate(), Ok(()), "read-only on the LAN is fine");
-        assert_eq!(WebConfig { listen: "[::1]:9464".parse().unwrap(), ..lan }.validate(), Ok(()));
+        assert_eq!(WebConfig { listen: "[::1]:9464".parse().unwrap(), ..lan.clone() }.validate(), Ok(()));
+        let half = WebConfig { tls_cert_file: Some("cert.pem".into()), ..lan.clone() };
+        assert!(half.validate().unwrap_err().message.contains("both tls_cert_file and tls_key_file"));
+        let missing = WebConfig { tls_key_file: Some("key.pem".into()), ..half };
+        assert!(missing.validate().unwrap_err().message.contains("cannot read the certificate cert.pem"));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The daemon's local HTTP server (`[web]`, default 127.0.0.1:9464), served with hyper:
+//! The daemon's local HTTP server (`[web]`, default 127.0.0.1:9464; HTTPS with
+//! `tls_cert_file`/`tls_key_file`), served with hyper:
 //!
 //! - `/metrics` and `/health` for monitoring ([`crate::metrics`]);
 //! - `/`: the status page for a technician's phone or laptop — one HTML file, one script, one
@@ -27,7 +28,7 @@ use hyper::header::{HeaderMap, HeaderValue};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub(crate) use config::{OldMetricsSection, WebConfig};
 
@@ -83,6 +84,8 @@ struct Server {
     latest: live::Latest,
     viewers: AtomicUsize,
     shutdown: Shutdown,
+    /// Served over HTTPS: the session cookie gets `Secure`.
+    secure: bool,
 }
 
 pub(crate) async fn serve(config: WebConfig, store: Store, context: Context, mut shutdown: Shutdown) {
@@ -101,6 +104,17 @@ pub(crate) async fn serve(config: WebConfig, store: Store, context: Context, mut
             return;
         }
     };
+    // HTTPS or nothing when configured: falling back to plain HTTP would send the token in clear.
+    let acceptor = match config.tls() {
+        None => None,
+        Some((cert, key)) => match crate::tls::server_config(cert, key) {
+            Ok(tls) => Some(tokio_rustls::TlsAcceptor::from(tls)),
+            Err(e) => {
+                warn!(error = %e, "Cannot serve HTTPS; the status page, /metrics and /health are off. Fix [web] tls_cert_file and tls_key_file.");
+                return;
+            }
+        },
+    };
     let token = match &config.token_file {
         None => None,
         Some(file) => match crate::secrets::read_secret_file(file) {
@@ -118,9 +132,11 @@ pub(crate) async fn serve(config: WebConfig, store: Store, context: Context, mut
         sessions: Sessions::new(token.as_deref()),
         viewers: AtomicUsize::new(0),
         shutdown: shutdown.clone(),
+        secure: acceptor.is_some(),
     });
     info!(
         listen = %config.listen,
+        https = server.secure,
         actions = server.sessions.actions_enabled(),
         "Serving the status page, /metrics and /health."
     );
@@ -130,15 +146,31 @@ pub(crate) async fn serve(config: WebConfig, store: Store, context: Context, mut
             _ = shutdown.wait() => return,
         };
         let Ok((tcp, _)) = accepted else { continue };
-        let server = server.clone();
+        let (server, acceptor) = (server.clone(), acceptor.clone());
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(with_common_headers(server.respond(req).await)) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
+            let Some(acceptor) = acceptor else { return serve_connection(tcp, server).await };
+            // A client that connects and never finishes the handshake does not keep a task.
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => serve_connection(tls, server).await,
+                Ok(Err(e)) => debug!(error = %e, "A TLS handshake with the status page failed."),
+                Err(_) => debug!("A TLS handshake with the status page timed out."),
+            }
         });
     }
+}
+
+/// How long a client has to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn serve_connection<I>(io: I, server: Arc<Server>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let server = server.clone();
+        async move { Ok::<_, Infallible>(with_common_headers(server.respond(req).await)) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service).await;
 }
 
 fn full(body: impl Into<Bytes>) -> Body {
@@ -333,7 +365,7 @@ impl Server {
                         hyper::Response::builder()
                             .status(200)
                             .header("content-type", "application/json")
-                            .header("set-cookie", session::set_cookie(&opened.id, false))
+                            .header("set-cookie", session::set_cookie(&opened.id, self.secure))
                             .body(full(serde_json::json!({"csrf": opened.csrf}).to_string()))
                             .unwrap_or_default()
                     }
