@@ -474,3 +474,39 @@ fn over_https_the_page_may_listen_on_the_lan_with_a_token_and_its_cookie_is_secu
     assert_eq!(out.status.code(), Some(78), "{said}");
     assert!(said.contains("web.tls_cert_file") && said.contains("do not fit"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_the_page_was_told_is_queued_survives_a_kill_9() {
+    let site = Site::new(EXE);
+    let mut archive = Receiver::start(None).await;
+    archive.set_mode(Mode::Status { status: 422, retry_after: None, body: "not yet".into() });
+    site.write_config_with_web(&token_file(&site), &http_sink("archive", &archive.url()));
+    let ids = append_events(&site.store_path(), vec![("scan", json!({"raw": "KILL-9"}))]);
+    let daemon = site.start();
+    let port = site.metrics_port;
+    wait_until(Duration::from_secs(10), "the dead letter", || {
+        !page_status(port)["dead_letters"].as_array().unwrap().is_empty()
+    });
+    let letter = page_status(port)["dead_letters"][0]["id"].as_i64().unwrap();
+    // The receiver is away: the retried event can only wait in the store.
+    archive.go_down();
+    let (cookie, csrf, _) = log_in(port);
+    let (status, _, done) = post_json(
+        port,
+        "/api/actions/dlq-retry",
+        &[("Cookie", &cookie), ("X-CSRF-Token", &csrf)],
+        &json!({"ids": [letter]}),
+    );
+    assert_eq!(status, 200, "{done}");
+    daemon.kill9();
+
+    archive.set_mode(Mode::Accept);
+    archive.come_back().await;
+    let daemon = site.start();
+    let delivered = || archive.accepted_events().iter().filter(|e| e["id"] == ids[0].to_string().as_str()).count();
+    wait_until(Duration::from_secs(15), "the retried event after the restart", || delivered() >= 1);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(delivered(), 1, "delivered once");
+    assert!(page_status(port)["dead_letters"].as_array().unwrap().is_empty(), "the dead letter is settled");
+    daemon.stop();
+}
