@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Debian package, proven the way a gateway receives it: built with a pinned cargo-deb from
-# the aarch64 release binary (scripts/aarch64-test.sh builds it), its contents listed and checked,
+# the aarch64 release binary (scripts/arm-test.sh aarch64 builds it), its contents listed and checked,
 # lintian run (errors and warnings fail), then installed, reinstalled and purged with dpkg inside a
 # throwaway Debian 12 root made by mmdebstrap from Debian's packages. Checked there: the service
 # user (in dialout), the unit enabled, the conffile root:dockhand 0640, the state folder
@@ -58,3 +58,16 @@ in_root dpkg --purge dockhand >/dev/null
 [ ! -e "$root/etc/dockhand/dockhand.toml" ] || { echo "purge left the config"; exit 1; }
 [ ! -e "$root/usr/bin/dockhand" ] || { echo "purge left the binary"; exit 1; }
 echo "deb: built, lintian clean, installed, upgraded and purged in a Debian 12 root"
+# The 32-bit package (Raspberry Pi OS armhf) is the same package around the armv7 binary
+# (scripts/arm-test.sh armv7 builds it): built, its architecture checked, lintian clean.
+A=armv7-unknown-linux-gnueabihf
+rm -f target/"$A"/debian/*.deb
+scripts/package.sh "$A" >/dev/null
+armhf=$(ls target/"$A"/debian/*.deb)
+check "armhf package architecture" "$(dpkg-deb -f "$armhf" Architecture)" "armhf"
+set +e
+lintian --fail-on error,warning "$armhf" 2>&1 | grep -v 'running with root privileges'
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" != 0 ]; then echo "lintian found errors or warnings in $(basename "$armhf") (exit $status)"; exit 1; fi
+echo "deb: $(basename "$armhf") built and lintian clean"

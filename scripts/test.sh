@@ -25,12 +25,15 @@ trap 'rm -f "$log"' EXIT
 cargo test --workspace "$@" 2>&1 | tee "$log"
 took "cargo test --workspace"
 echo "== aarch64: Debian 12's toolchain, unit tests and the daemon under qemu-user"
-scripts/aarch64-test.sh 2>&1 | tee -a "$log"
+scripts/arm-test.sh aarch64 2>&1 | tee -a "$log"
 took "aarch64"
+echo "== armv7 (32-bit, armhf): Debian 12's toolchain, unit tests and the daemon under qemu-user"
+scripts/arm-test.sh armv7 2>&1 | tee -a "$log"
+took "armv7"
 echo "== the .deb: contents, lintian, install/upgrade/purge in a throwaway Debian 12 root"
 scripts/deb-test.sh
 took "the .deb"
-# One closing line for the whole run, x86_64 and aarch64 together (cargo prints one per test
+# One closing line for the whole run, x86_64, aarch64 and armv7 together (cargo prints one per test
 # binary, the last often a 0-test doc run).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -88,6 +88,14 @@ pub(crate) struct HumanDuration(pub Duration);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct ByteSize(pub u64);
 
+impl ByteSize {
+    /// As a memory size: saturates at `usize::MAX` on a 32-bit gateway instead of wrapping (a
+    /// limit of "8GiB" on armv7 means "no limit this process could reach", not 0 bytes).
+    pub(crate) fn as_usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum UnitError {
     #[error("invalid duration `{0}`: write a number and a unit, e.g. \"500ms\", \"30s\", \"5m\", \"7d\"")]
@@ -297,6 +305,17 @@ mod tests {
         for bad in ["", "MiB", "12 parsecs", "-5", "99999999999999999999GiB"] {
             assert!(ByteSize::parse(bad).is_err(), "{bad} should be refused");
         }
+    }
+
+    #[test]
+    fn sizes_past_four_gib_stay_exact_and_saturate_as_memory_sizes_on_32_bit() {
+        let eight = ByteSize::parse("8GiB").unwrap();
+        assert_eq!(eight.0, 8 << 30, "kept as u64 everywhere");
+        #[cfg(target_pointer_width = "32")]
+        assert_eq!(eight.as_usize(), usize::MAX, "a limit this process cannot reach, not 0");
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(eight.as_usize(), 8 << 30);
+        assert_eq!(ByteSize::parse("4MiB").unwrap().as_usize(), 4 << 20);
     }
 
     #[test]

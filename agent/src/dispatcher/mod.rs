@@ -175,7 +175,7 @@ impl Dispatcher {
         let mut flow = Flow {
             schedule: Backoff::new(self.retry.initial.0, self.retry.max.0),
             attempts: 0,
-            sizing: Sizing::new(self.batch.max_events, self.batch.max_bytes.0 as usize),
+            sizing: Sizing::new(self.batch.max_events, self.batch.max_bytes.as_usize()),
             queue: VecDeque::new(),
             encoded: None,
             recording: None,
@@ -254,8 +254,12 @@ impl Dispatcher {
                         return Ok(Next::Unregistered);
                     };
                     if let Some(formed) = r.formed_batch(&name)? {
-                        let (items, _) =
-                            r.batch_after(formed.after, formed.events as usize, usize::MAX, kinds.as_deref())?;
+                        let (items, _) = r.batch_after(
+                            formed.after,
+                            usize::try_from(formed.events).unwrap_or(usize::MAX),
+                            usize::MAX,
+                            kinds.as_deref(),
+                        )?;
                         if let Some(pending) = Pending::restored(formed, items) {
                             return Ok(Next::Batch { pending, fresh: false });
                         }

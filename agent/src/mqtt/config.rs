@@ -107,7 +107,7 @@ impl MqttConfig {
             session_expiry: self.session_expiry.0,
             // Oversized payloads must reach us so they can be dead-lettered and answered; rumqttc
             // drops the whole connection on a packet over its limit, so its limit is set higher.
-            max_packet: (self.max_payload_bytes.0 as usize).saturating_mul(4).max(2 << 20),
+            max_packet: self.max_payload_bytes.as_usize().saturating_mul(4).max(2 << 20),
             section: "mqtt".into(),
         }
     }

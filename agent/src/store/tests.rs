@@ -357,3 +357,35 @@ fn a_print_job_caught_sending_by_a_crash_is_never_resent_on_its_own() {
     assert_eq!(reprint, "a-reprint-1");
     assert_eq!(reader.print_job("a-reprint-1").unwrap().unwrap().0.reprint_of.as_deref(), Some("a"));
 }
+
+/// A gateway that has run for years has seq numbers past 2^32 and a store limit past 4 GiB; on a
+/// 32-bit board (armv7, where this runs under qemu in CI) neither may wrap.
+#[test]
+fn seqs_past_four_billion_and_limits_past_four_gib_do_not_wrap() {
+    const SEQ: u64 = (1 << 32) + 10;
+    const LIMIT: u64 = 6 << 30;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(&dir, |_| {});
+    store.close();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("q.db")).unwrap();
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_seq', ?1)", [SEQ.to_string()]).unwrap();
+    }
+    let (store, report) = open(&dir, |o| o.max_bytes = LIMIT);
+    assert_eq!(report.last_seq, SEQ);
+    rt().block_on(async {
+        store.register_sinks(vec!["a".into()]).await.unwrap();
+        let r = store.append(events(3)).await.unwrap();
+        assert_eq!(r[2], Appended::Stored { seq: SEQ + 3 }, "appends under a 6 GiB limit are taken");
+        // A sink new to this store starts at its beginning; it has settled all but the last two.
+        store.record_progress(delivered("a", 0, SEQ + 1)).await.unwrap();
+    });
+    let reader = store.reader().unwrap();
+    let summary = reader.summary().unwrap();
+    assert_eq!(summary.last_seq, SEQ + 3);
+    let sink = summary.sinks.iter().find(|s| s.state.name == "a").unwrap();
+    assert_eq!(sink.pending, 2, "the depth is last_seq - cursor above 2^32");
+    let (batch, _) = reader.batch_after(SEQ + 1, 100, usize::MAX, None).unwrap();
+    assert_eq!(batch.iter().map(|b| b.seq).collect::<Vec<_>>(), vec![SEQ + 2, SEQ + 3]);
+    store.close();
+}

@@ -137,7 +137,7 @@ impl MqttSinkConfig {
             protocol: self.protocol,
             session_expiry: self.session_expiry.0,
             // Room for the largest message plus the packet's own bytes (topic, properties).
-            max_packet: (self.max_message_bytes.0 as usize).saturating_add(64 << 10),
+            max_packet: self.max_message_bytes.as_usize().saturating_add(64 << 10),
             section: format!("sink {}", self.name),
         }
     }

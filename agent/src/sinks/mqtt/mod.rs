@@ -298,7 +298,7 @@ impl MqttSink {
 
     /// The messages for `items`, and the events refused before sending (too large, unreadable).
     fn plan(&self, items: &[BatchItem]) -> (Vec<Planned>, Vec<(usize, String)>) {
-        let max = self.config.max_message_bytes.0 as usize;
+        let max = self.config.max_message_bytes.as_usize();
         let Some(topic) = &self.topic else {
             let reason = "the topic template does not parse".to_owned();
             return (Vec::new(), (0..items.len()).map(|i| (i, reason.clone())).collect());

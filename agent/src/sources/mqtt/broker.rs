@@ -23,7 +23,7 @@ pub(crate) fn start(config: &BrokerConfig) -> Result<(), String> {
         next_connection_delay_ms: 1,
         connections: ConnectionSettings {
             connection_timeout_ms: 60_000,
-            max_payload_size: config.max_payload_bytes.0 as usize,
+            max_payload_size: config.max_payload_bytes.as_usize(),
             max_inflight_count: config.max_inflight,
             auth: None,
             external_auth: None,

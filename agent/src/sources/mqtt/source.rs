@@ -221,7 +221,7 @@ pub(super) fn answer(
 /// before this returns (see [`Turn`]); the returned future waits for it.
 fn ingest(settings: &Arc<MqttSettings>, store: &Store, message: &Arc<Inbound>, turn: Turn) -> Written {
     let received_at = Timestamp::now();
-    let max = settings.mqtt.max_payload_bytes.0 as usize;
+    let max = settings.mqtt.max_payload_bytes.as_usize();
     let store = store.clone();
     match classify(&settings.prefix, &message.topic, &message.payload, max) {
         Incoming::OwnReply => Box::pin(async move {
