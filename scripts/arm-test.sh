@@ -35,16 +35,25 @@ export "CC_${T//-/_}=$GNU-gcc"
 # Debian's cargo and rustc (they carry the ARM standard library); the rustup toolchain stays
 # first on PATH for everything else.
 export RUSTC=/usr/bin/rustc
+# A target folder of its own, kept between runs (and between clones): the dependencies are
+# compiled once per toolchain, and a build here never waits for the lock of the host's
+# `cargo test` in target/ (scripts/test.sh runs both at once). The binary is copied to
+# target/$T/release/, where scripts/package.sh looks for it.
+export CARGO_TARGET_DIR="${DOCKHAND_CROSS_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/dockhand/cross-target}"
 run() { "$QEMU" -L / "$@"; }
 export "CARGO_TARGET_${TU}_RUNNER=$QEMU -L /"
 if [ "${2:-}" = --build-only ]; then
   /usr/bin/cargo build --target "$T" --release -p dockhand
+  mkdir -p "target/$T/release"
+  cp "$CARGO_TARGET_DIR/$T/release/dockhand" "target/$T/release/dockhand"
   exit 0
 fi
 echo "== unit tests for $ARCH, under qemu-user"
 /usr/bin/cargo test --target "$T" -p dockhand -p firmware-bridge --lib
 echo "== release binary for $ARCH"
 /usr/bin/cargo build --target "$T" --release -p dockhand
+mkdir -p "target/$T/release"
+cp "$CARGO_TARGET_DIR/$T/release/dockhand" "target/$T/release/dockhand"
 bin="target/$T/release/dockhand"
 ls -l "$bin"
 echo "== the $ARCH binary under qemu-user"
