@@ -30,7 +30,7 @@ trap 'rm -f "$log" "$cross_log"' EXIT
 (
   set -e
   cross_started=$SECONDS
-  step() { echo "== $1"; shift; nice -n 19 "$@"; echo "== $1 done after $((SECONDS - cross_started)) s"; }
+  step() { local what=$1; shift; echo "== $what"; nice -n 19 "$@"; echo "== $what: done after $((SECONDS - cross_started)) s"; }
   step "aarch64: Debian 12's toolchain, unit tests and the daemon under qemu-user" scripts/arm-test.sh aarch64
   step "armv7 (32-bit, armhf): Debian 12's toolchain, unit tests and the daemon under qemu-user" scripts/arm-test.sh armv7
   step "static musl binary: x86_64" scripts/musl-test.sh x86_64
