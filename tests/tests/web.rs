@@ -510,3 +510,18 @@ async fn a_retry_the_page_was_told_is_queued_survives_a_kill_9() {
     assert!(page_status(port)["dead_letters"].as_array().unwrap().is_empty(), "the dead letter is settled");
     daemon.stop();
 }
+
+#[test]
+fn an_unreadable_token_file_leaves_the_page_read_only_and_says_why() {
+    let site = Site::new(EXE);
+    site.write_config_with_web(&format!("token_file = \"{}\"", site.path("missing.token").display()), "");
+    let daemon = site.start();
+    let port = site.metrics_port;
+    let (_, _, body) = http(port, "GET", "/api/session", &[], "");
+    let session: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(session["actions"], false, "{session}");
+    assert!(session["actions_off_reason"].as_str().unwrap().contains("missing.token"), "{session}");
+    let (status, _, _) = post_json(port, "/api/login", &[], &json!({"token": TOKEN}));
+    assert_eq!(status, 403);
+    daemon.stop();
+}

@@ -13,6 +13,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::ingest::free_port;
 use super::{fill_backlog, fresh, rss_kb, start_daemon};
 
 /// What a page load fetches, in order.
@@ -128,11 +129,6 @@ fn percentile(values: &[f64], q: f64) -> f64 {
     }
     let i = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1;
     v[i]
-}
-
-fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 /// Reads `/api/events` for `for_how_long`; how many `status` events came.

@@ -106,10 +106,6 @@ pub(crate) fn run(store: &std::path::Path, command: DlqCommand) -> Result<i32, S
     Ok(exit::OK)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
-}
-
 /// Prints one dead letter in full.
 fn show(r: &crate::store::DeadLetterRow) {
     println!("dead letter #{}", r.id);
@@ -125,6 +121,6 @@ fn show(r: &crate::store::DeadLetterRow) {
     }
     match std::str::from_utf8(&r.body) {
         Ok(text) => println!("body ({} bytes):\n{text}", r.body_bytes),
-        Err(_) => println!("body ({} bytes, not UTF-8, hex):\n{}", r.body_bytes, hex(&r.body)),
+        Err(_) => println!("body ({} bytes, not UTF-8, hex):\n{}", r.body_bytes, r.body_hex()),
     }
 }

@@ -28,6 +28,13 @@ pub(crate) struct DeadLetterRow {
     pub(crate) body: Vec<u8>,
 }
 
+impl DeadLetterRow {
+    /// The body as `dlq show` and the page show one that is not UTF-8: hex bytes, space-separated.
+    pub(crate) fn body_hex(&self) -> String {
+        self.body.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct RetryReport {
     pub(crate) queued: u64,

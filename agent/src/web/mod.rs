@@ -86,6 +86,8 @@ struct Server {
     shutdown: Shutdown,
     /// Served over HTTPS: the session cookie gets `Secure`.
     secure: bool,
+    /// Why the buttons are off although `token_file` is set (the file could not be read).
+    actions_off_reason: Option<String>,
 }
 
 pub(crate) async fn serve(config: WebConfig, store: Store, context: Context, mut shutdown: Shutdown) {
@@ -115,13 +117,13 @@ pub(crate) async fn serve(config: WebConfig, store: Store, context: Context, mut
             }
         },
     };
-    let token = match &config.token_file {
-        None => None,
+    let (token, actions_off_reason) = match &config.token_file {
+        None => (None, None),
         Some(file) => match crate::secrets::read_secret_file(file) {
-            Ok(t) => Some(t),
+            Ok(t) => (Some(t), None),
             Err(e) => {
                 warn!(error = %e, "Cannot read [web] token_file; the status page is read-only until the next restart.");
-                None
+                (None, Some(e))
             }
         },
     };
@@ -133,6 +135,7 @@ pub(crate) async fn serve(config: WebConfig, store: Store, context: Context, mut
         viewers: AtomicUsize::new(0),
         shutdown: shutdown.clone(),
         secure: acceptor.is_some(),
+        actions_off_reason,
     });
     info!(
         listen = %config.listen,
@@ -252,6 +255,7 @@ impl Server {
                     200,
                     &serde_json::json!({
                         "actions": self.sessions.actions_enabled(),
+                        "actions_off_reason": self.actions_off_reason,
                         "logged_in": csrf.is_some(),
                         "csrf": csrf,
                     }),
@@ -296,10 +300,7 @@ impl Server {
                 let mut value = serde_json::to_value(&row).unwrap_or_default();
                 match std::str::from_utf8(&row.body) {
                     Ok(text) => value["body"] = text.into(),
-                    Err(_) => {
-                        value["body_hex"] =
-                            row.body.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ").into();
-                    }
+                    Err(_) => value["body_hex"] = row.body_hex().into(),
                 }
                 json_reply(200, &value)
             }

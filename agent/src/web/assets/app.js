@@ -153,6 +153,10 @@ function render() {
 function renderActions(printers) {
   const sess = state.session;
   $("actions-off").hidden = sess.actions;
+  if (sess.actions_off_reason) {
+    $("actions-off").textContent = "Actions are off: " + sess.actions_off_reason +
+      ". Fix [web] token_file, then restart dockhand.";
+  }
   $("login").hidden = !sess.actions || sess.logged_in;
   $("controls").hidden = !sess.logged_in;
   const select = $("printer");
