@@ -139,6 +139,7 @@ pub(crate) async fn run(
         let device = format!("sim-hh-{:02}", d + 1);
         let mut session = Session::plain(format!("dockhand-sim-{}-{device}", std::process::id()));
         session.queue = 256;
+        session.delivery_reports = true;
         let (client, mut events) = crate::mqtt::connect(&settings, &session)?;
         let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
         let filter = settings.reply_filter(&device);

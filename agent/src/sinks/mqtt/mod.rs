@@ -224,6 +224,7 @@ impl MqttSink {
             // Every message of a delivery is queued at once (rumqttc sends `inflight` of them at
             // a time), so the queue holds a whole batch and queuing never waits.
             queue: self.config.batch.max_events.saturating_add(64),
+            delivery_reports: true,
             ..Session::plain(self.config.client_id(&self.gateway))
         }
     }

@@ -75,6 +75,7 @@ impl MqttSource {
             // never waits: a waiting sender on rumqttc's channel costs CPU linear in the number
             // waiting.
             queue: 16 * 1024,
+            delivery_reports: false,
         };
         let (client, mut events) = match crate::mqtt::connect(&self.settings, &session) {
             Ok(c) => c,
