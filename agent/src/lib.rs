@@ -31,9 +31,10 @@
 //! written in the config), [`shutdown`] (stop signals and task heartbeats), [`telemetry`] (logs),
 //! [`secrets`] (secret files), [`systemd`] (sd_notify), [`exit`] (exit codes), `counters`
 //! (process-wide counters for `/metrics`), [`backoff`] (the full-jitter delays of every retry and
-//! reconnect).
+//! reconnect), [`allocator`] (mimalloc, the process's allocator, and its settings).
 
 pub(crate) mod actions;
+pub(crate) mod allocator;
 #[cfg(test)]
 mod architecture_tests;
 pub(crate) mod backoff;

@@ -105,6 +105,7 @@ pub(crate) enum SimulateCommand {
 
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
+    crate::allocator::configure();
     let cli = Cli::parse();
     ExitCode::from(run(cli) as u8)
 }
