@@ -38,10 +38,13 @@ if [ ! -f "$tools/libunwind.a" ]; then
   cp "$dl/x/usr/lib/llvm-14/lib/libunwind.a" "$tools/libunwind.a"
   rm -rf "$dl"
 fi
-# gcc for the target, linking against musl instead of glibc.
+# gcc for the target, linking against musl instead of glibc. rustc links with -nodefaultlibs,
+# so gcc's own runtime library is named at the end: mimalloc's C code calls its helpers
+# (__popcountdi2 on x86_64 without the popcnt instruction), which Rust's compiler_builtins lacks.
 cat >"$tools/cc" <<SH
 #!/bin/sh
-exec $GCC "\$@" -specs /usr/lib/$MUSL/musl-gcc.specs
+case " \$* " in *" -c "*) exec $GCC "\$@" -specs /usr/lib/$MUSL/musl-gcc.specs ;; esac
+exec $GCC "\$@" -specs /usr/lib/$MUSL/musl-gcc.specs $($GCC -print-libgcc-file-name)
 SH
 chmod +x "$tools/cc"
 TU=$(echo "$T" | tr 'a-z-' 'A-Z_')
