@@ -1,15 +1,14 @@
 //! The process's memory allocator: mimalloc, for every binary that links dockhand (the daemon,
 //! the CLI, the test builds of both), so tests measure what ships.
 //!
-//! Why not the C library's: at full MQTT ingest glibc's malloc and free took about a quarter of
-//! the daemon's CPU per message (docs/PERFORMANCE.md, "MQTT ingest under contract v2"), mostly
-//! in `malloc_consolidate` and cross-thread frees between the tokio workers and the store's
-//! writer thread; musl's allocator, in the static builds, is slower still.
+//! Why not the C library's: in a profile of full MQTT ingest glibc's malloc and free took about
+//! 30% of the daemon's CPU samples (docs/PERFORMANCE.md, "Later on 12-07: the allocator and the
+//! event channel"); with mimalloc the CPU per message fell from 31 to 25–30 µs.
 //!
-//! Why these settings: a gateway has a few tens of MB. mimalloc is built without transparent
-//! huge pages (`no_thp` in Cargo.toml: a 2 MiB page per heap region inflates a small daemon's
-//! resident memory), and freed memory goes back to the OS after 10 ms instead of mimalloc's
-//! default of 1 s, which kept a drained batch resident after each delivery.
+//! Why these settings: a gateway has a few tens of MB. With mimalloc's defaults the uplink
+//! drain of `dockhand bench mqtt-sink` peaked at 51 MB resident against glibc's 27 MB; built
+//! without transparent huge pages (`no_thp` in Cargo.toml) and returning freed memory after
+//! 10 ms instead of 1 s, it peaks at 24–26 MB.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -209,6 +209,8 @@ pub(crate) enum Received {
     DisconnectedByBroker {
         reason: String,
     },
+    /// Anything else (PINGRESP, our own PUBACKs leaving, …): dropped by the connection task,
+    /// never handed to a reader.
     Other,
 }
 

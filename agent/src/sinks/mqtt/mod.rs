@@ -121,7 +121,7 @@ async fn poll_connection(
             status.publish(&client).await;
         }
         let failed = polled.is_err();
-        if matches!(polled, Ok(Received::Other | Received::Subscribed { .. } | Received::Message(_))) {
+        if matches!(polled, Ok(Received::Subscribed { .. } | Received::Message(_))) {
             continue;
         }
         if tx.send(polled).is_err() || failed {
