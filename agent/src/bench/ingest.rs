@@ -4,9 +4,11 @@
 //! 1. **Ceiling**: 8 publishers send QoS 1 messages that a plain subscriber receives and acks at
 //!    once — how fast this broker and machine move QoS 1 messages at all.
 //! 2. **Relays**: the same handheld traffic through a subscriber that stores nothing and answers
-//!    each message at once, subscribed like dockhand (`…/handheld/#`, QoS 1): the broker work of
-//!    the MQTT contract without a store — for v2 answers (`…/reply/<device>/ack`, no echo) at
-//!    QoS 1 and 0, and v1 answers (`…/handheld/<device>/ack`, echoed back to the relay).
+//!    each message at once, subscribed like dockhand (`…/handheld/#`, QoS 1) and acking as the
+//!    contract orders (manual acks: the PUBACK after the answer, in arrival order): the MQTT work
+//!    of the contract without a store — for v2 answers (`…/reply/<device>/ack`, no echo) at QoS 1
+//!    and 0, and v1 answers (`…/handheld/<device>/ack`, echoed back to the relay). One more relay
+//!    acks on receipt (rumqttc's automatic acks, the reference of earlier runs), for comparison.
 //! 3. **dockhand**, for each reply layout, reply QoS and protocol version: throughput counts a
 //!    message when dockhand's `ack` answer arrives, i.e. after the event is durable, and each
 //!    variant is compared with the relay doing the same MQTT work.
@@ -83,7 +85,7 @@ pub(crate) fn run(dir: &Path, messages: u64, inflight: u16) -> Result<(), String
         let mut relays: HashMap<(bool, u8), f64> = HashMap::new();
         for v in variants {
             if let std::collections::hash_map::Entry::Vacant(slot) = relays.entry((v.v2, v.reply_qos)) {
-                let rate = rt.block_on(relay_ceiling(port, messages, v))?;
+                let rate = rt.block_on(relay_ceiling(port, messages, v, RelayAcks::Contract))?;
                 println!(
                     "relay, {:<28} {rate:>9.0} msg/s = {:.0}% of the ceiling",
                     format!("replies {}, QoS {}:", if v.v2 { "v2" } else { "v1" }, v.reply_qos),
@@ -92,6 +94,11 @@ pub(crate) fn run(dir: &Path, messages: u64, inflight: u16) -> Result<(), String
                 slot.insert(rate);
             }
         }
+        let on_receipt = rt.block_on(relay_ceiling(port, messages, Variant::DEFAULT, RelayAcks::OnReceipt))?;
+        println!(
+            "relay, replies v2, QoS 1, acks on receipt: {on_receipt:>9.0} msg/s = {:.0}% of the ceiling (not the contract's order; the reference before 12-07 evening)",
+            on_receipt * 100.0 / ceiling
+        );
         for (n, v) in variants.into_iter().enumerate() {
             let mut daemon = start_daemon(dir, port, v)?;
             let outcome = rt.block_on(async {
@@ -278,40 +285,87 @@ async fn ceiling(port: u16, messages: u64) -> Result<f64, String> {
     Ok(rate)
 }
 
+/// How the relay acknowledges the handheld messages it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RelayAcks {
+    /// As the contract orders it (contracts.md §2): manual acks, each PUBACK sent after the
+    /// message's answer, in arrival order — the MQTT work dockhand must do, minus the store.
+    Contract,
+    /// rumqttc's automatic acks, sent as each message is read: cheaper than the contract allows
+    /// (the PUBACKs leave with the read batch, not as requests of their own). The reference of the
+    /// runs before 12-07 evening, printed for comparison.
+    OnReceipt,
+}
+
 /// The relay: subscribes like dockhand (`…/handheld/#`, QoS 1) and answers every handheld message
 /// at once, as `how` says (v2: on `…/reply/<device>/ack`; v1: on `…/handheld/<device>/ack`, which
 /// its own subscription echoes back), without storing anything; a listener counts the answers.
-async fn relay_ceiling(port: u16, messages: u64, how: Variant) -> Result<f64, String> {
+async fn relay_ceiling(port: u16, messages: u64, how: Variant, acks: RelayAcks) -> Result<f64, String> {
     const PREFIX: &str = "warehouse/RELAY";
-    let (relay, events) = client(port, &format!("bench-relay-{}", fastrand::u32(..)));
-    relay.subscribe(format!("{PREFIX}/handheld/#"), QoS::AtLeastOnce).await.map_err(|e| e.to_string())?;
-    let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
-    let _ = subscriber_with_topic(events, move |topic, payload| {
-        let Some((device, kind)) =
-            topic.strip_prefix(PREFIX).and_then(|t| t.strip_prefix("/handheld/")).and_then(|t| t.split_once('/'))
-        else {
-            return;
-        };
-        // v1: its own answers come back through `#`, as dockhand's do; they are not answered.
-        if kind == "ack" {
-            return;
+    let mut o = MqttOptions::new(format!("bench-relay-{}", fastrand::u32(..)), "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(30));
+    // dockhand's window for its own answers (sources/mqtt/source.rs), so that answers waiting for
+    // their PUBACKs never hold the relay's acks back either.
+    o.set_inflight(4096);
+    o.set_manual_acks(acks == RelayAcks::Contract);
+    let (relay, mut events) = AsyncClient::new(o, 16 * 1024);
+    let mut network = events.network_options();
+    network.set_tcp_nodelay(true);
+    events.set_network_options(network);
+    let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel::<(String, String, rumqttc::Publish)>();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut ready = Some(ready_tx);
+        while let Ok(ev) = events.poll().await {
+            match ev {
+                Event::Incoming(Packet::SubAck(_)) => {
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Event::Incoming(Packet::Publish(p)) => {
+                    let Some((device, kind)) = p
+                        .topic
+                        .strip_prefix(PREFIX)
+                        .and_then(|t| t.strip_prefix("/handheld/"))
+                        .and_then(|t| t.split_once('/'))
+                    else {
+                        continue;
+                    };
+                    // v1: its own answers come back through `#`, as dockhand's do; they are acked,
+                    // not answered.
+                    let topic = (kind != "ack").then(|| {
+                        if how.v2 {
+                            format!("{PREFIX}/reply/{device}/ack")
+                        } else {
+                            format!("{PREFIX}/handheld/{device}/ack")
+                        }
+                    });
+                    let id = serde_json::from_slice::<serde_json::Value>(&p.payload)
+                        .ok()
+                        .and_then(|v| v["id"].as_str().map(str::to_owned));
+                    let body = json!({"id": id, "status": "stored"}).to_string();
+                    let _ = answers_tx.send((topic.unwrap_or_default(), body, p));
+                }
+                _ => {}
+            }
         }
-        let id =
-            serde_json::from_slice::<serde_json::Value>(payload).ok().and_then(|v| v["id"].as_str().map(str::to_owned));
-        let topic =
-            if how.v2 { format!("{PREFIX}/reply/{device}/ack") } else { format!("{PREFIX}/handheld/{device}/ack") };
-        let _ = answers_tx.send((topic, json!({"id": id, "status": "stored"}).to_string()));
-    })
-    .await;
+    });
+    relay.subscribe(format!("{PREFIX}/handheld/#"), QoS::AtLeastOnce).await.map_err(|e| e.to_string())?;
     let answering = relay.clone();
     let qos = if how.reply_qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
     tokio::spawn(async move {
-        while let Some((topic, body)) = answers.recv().await {
-            if answering.publish(topic, qos, false, body).await.is_err() {
+        // One task answers and acks, in arrival order, as dockhand's acker does.
+        while let Some((topic, body, publish)) = answers.recv().await {
+            if !topic.is_empty() && answering.publish(topic, qos, false, body).await.is_err() {
+                return;
+            }
+            if acks == RelayAcks::Contract && answering.ack(&publish).await.is_err() {
                 return;
             }
         }
     });
+    let _ = ready.await;
     let (listener, events) = client(port, &format!("bench-relay-listener-{}", fastrand::u32(..)));
     listener.subscribe(how.answers(PREFIX), QoS::AtMostOnce).await.map_err(|e| e.to_string())?;
     let answered = Arc::new(Mutex::new(0u64));
@@ -361,16 +415,8 @@ async fn through_dockhand(port: u16, messages: u64, rate: Option<f64>, variant: 
 /// Drives a subscriber's event loop, handing each message's payload to `on_message`; completes
 /// once the broker has confirmed the subscription.
 fn subscriber(
-    events: rumqttc::EventLoop,
-    mut on_message: impl FnMut(&[u8]) + Send + 'static,
-) -> tokio::sync::oneshot::Receiver<()> {
-    subscriber_with_topic(events, move |_, payload| on_message(payload))
-}
-
-/// [`subscriber`], with each message's topic.
-fn subscriber_with_topic(
     mut events: rumqttc::EventLoop,
-    mut on_message: impl FnMut(&str, &[u8]) + Send + 'static,
+    mut on_message: impl FnMut(&[u8]) + Send + 'static,
 ) -> tokio::sync::oneshot::Receiver<()> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
@@ -382,7 +428,7 @@ fn subscriber_with_topic(
                         let _ = tx.send(());
                     }
                 }
-                Event::Incoming(Packet::Publish(p)) => on_message(&p.topic, &p.payload),
+                Event::Incoming(Packet::Publish(p)) => on_message(&p.payload),
                 _ => {}
             }
         }
