@@ -2,6 +2,11 @@
 //!
 //!     cargo bench -p dockhand-tests --bench http_drain            # 1 000 000 events
 //!     cargo bench -p dockhand-tests --bench http_drain -- 200000  # a shorter run
+//!     cargo bench -p dockhand-tests --bench http_drain -- --split-cpus
+//!
+//! `--split-cpus` gives the receiver CPU 0 to itself and puts the sender side (the plain client,
+//! then the daemon) on CPU 1, in both runs: the nearest this machine comes to a receiver on a
+//! machine of its own, as in production. Without it, the receiver and the sender share both cores.
 //!
 //! The strict test receiver (tests/src/receiver.rs: TLS with the test CA, gunzip, HMAC over the
 //! wire bytes, bearer token, JSON parsed) runs in this process. The ceiling is what it accepts
@@ -9,7 +14,8 @@
 //! the very batches dockhand will send (the same events, 1 000 per batch, gzipped and signed
 //! before the clock starts). Then the real daemon drains the same store through its `http` sink
 //! with `gzip = true` and a signing secret, timed from the daemon's ready line to the sink's
-//! cursor reaching the last event. Both runs share this machine's cores with the receiver.
+//! cursor reaching the last event. Both runs share this machine's cores with the receiver (unless
+//! `--split-cpus`).
 
 #![allow(clippy::unwrap_used)] // a benchmark harness: a panic is the failure report
 
@@ -27,7 +33,22 @@ const SECRET: &[u8] = b"bench-signing-secret";
 
 fn main() {
     let events: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let split = std::env::args().any(|a| a == "--split-cpus");
+    if split {
+        // The sender side (this thread: the plain client, and the daemon it spawns, which
+        // inherits the mask) on CPU 1; the receiver's worker alone on CPU 0.
+        pin_current_thread(1);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .on_thread_start(move || {
+            if split {
+                pin_current_thread(0);
+            }
+        })
+        .enable_all()
+        .build()
+        .unwrap();
     let site = Site::new(EXE);
     let pki = TestPki::generate(site.dir.path(), "cloud");
     let receiver = rt.block_on(Receiver::start(Some((&pki.server_cert, &pki.server_key))));
@@ -143,6 +164,18 @@ fn prepare(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
         cursor = last.seq;
     }
     batches
+}
+
+/// Restricts the calling thread (and every thread or process it starts later) to `cpu`.
+#[allow(unsafe_code)]
+fn pin_current_thread(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it; pid 0 is this thread.
+    let result = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    assert_eq!(result, 0, "cannot pin a thread to CPU {cpu}: {}", std::io::Error::last_os_error());
 }
 
 fn signature(body: &[u8]) -> String {
