@@ -226,7 +226,12 @@ fn client(port: u16, id: &str) -> (AsyncClient, rumqttc::EventLoop) {
     let mut o = MqttOptions::new(id, "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(30));
     o.set_inflight(1000);
-    let (c, mut events) = AsyncClient::new(o, 10_000);
+    connected(o, 10_000)
+}
+
+/// A client for `o` with a request queue of `queue`.
+fn connected(o: MqttOptions, queue: usize) -> (AsyncClient, rumqttc::EventLoop) {
+    let (c, mut events) = AsyncClient::new(o, queue);
     // TCP_NODELAY, as crate::mqtt::connect sets it for dockhand's own connections.
     let mut network = events.network_options();
     network.set_tcp_nodelay(true);
@@ -308,48 +313,24 @@ async fn relay_ceiling(port: u16, messages: u64, how: Variant, acks: RelayAcks) 
     // their PUBACKs never hold the relay's acks back either.
     o.set_inflight(4096);
     o.set_manual_acks(acks == RelayAcks::Contract);
-    let (relay, mut events) = AsyncClient::new(o, 16 * 1024);
-    let mut network = events.network_options();
-    network.set_tcp_nodelay(true);
-    events.set_network_options(network);
+    let (relay, events) = connected(o, 16 * 1024);
     let (answers_tx, mut answers) = tokio::sync::mpsc::unbounded_channel::<(String, String, rumqttc::Publish)>();
-    let (ready_tx, ready) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut ready = Some(ready_tx);
-        while let Ok(ev) = events.poll().await {
-            match ev {
-                Event::Incoming(Packet::SubAck(_)) => {
-                    if let Some(tx) = ready.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                Event::Incoming(Packet::Publish(p)) => {
-                    let Some((device, kind)) = p
-                        .topic
-                        .strip_prefix(PREFIX)
-                        .and_then(|t| t.strip_prefix("/handheld/"))
-                        .and_then(|t| t.split_once('/'))
-                    else {
-                        continue;
-                    };
-                    // v1: its own answers come back through `#`, as dockhand's do; they are acked,
-                    // not answered.
-                    let topic = (kind != "ack").then(|| {
-                        if how.v2 {
-                            format!("{PREFIX}/reply/{device}/ack")
-                        } else {
-                            format!("{PREFIX}/handheld/{device}/ack")
-                        }
-                    });
-                    let id = serde_json::from_slice::<serde_json::Value>(&p.payload)
-                        .ok()
-                        .and_then(|v| v["id"].as_str().map(str::to_owned));
-                    let body = json!({"id": id, "status": "stored"}).to_string();
-                    let _ = answers_tx.send((topic.unwrap_or_default(), body, p));
-                }
-                _ => {}
-            }
-        }
+    let ready = on_publish(events, move |p| {
+        let Some((device, kind)) =
+            p.topic.strip_prefix(PREFIX).and_then(|t| t.strip_prefix("/handheld/")).and_then(|t| t.split_once('/'))
+        else {
+            return;
+        };
+        // v1: its own answers come back through `#`, as dockhand's do; they are acked, not
+        // answered.
+        let topic = (kind != "ack").then(|| {
+            if how.v2 { format!("{PREFIX}/reply/{device}/ack") } else { format!("{PREFIX}/handheld/{device}/ack") }
+        });
+        let id = serde_json::from_slice::<serde_json::Value>(&p.payload)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(str::to_owned));
+        let body = json!({"id": id, "status": "stored"}).to_string();
+        let _ = answers_tx.send((topic.unwrap_or_default(), body, p));
     });
     relay.subscribe(format!("{PREFIX}/handheld/#"), QoS::AtLeastOnce).await.map_err(|e| e.to_string())?;
     let answering = relay.clone();
@@ -415,8 +396,16 @@ async fn through_dockhand(port: u16, messages: u64, rate: Option<f64>, variant: 
 /// Drives a subscriber's event loop, handing each message's payload to `on_message`; completes
 /// once the broker has confirmed the subscription.
 fn subscriber(
-    mut events: rumqttc::EventLoop,
+    events: rumqttc::EventLoop,
     mut on_message: impl FnMut(&[u8]) + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<()> {
+    on_publish(events, move |p| on_message(&p.payload))
+}
+
+/// [`subscriber`], handing on each PUBLISH whole (a client with manual acks acks it later).
+fn on_publish(
+    mut events: rumqttc::EventLoop,
+    mut handle: impl FnMut(rumqttc::Publish) + Send + 'static,
 ) -> tokio::sync::oneshot::Receiver<()> {
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
@@ -428,7 +417,7 @@ fn subscriber(
                         let _ = tx.send(());
                     }
                 }
-                Event::Incoming(Packet::Publish(p)) => on_message(&p.payload),
+                Event::Incoming(Packet::Publish(p)) => handle(p),
                 _ => {}
             }
         }
