@@ -42,6 +42,9 @@ pub(crate) struct Encoder {
     signature_over: SignatureOver,
     token: Option<String>,
     secret: Option<Vec<u8>>,
+    /// The compressor, made on first use and kept between batches (see [`request::gzip_with`]).
+    /// A second encode while one runs (a probe) makes its own.
+    deflate: std::sync::Mutex<Option<flate2::Compress>>,
 }
 
 /// A batch's POST, encoded: everything but the URL.
@@ -87,7 +90,11 @@ impl Encoder {
             }
         }
         let wire = if self.gzip {
-            let z = request::gzip(&json).map_err(|e| Outcome::Retry {
+            let z = match self.deflate.try_lock() {
+                Ok(mut state) => request::gzip_with(state.get_or_insert_with(request::deflate_state), &json),
+                Err(_) => request::gzip_with(&mut request::deflate_state(), &json),
+            };
+            let z = z.map_err(|e| Outcome::Retry {
                 error: format!("cannot compress the batch: {e}"),
                 after: None,
                 unreachable: false,
@@ -124,8 +131,14 @@ impl HttpSink {
         let token = read(&c.token_file)?;
         let secret = read(&c.signing_secret_file)?.map(String::into_bytes);
         let client = crate::sinks::client::build(&c.tls, c.connect_timeout.0, c.request_timeout.0, 4)?;
-        let encoder =
-            Encoder { gateway: gateway.to_string(), gzip: c.gzip, signature_over: c.signature_over, token, secret };
+        let encoder = Encoder {
+            gateway: gateway.to_string(),
+            gzip: c.gzip,
+            signature_over: c.signature_over,
+            token,
+            secret,
+            deflate: std::sync::Mutex::default(),
+        };
         Ok(Ready { client, encoder: Arc::new(encoder) })
     }
 
