@@ -37,7 +37,8 @@ pub(crate) fn signature(secret: &[u8], body: &[u8]) -> String {
 
 /// A gzip member (RFC 1952) of `body`, at the fastest level. `deflate` is a raw-deflate state to
 /// reuse: a new one allocates and zeroes ~300 KB of window and hash tables, which on a gateway
-/// costs as much as compressing a small batch. It is reset before it is returned.
+/// costs as much as compressing a small batch. It is reset first, so a state left mid-stream by
+/// an earlier error is harmless.
 pub(crate) fn gzip_with(deflate: &mut flate2::Compress, body: &[u8]) -> std::io::Result<Vec<u8>> {
     // Fixed header, as flate2's GzEncoder writes it: deflate, no name or time, XFL 4 (fastest
     // level), "unknown" OS.
@@ -59,7 +60,6 @@ pub(crate) fn gzip_with(deflate: &mut flate2::Compress, body: &[u8]) -> std::io:
             break;
         }
     }
-    deflate.reset();
     let mut crc = flate2::Crc::new();
     crc.update(body);
     out.extend_from_slice(&crc.sum().to_le_bytes());
