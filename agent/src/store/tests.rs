@@ -389,3 +389,54 @@ fn seqs_past_four_billion_and_limits_past_four_gib_do_not_wrap() {
     assert_eq!(batch.iter().map(|b| b.seq).collect::<Vec<_>>(), vec![SEQ + 2, SEQ + 3]);
     store.close();
 }
+
+/// A week of delivered events is the normal state of a gateway (the default retention): pruning
+/// must look at the oldest events only, not read all of them on every housekeeping step while it
+/// holds up appends.
+#[test]
+fn pruning_reads_only_the_oldest_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open_connection(&dir.path().join("q.db")).unwrap();
+    schema::prepare(&conn).unwrap();
+    // 50 000 events: the first 10 received at t=1 000, the rest at t=5 000.
+    conn.execute_batch("BEGIN").unwrap();
+    for seq in 1..=50_000_i64 {
+        let received_at = if seq <= 10 { 1_000 } else { 5_000 };
+        conn.execute(
+            "INSERT INTO events (seq, id, kind, partition, received_at, body) VALUES (?1, ?2, 'scan', 'p', ?3, '{}')",
+            rusqlite::params![seq, seq.to_be_bytes().to_vec(), received_at],
+        )
+        .unwrap();
+    }
+    conn.execute_batch("COMMIT").unwrap();
+    // SQLite counts the virtual machine steps of each statement: work done, deterministically.
+    let prune = |settled, cutoff| {
+        let pruned = writer::prune_events(&conn, settled, cutoff, 1_000).unwrap();
+        let steps = conn.prepare_cached(writer::PRUNE_EVENTS).unwrap().reset_status(rusqlite::StatementStatus::VmStep);
+        (pruned, steps)
+    };
+    let count = || conn.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0)).unwrap();
+    // Everything delivered, only the first 10 past retention: those go.
+    let (pruned, first) = prune(50_000, 2_000);
+    assert_eq!(pruned, 10);
+    assert_eq!(count(), 49_990);
+    // Again: nothing is old enough. A step costs about what reading the 1 000 oldest rows does;
+    // the search it replaced (for old events among all those settled) read all 50 000.
+    let (pruned, again) = prune(50_000, 2_000);
+    assert_eq!(pruned, 0);
+    let mut search = conn
+        .prepare(
+            "DELETE FROM events WHERE seq IN (
+                SELECT seq FROM events WHERE seq <= ?1 AND received_at < ?2 ORDER BY seq LIMIT ?3)",
+        )
+        .unwrap();
+    assert_eq!(search.execute(rusqlite::params![50_000, 2_000, 1_000]).unwrap(), 0);
+    let whole = search.get_status(rusqlite::StatementStatus::VmStep);
+    assert!(first * 10 < whole && again * 10 < whole, "prune steps cost {first} and {again}, the search {whole}");
+    drop(search);
+
+    // Only what every sink settled, and at most `limit` per step.
+    assert_eq!(prune(15, 9_000).0, 5, "seq 11-15 settled and past retention");
+    assert_eq!(prune(50_000, 9_000).0, 1_000);
+    assert_eq!(count(), 49_990 - 5 - 1_000);
+}

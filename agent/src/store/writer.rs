@@ -399,12 +399,7 @@ impl Writer {
             self.conn.query_row("SELECT min(cursor) FROM sinks WHERE retired_at IS NULL", [], |r| r.get(0))?;
         let Some(settled) = settled else { return Ok(0) };
         let cutoff = Timestamp::now().saturating_sub_millis(self.retention_ms).as_millis();
-        let n = self.conn.execute(
-            "DELETE FROM events WHERE seq IN (
-                SELECT seq FROM events WHERE seq <= ?1 AND received_at < ?2 ORDER BY seq LIMIT ?3)",
-            params![settled, cutoff, PRUNE_BATCH],
-        )?;
-        Ok(n)
+        Ok(prune_events(&self.conn, settled, cutoff, PRUNE_BATCH)?)
     }
 
     fn heartbeat(&mut self, stopping: bool) {
@@ -423,6 +418,21 @@ impl Writer {
         }
     }
 }
+
+/// Deletes up to `limit` events settled by every sink (seq ≤ `settled`) and received before
+/// `cutoff`, looking at the `limit` oldest events only. Seqs are given in the order events are
+/// received, so once the oldest are within retention, so is what follows them; a query that
+/// searched further would read every delivered event still within retention on each
+/// housekeeping step — on a gateway keeping a week of events, a stall of every append (and of
+/// every acknowledgement) for 100 ms and more, once a second. An event whose clock went back
+/// (received_at below an earlier one's) is pruned once the events before it are.
+pub(super) fn prune_events(conn: &Connection, settled: i64, cutoff: i64, limit: i64) -> rusqlite::Result<usize> {
+    conn.prepare_cached(PRUNE_EVENTS)?.execute(params![settled, cutoff, limit])
+}
+
+/// The statement of [`prune_events`].
+pub(super) const PRUNE_EVENTS: &str = "DELETE FROM events WHERE received_at < ?2 AND seq IN (
+    SELECT seq FROM events WHERE seq <= ?1 ORDER BY seq LIMIT ?3)";
 
 fn estimated_size(prepared: &PreparedEvent) -> u64 {
     // The body, plus the partition again in its column and its index.
