@@ -15,6 +15,7 @@
 
 pub(crate) mod batches;
 mod pacing;
+mod recording;
 mod sizing;
 
 use std::collections::VecDeque;
@@ -24,6 +25,7 @@ use tracing::{debug, info, warn};
 
 use self::batches::{Pending, natural_key};
 use self::pacing::Pace;
+use self::recording::Recordings;
 use self::sizing::Sizing;
 use crate::backoff::Backoff;
 use crate::event::Kind;
@@ -63,10 +65,10 @@ struct Flow {
     queue: VecDeque<Pending>,
     /// The head's request, encoded ahead while the batch before it was in flight.
     encoded: Option<Encoded>,
-    /// The commit of the last accepted batch's progress, running while the next batch is sent;
-    /// awaited before anything else is recorded or read from the sink's row, so progress is
-    /// always recorded in order.
-    recording: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+    /// The progress commits of the last accepted batches, running while the next ones are sent
+    /// (at most [`COMMITS_BEHIND`] when an answer is handled); all are awaited before anything
+    /// else is recorded or read from the sink's row.
+    recording: Recordings,
     /// Events delivered since the last progress line in the log.
     delivered_since_log: u64,
     last_log: Instant,
@@ -120,13 +122,11 @@ async fn read_ahead(
     .ok()
 }
 
-/// Waits for a progress commit started by [`Dispatcher::record_in_background`].
-async fn settle(recording: Option<tokio::task::JoinHandle<Result<(), StoreError>>>) -> Result<(), StoreError> {
-    match recording {
-        Some(task) => task.await.unwrap_or(Err(StoreError::Closed)),
-        None => Ok(()),
-    }
-}
+/// Progress commits of accepted batches that may still be running when the next batch's answer
+/// is handled: the previous batch's. With one, a commit slower than a round trip (the store's
+/// writer is busy, the disk is slow) would still make the receiver wait; with two it has a
+/// whole further round trip. A crash then sends at most the last two accepted batches again.
+const COMMITS_BEHIND: usize = 1;
 
 /// How often a busy sink says how it is doing.
 const PROGRESS_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -178,7 +178,7 @@ impl Dispatcher {
             sizing: Sizing::new(self.batch.max_events, self.batch.max_bytes.as_usize()),
             queue: VecDeque::new(),
             encoded: None,
-            recording: None,
+            recording: Recordings::default(),
             delivered_since_log: 0,
             last_log: Instant::now(),
         };
@@ -187,7 +187,7 @@ impl Dispatcher {
         while !shutdown.is_triggered() {
             shutdown.beat();
             if flow.queue.is_empty() {
-                settle(flow.recording.take()).await?;
+                flow.recording.settle().await?;
                 let (max_events, max_bytes) = flow.sizing.limits(Instant::now());
                 let pending = match self.next_batch(max_events, max_bytes).await? {
                     None => {
@@ -233,7 +233,7 @@ impl Dispatcher {
             }
             self.deliver_head(&mut flow, &mut shutdown).await?;
         }
-        settle(flow.recording.take()).await?;
+        flow.recording.settle().await?;
         info!(sink = %self.name, "Sink stopped.");
         Ok(())
     }
@@ -335,9 +335,13 @@ impl Dispatcher {
         let (outcome, ahead, recorded) = tokio::join!(
             self.sink.deliver(&head.batch, encoded),
             read_ahead(&self.reader, &self.name, &self.gateway, self.kinds.clone(), ahead),
-            settle(flow.recording.take()),
+            flow.recording.settle_to(COMMITS_BEHIND),
         );
         recorded?;
+        if !matches!(outcome, Outcome::Accepted { retry_from: None, .. }) {
+            // Whatever is recorded next (a failure, a partial delivery) comes after them.
+            flow.recording.settle().await?;
+        }
         let (events, bytes) = (head.batch.items.len(), head.batch.bytes());
         match outcome {
             Outcome::Accepted { rejected, retry_from } => {
@@ -352,9 +356,9 @@ impl Dispatcher {
                 );
                 flow.delivered_since_log += progress.delivered;
                 if retry_from.is_none() {
-                    // Committed while the next batch is sent (see `Flow::recording`). A crash
-                    // before the commit sends both batches again: receivers dedup by id.
-                    flow.recording = Some(self.record_in_background(progress));
+                    // Committed while the next batches are sent (see `COMMITS_BEHIND`). A crash
+                    // before the commit sends them again: receivers dedup by id.
+                    flow.recording.start(&self.store, progress);
                 } else {
                     self.record(progress).await?;
                 }
@@ -507,19 +511,9 @@ impl Dispatcher {
     /// rather than stopping, and if dockhand stops first the batch is simply delivered again
     /// (receivers dedup by id). `Err` only when the store closed.
     async fn record(&self, progress: SinkProgress) -> Result<(), StoreError> {
-        settle(Some(self.record_in_background(progress))).await
-    }
-
-    /// [`Dispatcher::record`] on a task of its own.
-    fn record_in_background(&self, progress: SinkProgress) -> tokio::task::JoinHandle<Result<(), StoreError>> {
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            crate::store::until_stored("the sink waits until its progress is recorded", || {
-                store.record_progress(progress.clone())
-            })
-            .await
-            .ok_or(StoreError::Closed)
-        })
+        let mut recording = Recordings::default();
+        recording.start(&self.store, progress);
+        recording.settle().await
     }
 
     /// Records a failed attempt for `status`. Losing that note to a full disk is harmless (the
