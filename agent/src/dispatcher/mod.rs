@@ -11,7 +11,8 @@
 //! attempt is recorded in the store, so a restart resends it as it was. Sizes ([`sizing`]) are
 //! learned from 413 answers. Timing ([`pacing`]): the rate limit, the retry backoff, and the resume
 //! probes sent while a long backoff runs, so delivery resumes within about a second of the
-//! receiver answering again.
+//! receiver answering again. Progress ([`recording`]): each accepted batch's outcome is committed
+//! while the next batches are sent, in order.
 
 pub(crate) mod batches;
 mod pacing;
