@@ -100,8 +100,9 @@ batch = { max_events = 50, linger = "0ms" }
     assert_eq!(daemon.stop().code(), Some(0));
     let received = read_ndjson(&site.path("archive.ndjson"));
     let repeats = check_delivery(&ids, &received);
-    // At-least-once: only the batch in flight at each kill can repeat.
-    assert!(repeats <= kills * 50, "{repeats} repeats after {kills} kills");
+    // At-least-once: only the batch in flight at each kill and the two before it, whose progress
+    // commits may still have been running (contracts §3), can repeat.
+    assert!(repeats <= kills * 3 * 50, "{repeats} repeats after {kills} kills");
     let json: serde_json::Value = serde_json::from_slice(&site.cli(&["status", "--json"]).stdout).unwrap();
     assert_eq!(json["sinks"][0]["pending"], 0, "{json}");
 }
