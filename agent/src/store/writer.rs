@@ -424,8 +424,8 @@ impl Writer {
 /// received, so once the oldest are within retention, so is what follows them; a query that
 /// searched further would read every delivered event still within retention on each
 /// housekeeping step — on a gateway keeping a week of events, a stall of every append (and of
-/// every acknowledgement) for 100 ms and more, once a second. An event whose clock went back
-/// (received_at below an earlier one's) is pruned once the events before it are.
+/// every acknowledgement) for 100 ms and more, once a second. After the clock went back, an
+/// event received before the step blocks those after it only until it expires itself.
 pub(super) fn prune_events(conn: &Connection, settled: i64, cutoff: i64, limit: i64) -> rusqlite::Result<usize> {
     conn.prepare_cached(PRUNE_EVENTS)?.execute(params![settled, cutoff, limit])
 }
